@@ -1,0 +1,93 @@
+"""``python -m include.sagemaker_emulator [--host 127.0.0.1] [--port 4566] [--data-dir .local/emulator]``."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+
+from .config import EmulatorConfig
+
+
+def parse_args(argv: list[str] | None = None) -> EmulatorConfig:
+    parser = argparse.ArgumentParser(prog="python -m include.sagemaker_emulator", description=__doc__)
+    parser.add_argument("--host", default=os.environ.get("EMULATOR_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("EMULATOR_PORT", "4566")))
+    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("EMULATOR_DATA_DIR", ".local/emulator")))
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=float(os.environ.get("EMULATOR_TIME_SCALE", "0")),
+        help="multiplies AWS's nominal transition times (0 = instant, 0.01 = observable)",
+    )
+    parser.add_argument(
+        "--max-training-jobs",
+        type=int,
+        default=int(os.environ.get("EMULATOR_MAX_TRAINING_JOBS", "8")),
+        help="concurrent training jobs before ResourceLimitExceeded, like an account quota",
+    )
+    parser.add_argument(
+        "--mme-cache-size",
+        type=int,
+        default=int(os.environ.get("EMULATOR_MME_CACHE_SIZE", "100")),
+        help="models each multi-model variant keeps loaded (LRU)",
+    )
+    parser.add_argument("--log-level", default=os.environ.get("EMULATOR_LOG_LEVEL", "INFO"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.time_scale < 0:
+        parser.error("--time-scale must be >= 0")
+    return EmulatorConfig(
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir.resolve(),
+        time_scale=args.time_scale,
+        max_concurrent_training_jobs=args.max_training_jobs,
+        mme_cache_size=args.mme_cache_size,
+    )
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc.errno != errno.EADDRINUSE
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_args(argv)
+    if not port_free(config.host, config.port):
+        print(
+            f"Port {config.port} on {config.host} is taken. Choose another with --port N (or EMULATOR_PORT=N).",
+            file=sys.stderr,
+        )
+        return 2
+    import uvicorn
+
+    from .app import EmulatorApp
+    from .emulator import Emulator
+
+    app = EmulatorApp(Emulator(config))
+    print(f"SageMaker emulator on http://{config.host}:{config.port} (data in {config.data_dir})", flush=True)
+    uvicorn.run(
+        app,
+        host=config.host,
+        port=config.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

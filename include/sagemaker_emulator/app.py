@@ -1,0 +1,178 @@
+"""The one HTTP port: an ASGI app that routes each request by the service its SigV4 signature names.
+
+``sagemaker`` requests are ours (``/endpoints/{name}/invocations`` is the runtime, everything else the
+control plane by ``X-Amz-Target``); every other request goes to moto. ``/_emulator/*`` is the emulator's
+own API (health, fault injection).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import uuid
+from typing import Any
+
+from . import control_plane, training  # noqa: F401  (importing registers the operations)
+from .control_plane import RequestContext
+from .emulator import Emulator
+from .errors import AwsError
+from .faults import FaultSpecError
+
+log = logging.getLogger(__name__)
+
+INVOKE_PATH = re.compile(r"^/endpoints/([^/]+)/invocations$")
+CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+JSON_11 = [(b"content-type", b"application/x-amz-json-1.1")]
+
+
+def _headers(scope: dict[str, Any]) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+async def _read_body(receive: Any) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _send(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*headers, (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_json(send: Any, status: int, payload: Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    await _send(send, status, json.dumps(payload).encode(), headers or [(b"content-type", b"application/json")])
+
+
+class EmulatorApp:
+    def __init__(self, emulator: Emulator):
+        self.emulator = emulator
+        self._moto: Any = None
+
+    @property
+    def moto_asgi(self) -> Any:
+        if self._moto is None:
+            from a2wsgi import WSGIMiddleware
+
+            self._moto = WSGIMiddleware(self.emulator.moto.wsgi_app(), workers=8)
+        return self._moto
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        path = scope["path"]
+        if path.startswith("/_emulator/"):
+            await self._emulator_api(scope, receive, send)
+            return
+        headers = _headers(scope)
+        match = CREDENTIAL_SCOPE.search(headers.get("authorization", ""))
+        if match and match.group(2) == "sagemaker":
+            region = match.group(1)
+            invoke = INVOKE_PATH.match(path)
+            body = await _read_body(receive)
+            if invoke:
+                await self._runtime(region, invoke.group(1), headers, body, send)
+            else:
+                await self._control_plane(region, headers, body, send)
+            return
+        await self.moto_asgi(scope, receive, send)
+        if scope["method"] not in ("GET", "HEAD"):
+            self.emulator.moto.mark_dirty()
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await asyncio.to_thread(self.emulator.start)
+                except Exception as exc:
+                    log.exception("emulator failed to start")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await asyncio.to_thread(self.emulator.shutdown)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _control_plane(self, region: str, headers: dict[str, str], body: bytes, send: Any) -> None:
+        request_id = str(uuid.uuid4()).encode()
+        target = headers.get("x-amz-target", "")
+        service, _, operation = target.partition(".")
+        try:
+            if service != "SageMaker" or not operation:
+                raise AwsError("UnknownOperationException", f"Missing or unknown X-Amz-Target {target!r}.")
+            try:
+                request = json.loads(body or b"{}")
+            except ValueError as exc:
+                raise AwsError("SerializationException", f"Request body is not valid JSON: {exc}") from exc
+            ctx = RequestContext(self.emulator, region, operation)
+            result = await asyncio.to_thread(control_plane.dispatch, ctx, request)
+            await _send_json(send, 200, result, [*JSON_11, (b"x-amzn-requestid", request_id)])
+        except AwsError as err:
+            await _send_json(
+                send,
+                err.status,
+                {"__type": err.code, "message": err.message},
+                [*JSON_11, (b"x-amzn-requestid", request_id)],
+            )
+        except Exception as exc:  # a bug of ours: say so, as a 400 botocore will not retry and hide
+            log.exception("control plane %s failed", operation)
+            await _send_json(
+                send,
+                400,
+                {"__type": "InternalEmulatorError", "message": f"{operation}: {exc!r}"},
+                [*JSON_11, (b"x-amzn-requestid", request_id)],
+            )
+
+    async def _runtime(self, region: str, endpoint: str, headers: dict[str, str], body: bytes, send: Any) -> None:
+        serving = self.emulator.serving
+        if serving is None:
+            await _send_json(
+                send,
+                400,
+                {"message": "InvokeEndpoint is not available in this emulator build."},
+                [(b"x-amzn-errortype", b"ValidationError"), (b"content-type", b"application/json")],
+            )
+            return
+        status, response_headers, response_body = await serving.invoke(region, endpoint, headers, body)
+        await _send(
+            send,
+            status,
+            response_body,
+            [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response_headers.items()],
+        )
+
+    async def _emulator_api(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        path, method = scope["path"], scope["method"]
+        body = await _read_body(receive)
+        if path == "/_emulator/health" and method == "GET":
+            await _send_json(send, 200, self.emulator.health())
+        elif path == "/_emulator/faults" and method == "GET":
+            await _send_json(send, 200, {"faults": self.emulator.faults.active()})
+        elif path == "/_emulator/faults" and method == "POST":
+            try:
+                active = self.emulator.faults.add(json.loads(body or b"null"))
+            except (ValueError, FaultSpecError) as exc:
+                await _send_json(send, 400, {"error": str(exc)})
+                return
+            await _send_json(send, 200, {"faults": active})
+        elif path == "/_emulator/faults" and method == "DELETE":
+            self.emulator.faults.clear()
+            await _send_json(send, 200, {"faults": []})
+        else:
+            await _send_json(send, 404, {"error": f"no emulator API at {method} {path}"})

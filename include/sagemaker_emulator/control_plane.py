@@ -1,0 +1,349 @@
+"""The SageMaker control plane (awsJson1_1): the operation registry, listing, tags, models and endpoint
+configurations. Training jobs live in ``training.py`` and endpoints in ``serving/``; both register here."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .errors import AwsError, constraint_error, validation_error
+from .store import public
+from .validation import MODEL_NAME, arn, check_max_results, check_name, check_role, require, split_s3_uri
+
+if TYPE_CHECKING:
+    from .emulator import Emulator
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    emulator: Emulator
+    region: str
+    operation: str
+
+
+Handler = Callable[[RequestContext, dict[str, Any]], dict[str, Any]]
+OPERATIONS: dict[str, Handler] = {}
+
+
+def operation(name: str) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        OPERATIONS[name] = handler
+        return handler
+
+    return register
+
+
+def now() -> float:
+    return time.time()
+
+
+# -- listing ------------------------------------------------------------------------------------------
+def list_page(
+    records: list[dict[str, Any]],
+    body: dict[str, Any],
+    *,
+    name_key: str,
+    status_key: str | None = None,
+    sort_keys: dict[str, str] | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Filter (NameContains, StatusEquals, Creation/LastModifiedTime ranges), sort and page like SageMaker.
+
+    SortBy names map to record keys through ``sort_keys`` (default: Name, CreationTime, Status); the default
+    order is CreationTime descending, as the real List* calls answer.
+    """
+    max_results = check_max_results(body)
+    sort_keys = sort_keys or {"Name": name_key, "CreationTime": "CreationTime", "Status": status_key or name_key}
+    if body.get("NameContains"):
+        needle = body["NameContains"].lower()
+        records = [r for r in records if needle in r[name_key].lower()]
+    if body.get("StatusEquals") and status_key:
+        records = [r for r in records if r.get(status_key) == body["StatusEquals"]]
+    for field, key, keep in (
+        ("CreationTimeAfter", "CreationTime", lambda v, t: v > t),
+        ("CreationTimeBefore", "CreationTime", lambda v, t: v < t),
+        ("LastModifiedTimeAfter", "LastModifiedTime", lambda v, t: v > t),
+        ("LastModifiedTimeBefore", "LastModifiedTime", lambda v, t: v < t),
+    ):
+        if body.get(field) is not None:
+            bound = float(body[field])
+            records = [r for r in records if keep(float(r.get(key, r["CreationTime"])), bound)]
+    sort_by = body.get("SortBy", "CreationTime")
+    if sort_by not in sort_keys:
+        raise constraint_error(sort_by, "sortBy", f"Member must satisfy enum value set: {sorted(sort_keys)}")
+    order = body.get("SortOrder", "Descending")
+    if order not in ("Ascending", "Descending"):
+        raise constraint_error(order, "sortOrder", "Member must satisfy enum value set: [Ascending, Descending]")
+    records.sort(key=lambda r: (r.get(sort_keys[sort_by]) or "", r[name_key]), reverse=order == "Descending")
+    start = 0
+    if body.get("NextToken"):
+        try:
+            start = int(base64.urlsafe_b64decode(body["NextToken"].encode()).decode())
+        except ValueError as exc:
+            raise validation_error("Invalid pagination token.") from exc
+    page = records[start : start + max_results]
+    more = start + max_results < len(records)
+    token = base64.urlsafe_b64encode(str(start + max_results).encode()).decode() if more else None
+    return page, token
+
+
+def paged(result_key: str, items: list[dict[str, Any]], token: str | None) -> dict[str, Any]:
+    answer: dict[str, Any] = {result_key: items}
+    if token:
+        answer["NextToken"] = token
+    return answer
+
+
+# -- tags ---------------------------------------------------------------------------------------------
+def check_tags(tags: Any) -> list[dict[str, str]]:
+    if tags is None:
+        return []
+    if not isinstance(tags, list) or len(tags) > 50:
+        raise constraint_error(tags, "tags", "Member must have length less than or equal to 50")
+    for tag in tags:
+        if not isinstance(tag, dict) or not tag.get("Key"):
+            raise constraint_error(tag, "tags.member.key", "Member must not be null")
+    return [{"Key": t["Key"], "Value": t.get("Value", "")} for t in tags]
+
+
+def save_tags(ctx: RequestContext, resource_arn: str, tags: list[dict[str, str]]) -> None:
+    store = ctx.emulator.store
+    with store.locked():
+        current = {t["Key"]: t["Value"] for t in (store.get("tags", resource_arn) or {}).get("Tags", [])}
+        current.update({t["Key"]: t["Value"] for t in tags})
+        store.put("tags", resource_arn, {"Tags": [{"Key": k, "Value": v} for k, v in current.items()]})
+
+
+def _resource_for_arn(ctx: RequestContext, resource_arn: str) -> dict[str, Any] | None:
+    kinds = {
+        "training-job": "training-job",
+        "model": "model",
+        "endpoint-config": "endpoint-config",
+        "endpoint": "endpoint",
+    }
+    try:
+        kind, name = resource_arn.split(":", 5)[5].split("/", 1)
+    except (IndexError, ValueError):
+        return None
+    return ctx.emulator.store.get(kinds[kind], name) if kind in kinds else None
+
+
+@operation("AddTags")
+def add_tags(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
+    resource_arn = require(body, "ResourceArn")
+    tags = check_tags(require(body, "Tags"))
+    if _resource_for_arn(ctx, resource_arn) is None:
+        raise validation_error(f"Resource {resource_arn} not found")
+    save_tags(ctx, resource_arn, tags)
+    return {"Tags": tags}
+
+
+@operation("ListTags")
+def list_tags(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
+    resource_arn = require(body, "ResourceArn")
+    if _resource_for_arn(ctx, resource_arn) is None:
+        raise validation_error(f"Resource {resource_arn} not found")
+    tags = (ctx.emulator.store.get("tags", resource_arn) or {}).get("Tags", [])
+    return {"Tags": tags}
+
+
+@operation("DeleteTags")
+def delete_tags(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
+    resource_arn = require(body, "ResourceArn")
+    keys = set(require(body, "TagKeys"))
+    store = ctx.emulator.store
+    with store.locked():
+        tags = (store.get("tags", resource_arn) or {}).get("Tags", [])
+        store.put("tags", resource_arn, {"Tags": [t for t in tags if t["Key"] not in keys]})
+    return {}
+
+
+# -- models -------------------------------------------------------------------------------------------
+def _check_container(ctx: RequestContext, container: dict[str, Any], member: str) -> dict[str, Any]:
+    from .algorithms import UnsupportedImageError, algorithm_for_image
+
+    image = container.get("Image")
+    if not image:
+        raise constraint_error("null", f"{member}.image", "Member must not be null")
+    try:
+        algorithm_for_image(image)
+    except UnsupportedImageError as exc:
+        raise validation_error(f"Requested image {image} not found. {exc}") from exc
+    mode = container.get("Mode", "SingleModel")
+    if mode not in ("SingleModel", "MultiModel"):
+        raise constraint_error(mode, f"{member}.mode", "Member must satisfy enum value set: [SingleModel, MultiModel]")
+    data_url = container.get("ModelDataUrl")
+    if mode == "MultiModel" and not data_url:
+        raise validation_error("ModelDataUrl is required for a container in MultiModel mode.")
+    if data_url:
+        split_s3_uri(data_url)
+    return {**container, "Mode": mode}
+
+
+@operation("CreateModel")
+def create_model(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
+    name = check_name(body.get("ModelName"), "modelName", MODEL_NAME)
+    if body.get("ExecutionRoleArn") is not None:
+        check_role(body["ExecutionRoleArn"], "executionRoleArn")
+    containers = body.get("Containers")
+    primary = body.get("PrimaryContainer")
+    if primary is None and not containers:
+        raise validation_error("Either PrimaryContainer or Containers must be specified.")
+    if primary is not None and containers:
+        raise validation_error("PrimaryContainer and Containers cannot both be specified.")
+    if containers and len(containers) > 1:
+        raise validation_error(
+            "The local emulator serves one container per model (inference pipelines are not emulated)."
+        )
+    container = _check_container(ctx, primary or containers[0], "primaryContainer")
+    tags = check_tags(body.get("Tags"))
+    model_arn = arn(ctx.region, "model", name)
+    store = ctx.emulator.store
+    with store.locked():
+        if store.get("model", name) is not None:
+            raise validation_error(f'Cannot create already existing model "{model_arn}".')
+        record = {
+            "ModelName": name,
+            "ModelArn": model_arn,
+            "CreationTime": now(),
+            "EnableNetworkIsolation": bool(body.get("EnableNetworkIsolation", False)),
+        }
+        if primary is not None:
+            record["PrimaryContainer"] = container
+        else:
+            record["Containers"] = [container]
+        for optional in ("ExecutionRoleArn", "VpcConfig", "InferenceExecutionConfig"):
+            if body.get(optional) is not None:
+                record[optional] = body[optional]
+        store.put("model", name, record)
+    if tags:
+        save_tags(ctx, model_arn, tags)
+    return {"ModelArn": model_arn}
+
+
+def get_model(ctx: RequestContext, name: str) -> dict[str, Any]:
+    record = ctx.emulator.store.get("model", name)
+    if record is None:
+        raise validation_error(f'Could not find model "{arn(ctx.region, "model", name)}".')
+    return record
+
+
+@operation("DescribeModel")
+def describe_model(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
+    return public(get_model(ctx, require(body, "ModelName")))
+
+
+@operation("DeleteModel")
+def delete_model(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
+    name = require(body, "ModelName")
+    get_model(ctx, name)
+    ctx.emulator.store.delete("model", name)
+    return {}
+
+
+@operation("ListModels")
+def list_models(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
+    page, token = list_page(ctx.emulator.store.list("model"), body, name_key="ModelName")
+    items = [{k: r[k] for k in ("ModelName", "ModelArn", "CreationTime")} for r in page]
+    return paged("Models", items, token)
+
+
+# -- endpoint configurations ----------------------------------------------------------------------------
+def _check_variant(ctx: RequestContext, variant: Any, index: int) -> dict[str, Any]:
+    member = f"productionVariants.{index}.member"
+    if not isinstance(variant, dict):
+        raise constraint_error(variant, member, "Member must not be null")
+    check_name(variant.get("VariantName"), f"{member}.variantName")
+    model_name = check_name(variant.get("ModelName"), f"{member}.modelName", MODEL_NAME)
+    get_model(ctx, model_name)
+    checked = dict(variant)
+    if "ServerlessConfig" not in variant:
+        count = variant.get("InitialInstanceCount")
+        if not isinstance(count, int) or count < 1:
+            raise constraint_error(
+                count, f"{member}.initialInstanceCount", "Member must have value greater than or equal to 1"
+            )
+        if not variant.get("InstanceType"):
+            raise validation_error(
+                f"Either InstanceType or ServerlessConfig must be specified for variant {variant['VariantName']}."
+            )
+    weight = variant.get("InitialVariantWeight", 1.0)
+    if not isinstance(weight, int | float) or weight < 0:
+        raise constraint_error(
+            weight, f"{member}.initialVariantWeight", "Member must have value greater than or equal to 0"
+        )
+    checked["InitialVariantWeight"] = float(weight)
+    return checked
+
+
+@operation("CreateEndpointConfig")
+def create_endpoint_config(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
+    name = check_name(body.get("EndpointConfigName"), "endpointConfigName")
+    variants = body.get("ProductionVariants")
+    if not isinstance(variants, list) or not 1 <= len(variants) <= 10:
+        raise constraint_error(variants, "productionVariants", "Member must have length between 1 and 10")
+    checked = [_check_variant(ctx, v, i + 1) for i, v in enumerate(variants)]
+    names = [v["VariantName"].lower() for v in checked]
+    if len(set(names)) != len(names):
+        raise validation_error("The production variant names in the endpoint configuration must be unique.")
+    tags = check_tags(body.get("Tags"))
+    config_arn = arn(ctx.region, "endpoint-config", name)
+    store = ctx.emulator.store
+    with store.locked():
+        if store.get("endpoint-config", name) is not None:
+            raise validation_error(f'Cannot create already existing endpoint configuration "{config_arn}".')
+        record = {
+            "EndpointConfigName": name,
+            "EndpointConfigArn": config_arn,
+            "ProductionVariants": checked,
+            "CreationTime": now(),
+        }
+        for optional in ("DataCaptureConfig", "KmsKeyId", "AsyncInferenceConfig", "ShadowProductionVariants"):
+            if body.get(optional) is not None:
+                record[optional] = body[optional]
+        store.put("endpoint-config", name, record)
+    if tags:
+        save_tags(ctx, config_arn, tags)
+    return {"EndpointConfigArn": config_arn}
+
+
+def get_endpoint_config(ctx: RequestContext, name: str) -> dict[str, Any]:
+    record = ctx.emulator.store.get("endpoint-config", name)
+    if record is None:
+        config_arn = arn(ctx.region, "endpoint-config", name)
+        raise validation_error(f'Could not find endpoint configuration "{config_arn}".')
+    return record
+
+
+@operation("DescribeEndpointConfig")
+def describe_endpoint_config(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
+    return public(get_endpoint_config(ctx, require(body, "EndpointConfigName")))
+
+
+@operation("DeleteEndpointConfig")
+def delete_endpoint_config(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
+    name = require(body, "EndpointConfigName")
+    get_endpoint_config(ctx, name)
+    ctx.emulator.store.delete("endpoint-config", name)
+    return {}
+
+
+@operation("ListEndpointConfigs")
+def list_endpoint_configs(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
+    page, token = list_page(ctx.emulator.store.list("endpoint-config"), body, name_key="EndpointConfigName")
+    items = [{k: r[k] for k in ("EndpointConfigName", "EndpointConfigArn", "CreationTime")} for r in page]
+    return paged("EndpointConfigs", items, token)
+
+
+def dispatch(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
+    from .validation import unknown_operation
+
+    handler = OPERATIONS.get(ctx.operation)
+    if handler is None:
+        raise unknown_operation(ctx.operation)
+    fault = ctx.emulator.faults.take("throttle", operation=ctx.operation)
+    if fault is not None:
+        raise AwsError("ThrottlingException", "Rate exceeded")
+    return handler(ctx, body)

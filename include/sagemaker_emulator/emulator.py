@@ -1,0 +1,70 @@
+"""The emulator object: one per server process, holding the state and the planes that act on it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from .aws import MotoFacade
+from .config import EmulatorConfig
+from .faults import FaultRegistry
+from .store import Store
+from .training import TrainingRunner
+
+log = logging.getLogger(__name__)
+
+
+class Emulator:
+    def __init__(self, config: EmulatorConfig):
+        self.config = config
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = Store(config.data_dir)
+        self.moto = MotoFacade(config.data_dir)
+        self.faults = FaultRegistry()
+        self.training = TrainingRunner(self)
+        self.serving: Any = _serving_plane(self)
+        self._stop = threading.Event()
+        self._snapshotter: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.moto.restore()
+        self.training.start()
+        if self.serving is not None:
+            self.serving.start()
+        self._snapshotter = threading.Thread(
+            target=self.moto.run_snapshots,
+            args=(self.config.snapshot_interval, self._stop),
+            name="moto-snapshots",
+            daemon=True,
+        )
+        self._snapshotter.start()
+
+    def shutdown(self) -> None:
+        self.training.shutdown()
+        if self.serving is not None:
+            self.serving.shutdown()
+        self._stop.set()
+        if self._snapshotter is not None:
+            self._snapshotter.join(5)
+        self.moto.snapshot()
+        log.info("emulator state saved in %s", self.config.data_dir)
+
+    def health(self) -> dict[str, Any]:
+        jobs = self.store.list("training-job")
+        return {
+            "status": "ok",
+            "data_dir": str(self.config.data_dir),
+            "time_scale": self.config.time_scale,
+            "training_jobs_in_progress": sum(1 for j in jobs if j["TrainingJobStatus"] == "InProgress"),
+            "endpoints": len(self.store.list("endpoint")),
+            "serving": self.serving is not None,
+        }
+
+
+def _serving_plane(emulator: Emulator) -> Any:
+    try:
+        from .serving import ServingPlane
+    except ImportError:
+        return None
+    return ServingPlane(emulator)

@@ -1,0 +1,650 @@
+"""Training jobs: the control-plane operations and the runner that really trains.
+
+Each job runs its algorithm in its own worker process (forked from a forkserver that has xgboost and
+scikit-learn imported already, so a job starts in milliseconds), so a crash, a stop or a timeout can never
+take the server down. The server thread that watches the job downloads the channels from S3 into an
+/opt/ml-like job directory, tails the worker's log into CloudWatch Logs, walks the real
+SecondaryStatus sequence, and uploads ``model.tar.gz`` when the algorithm succeeds.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import multiprocessing
+import os
+import re
+import shutil
+import sys
+import tarfile
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .aws import MissingObject
+from .control_plane import RequestContext, check_tags, list_page, now, operation, paged, save_tags
+from .errors import AwsError, constraint_error, not_found, validation_error
+from .store import public
+from .validation import arn, check_name, check_role, require, split_s3_uri
+
+if TYPE_CHECKING:
+    from .emulator import Emulator
+
+log = logging.getLogger(__name__)
+
+TERMINAL = {"Completed", "Failed", "Stopped"}
+CHANNEL_NAME = re.compile(r"^[A-Za-z0-9\.\-_]+$")
+# Nominal seconds AWS spends in each phase before the real work; multiplied by the time scale.
+NOMINAL_SECONDS = {"Starting": 60.0, "Downloading": 20.0, "Uploading": 5.0, "Stopping": 5.0}
+STATUS_MESSAGES = {
+    "Starting": "Preparing the instances for training",
+    "Downloading": "Downloading the training image",
+    "Training": "Training image download completed. Training in progress.",
+    "Uploading": "Uploading generated training model",
+    "Completed": "Training job completed",
+    "Failed": "Training job failed",
+    "Stopping": "Stopping the training job",
+    "Stopped": "Training job stopped",
+    "MaxRuntimeExceeded": "Job exceeded MaxRuntimeInSeconds provided",
+}
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+
+
+# -- operations -------------------------------------------------------------------------------------------
+def _check_channels(ctx: RequestContext, body: dict[str, Any], role: str) -> list[dict[str, Any]]:
+    channels = body.get("InputDataConfig") or []
+    if not isinstance(channels, list) or len(channels) > 20:
+        raise constraint_error(channels, "inputDataConfig", "Member must have length less than or equal to 20")
+    seen: set[str] = set()
+    checked = []
+    for index, channel in enumerate(channels, start=1):
+        member = f"inputDataConfig.{index}.member"
+        name = channel.get("ChannelName") if isinstance(channel, dict) else None
+        if not name or len(name) > 64 or not CHANNEL_NAME.match(name):
+            raise constraint_error(
+                name, f"{member}.channelName", "Member must satisfy regular expression pattern: [A-Za-z0-9\\.\\-_]+"
+            )
+        if name in seen:
+            raise validation_error(f"Channel names must be unique. Channel {name} is specified more than once.")
+        seen.add(name)
+        source = require(channel, "DataSource", "S3DataSource")
+        uri = require(source, "S3Uri")
+        data_type = require(source, "S3DataType")
+        if data_type != "S3Prefix":
+            raise validation_error(f"S3DataType {data_type} in channel {name} is not emulated locally; use S3Prefix.")
+        bucket, prefix = split_s3_uri(uri)
+        try:
+            found = ctx.emulator.moto.s3_list(bucket, prefix)
+        except MissingObject:
+            found = []
+        if not found:
+            raise validation_error(
+                f'No S3 objects found under S3 URL "{uri}" given in input data source. Please ensure that the '
+                f"bucket exists in the selected region ({ctx.region}), that objects exist under that S3 prefix, "
+                f'and that the role "{role}" has "s3:ListBucket" permissions on bucket "{bucket}".'
+            )
+        checked.append(
+            {
+                **channel,
+                "DataSource": {"S3DataSource": {"S3DataDistributionType": "FullyReplicated", **source}},
+                "CompressionType": channel.get("CompressionType", "None"),
+                "RecordWrapperType": channel.get("RecordWrapperType", "None"),
+            }
+        )
+    return checked
+
+
+@operation("CreateTrainingJob")
+def create_training_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
+    from .algorithms import DEFAULT_METRIC_DEFINITIONS, UnsupportedImageError, algorithm_for_image
+
+    name = check_name(body.get("TrainingJobName"), "trainingJobName")
+    spec = require(body, "AlgorithmSpecification")
+    image = spec.get("TrainingImage")
+    if not image:
+        raise validation_error(
+            "AlgorithmSpecification.TrainingImage is required (algorithm resources are not emulated)."
+        )
+    try:
+        algorithm = algorithm_for_image(image)
+    except UnsupportedImageError as exc:
+        raise validation_error(f"Requested image {image} not found. {exc}") from exc
+    input_mode = require(spec, "TrainingInputMode")
+    if input_mode not in ("File", "Pipe", "FastFile"):
+        raise constraint_error(
+            input_mode,
+            "algorithmSpecification.trainingInputMode",
+            "Member must satisfy enum value set: [Pipe, File, FastFile]",
+        )
+    role = check_role(require(body, "RoleArn"))
+    output_path = require(body, "OutputDataConfig", "S3OutputPath")
+    split_s3_uri(output_path)
+    resources = require(body, "ResourceConfig")
+    require(resources, "InstanceType")
+    count = require(resources, "InstanceCount")
+    if not isinstance(count, int) or count < 1:
+        raise constraint_error(
+            count, "resourceConfig.instanceCount", "Member must have value greater than or equal to 1"
+        )
+    require(resources, "VolumeSizeInGB")
+    stopping = require(body, "StoppingCondition")
+    max_runtime = stopping.get("MaxRuntimeInSeconds", 86400)
+    if not isinstance(max_runtime, int) or max_runtime < 1:
+        raise constraint_error(
+            max_runtime, "stoppingCondition.maxRuntimeInSeconds", "Member must have value greater than or equal to 1"
+        )
+    hyperparameters = body.get("HyperParameters") or {}
+    if not isinstance(hyperparameters, dict) or len(hyperparameters) > 100:
+        raise constraint_error(hyperparameters, "hyperParameters", "Member must have length less than or equal to 100")
+    for key, value in hyperparameters.items():
+        if not isinstance(value, str):
+            raise constraint_error(value, f"hyperParameters.{key}", "Member must be a string")
+    channels = _check_channels(ctx, body, role)
+    tags = check_tags(body.get("Tags"))
+
+    emulator = ctx.emulator
+    job_arn = arn(ctx.region, "training-job", name)
+    created = now()
+    store = emulator.store
+    with store.locked():
+        if store.get("training-job", name) is not None:
+            raise AwsError(
+                "ResourceInUse",
+                "Training job names must be unique within an AWS account and region, and a training job with "
+                f"this name already exists ({job_arn})",
+            )
+        running = sum(1 for j in store.list("training-job") if j["TrainingJobStatus"] in ("InProgress", "Stopping"))
+        limit = emulator.config.max_concurrent_training_jobs
+        if running >= limit:
+            raise AwsError(
+                "ResourceLimitExceeded",
+                f"The account-level service limit '{resources['InstanceType']} for training job usage' is {limit} "
+                f"Instances, with current utilization of {running} Instances and a request delta of 1 Instances. "
+                "Please use AWS Service Quotas to request an increase for this quota. If AWS Service Quotas is not "
+                "available, contact AWS support to request an increase for this quota.",
+            )
+        record = {
+            "TrainingJobName": name,
+            "TrainingJobArn": job_arn,
+            "ModelArtifacts": {"S3ModelArtifacts": ""},
+            "TrainingJobStatus": "InProgress",
+            "SecondaryStatus": "Starting",
+            "HyperParameters": hyperparameters,
+            "AlgorithmSpecification": {
+                **spec,
+                "MetricDefinitions": spec.get("MetricDefinitions") or DEFAULT_METRIC_DEFINITIONS.get(algorithm, []),
+                "EnableSageMakerMetricsTimeSeries": spec.get("EnableSageMakerMetricsTimeSeries", False),
+            },
+            "RoleArn": role,
+            "InputDataConfig": channels,
+            "OutputDataConfig": {"KmsKeyId": "", "CompressionType": "GZIP", **body["OutputDataConfig"]},
+            "ResourceConfig": resources,
+            "StoppingCondition": {**stopping, "MaxRuntimeInSeconds": max_runtime},
+            "CreationTime": created,
+            "LastModifiedTime": created,
+            "SecondaryStatusTransitions": [
+                {"Status": "Starting", "StartTime": created, "StatusMessage": STATUS_MESSAGES["Starting"]}
+            ],
+            "EnableNetworkIsolation": bool(body.get("EnableNetworkIsolation", False)),
+            "EnableInterContainerTrafficEncryption": bool(body.get("EnableInterContainerTrafficEncryption", False)),
+            "EnableManagedSpotTraining": bool(body.get("EnableManagedSpotTraining", False)),
+            "_algorithm": algorithm,
+            "_region": ctx.region,
+            "_log_stream": f"{name}/algo-1-{int(created)}",
+        }
+        for optional in (
+            "VpcConfig",
+            "CheckpointConfig",
+            "DebugHookConfig",
+            "Environment",
+            "RetryStrategy",
+            "ExperimentConfig",
+            "ProfilerConfig",
+        ):
+            if body.get(optional) is not None:
+                record[optional] = body[optional]
+        store.put("training-job", name, record)
+    if tags:
+        save_tags(ctx, job_arn, tags)
+    emulator.training.submit(name)
+    return {"TrainingJobArn": job_arn}
+
+
+def _get_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
+    record = ctx.emulator.store.get("training-job", require(body, "TrainingJobName"))
+    if record is None:
+        raise not_found()
+    return record
+
+
+@operation("DescribeTrainingJob")
+def describe_training_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
+    return public(_get_job(ctx, body))
+
+
+@operation("StopTrainingJob")
+def stop_training_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
+    record = _get_job(ctx, body)
+    status = record["TrainingJobStatus"]
+    if status in TERMINAL:
+        raise validation_error(f"The request was rejected because the training job is in status {status}.")
+    ctx.emulator.training.stop(record["TrainingJobName"])
+    return {}
+
+
+@operation("ListTrainingJobs")
+def list_training_jobs(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
+    page, token = list_page(
+        ctx.emulator.store.list("training-job"), body, name_key="TrainingJobName", status_key="TrainingJobStatus"
+    )
+    keys = (
+        "TrainingJobName",
+        "TrainingJobArn",
+        "CreationTime",
+        "TrainingEndTime",
+        "LastModifiedTime",
+        "TrainingJobStatus",
+        "SecondaryStatus",
+    )
+    return paged("TrainingJobSummaries", [{k: r[k] for k in keys if k in r} for r in page], token)
+
+
+# -- the worker process ---------------------------------------------------------------------------------------
+def run_algorithm(algorithm: str, job_dir: str) -> None:
+    """Entry point of a worker process: run the algorithm; a failure leaves its reason in output/failure."""
+    from .algorithms import AlgorithmClientError, AlgorithmError, train
+
+    root = Path(job_dir)
+    with open(root / "output" / "algo-1.log", "a", buffering=1) as log_file:
+
+        def emit(line: str) -> None:
+            log_file.write(line.rstrip("\n") + "\n")
+
+        try:
+            train(algorithm, root, emit)
+        except AlgorithmClientError as exc:
+            _fail(root, f"ClientError: {exc}", emit)
+            sys.exit(1)
+        except AlgorithmError as exc:
+            _fail(root, f"AlgorithmError: {exc}", emit)
+            sys.exit(2)
+        except Exception as exc:  # any crash of the algorithm is the algorithm's error, as on AWS
+            _fail(root, f"AlgorithmError: framework error: \n{traceback.format_exc()}\n{exc}", emit)
+            sys.exit(2)
+
+
+def _fail(root: Path, reason: str, emit: Any) -> None:
+    emit(reason)
+    (root / "output" / "failure").write_text(reason)
+
+
+def _warm_up() -> None:
+    """Runs in a throwaway worker so the forkserver is started before the first job needs it."""
+
+
+class _Stopped(Exception):
+    def __init__(self, secondary: str):
+        super().__init__(secondary)
+        self.secondary = secondary
+
+
+class TrainingRunner:
+    def __init__(self, emulator: Emulator):
+        self.emulator = emulator
+        self._stop_events: dict[str, threading.Event] = {}
+        self._threads: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()
+        self._shutting_down = threading.Event()
+        self._mp = multiprocessing.get_context("forkserver")
+        self._mp.set_forkserver_preload(
+            [
+                "include.sagemaker_emulator.algorithms",
+                "xgboost",
+                "numpy",
+                "sklearn.linear_model",
+                "sklearn.preprocessing",
+            ]
+        )
+        self.jobs_root = Path(emulator.config.data_dir) / "training"
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.recover()
+        threading.Thread(target=self._warm, name="forkserver-warmup", daemon=True).start()
+
+    def _warm(self) -> None:
+        try:
+            worker = self._mp.Process(target=_warm_up)
+            worker.start()
+            worker.join()
+        except Exception:
+            log.exception("could not warm up the training forkserver")
+
+    def recover(self) -> None:
+        """Jobs that were running when the emulator stopped come back Failed, saying why."""
+        for record in self.emulator.store.list("training-job"):
+            if record["TrainingJobStatus"] in ("InProgress", "Stopping"):
+                self._finish(
+                    record["TrainingJobName"],
+                    "Failed",
+                    "Failed",
+                    failure="InternalServerError: The local SageMaker emulator stopped while this "
+                    "training job was running. Start the job again under a new name.",
+                )
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        self._shutting_down.set()
+        with self._lock:
+            events = list(self._stop_events.values())
+            threads = list(self._threads.values())
+        for event in events:
+            event.set()
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    # -- jobs -------------------------------------------------------------------------------------------------
+    def submit(self, name: str) -> None:
+        stop = threading.Event()
+        thread = threading.Thread(target=self._run, args=(name, stop), name=f"training-{name}", daemon=True)
+        with self._lock:
+            self._stop_events[name] = stop
+            self._threads[name] = thread
+        thread.start()
+
+    def stop(self, name: str) -> None:
+        self._transition(name, "Stopping", primary="Stopping")
+        with self._lock:
+            event = self._stop_events.get(name)
+        if event is not None:
+            event.set()
+
+    def _transition(
+        self, name: str, secondary: str, primary: str | None = None, message: str | None = None, **fields: Any
+    ) -> None:
+        stamp = now()
+
+        def change(record: dict[str, Any]) -> None:
+            transitions = record["SecondaryStatusTransitions"]
+            if transitions and transitions[-1]["Status"] == secondary:
+                return
+            if transitions and "EndTime" not in transitions[-1]:
+                transitions[-1]["EndTime"] = stamp
+            entry = {
+                "Status": secondary,
+                "StartTime": stamp,
+                "StatusMessage": message or STATUS_MESSAGES.get(secondary, secondary),
+            }
+            if secondary in ("Completed", "Failed", "Stopped", "MaxRuntimeExceeded"):
+                entry["EndTime"] = stamp
+            transitions.append(entry)
+            record["SecondaryStatus"] = secondary
+            if primary:
+                record["TrainingJobStatus"] = primary
+            record["LastModifiedTime"] = stamp
+            record.update(fields)
+
+        self.emulator.store.update("training-job", name, change)
+
+    def _finish(self, name: str, primary: str, secondary: str, failure: str | None = None, **fields: Any) -> None:
+        extra = dict(fields)
+        if failure:
+            extra["FailureReason"] = failure
+        self._transition(name, secondary, primary=primary, **extra)
+
+    def _wait(self, seconds: float, stop: threading.Event) -> None:
+        if seconds > 0 and stop.wait(seconds):
+            raise _Stopped("Stopped")
+        if stop.is_set():
+            raise _Stopped("Stopped")
+
+    def _run(self, name: str, stop: threading.Event) -> None:
+        emulator = self.emulator
+        record = emulator.store.get("training-job", name)
+        assert record is not None
+        region = record["_region"]
+        job_dir = self.jobs_root / name
+        logs = _LogShipper(emulator, region, record["_log_stream"])
+        started = time.monotonic()
+        max_runtime = record["StoppingCondition"]["MaxRuntimeInSeconds"]
+        try:
+            self._wait(emulator.config.scaled(NOMINAL_SECONDS["Starting"]), stop)
+            self._transition(name, "Downloading")
+            self._prepare(record, job_dir)
+            self._wait(emulator.config.scaled(NOMINAL_SECONDS["Downloading"]), stop)
+            self._transition(name, "Training", TrainingStartTime=now())
+            injected = emulator.faults.take("training_failure", name=name)
+            if injected is not None:
+                reason = injected.get("reason") or "AlgorithmError: injected training failure (emulator fault)"
+                logs.add(reason)
+                raise _Failed(reason)
+            exitcode = self._train(record, job_dir, stop, logs, started, max_runtime)
+            logs.ship()
+            if exitcode != 0:
+                failure_file = job_dir / "output" / "failure"
+                reason = (
+                    failure_file.read_text()
+                    if failure_file.exists()
+                    else f"AlgorithmError: the algorithm process exited with code {exitcode}"
+                )
+                raise _Failed(reason)
+            training_end = now()
+            self._transition(name, "Uploading")
+            artifact = self._upload(record, job_dir)
+            self._wait(emulator.config.scaled(NOMINAL_SECONDS["Uploading"]), stop)
+            metrics = _final_metrics(record, logs.lines)
+            self._finish_completed(name, record, artifact, metrics, training_end)
+        except _Stopped as stopped:
+            logs.ship()
+            if self._shutting_down.is_set():
+                self._finish(
+                    name,
+                    "Failed",
+                    "Failed",
+                    failure="InternalServerError: The local SageMaker emulator stopped while this "
+                    "training job was running. Start the job again under a new name.",
+                )
+            else:
+                self._transition(name, "Stopping", primary="Stopping")
+                self._finish(
+                    name,
+                    "Stopped",
+                    stopped.secondary,
+                    TrainingEndTime=now(),
+                    **_times(emulator.store.get("training-job", name)),
+                )
+        except _Failed as failed:
+            logs.add(str(failed))
+            logs.ship()
+            self._finish(name, "Failed", "Failed", failure=str(failed), TrainingEndTime=now())
+        except Exception as exc:  # a bug of ours must still end the job, not leave it InProgress forever
+            log.exception("training job %s failed inside the emulator", name)
+            self._finish(name, "Failed", "Failed", failure=f"InternalServerError: {exc}", TrainingEndTime=now())
+        finally:
+            shutil.rmtree(job_dir, ignore_errors=True)
+            with self._lock:
+                self._stop_events.pop(name, None)
+                self._threads.pop(name, None)
+
+    def _prepare(self, record: dict[str, Any], job_dir: Path) -> None:
+        shutil.rmtree(job_dir, ignore_errors=True)
+        config_dir = job_dir / "input" / "config"
+        for folder in (config_dir, job_dir / "model", job_dir / "output" / "data"):
+            folder.mkdir(parents=True, exist_ok=True)
+        default_mode = record["AlgorithmSpecification"]["TrainingInputMode"]
+        input_config = {}
+        for channel in record["InputDataConfig"]:
+            name = channel["ChannelName"]
+            source = channel["DataSource"]["S3DataSource"]
+            bucket, prefix = split_s3_uri(source["S3Uri"])
+            target = job_dir / "input" / "data" / name
+            target.mkdir(parents=True, exist_ok=True)
+            for key, _size in self.emulator.moto.s3_list(bucket, prefix):
+                if key.endswith("/"):
+                    continue
+                relative = key[len(prefix) :].lstrip("/") or os.path.basename(key)
+                path = target / relative
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(self.emulator.moto.s3_get(bucket, key))
+            entry = {
+                "TrainingInputMode": channel.get("InputMode", default_mode),
+                "S3DistributionType": source.get("S3DataDistributionType", "FullyReplicated"),
+                "RecordWrapperType": channel.get("RecordWrapperType", "None"),
+            }
+            if channel.get("ContentType"):
+                entry["ContentType"] = channel["ContentType"]
+            input_config[name] = entry
+        (config_dir / "hyperparameters.json").write_text(json.dumps(record["HyperParameters"]))
+        (config_dir / "inputdataconfig.json").write_text(json.dumps(input_config))
+        (config_dir / "resourceconfig.json").write_text(json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}))
+
+    def _train(
+        self,
+        record: dict[str, Any],
+        job_dir: Path,
+        stop: threading.Event,
+        logs: _LogShipper,
+        started: float,
+        max_runtime: int,
+    ) -> int:
+        log_path = job_dir / "output" / "algo-1.log"
+        log_path.touch()
+        worker = self._mp.Process(target=run_algorithm, args=(record["_algorithm"], str(job_dir)), daemon=True)
+        worker.start()
+        offset = 0
+        try:
+            while True:
+                worker.join(0.02)
+                offset = logs.read(log_path, offset)
+                if worker.exitcode is not None:
+                    return worker.exitcode
+                if stop.is_set():
+                    _terminate(worker)
+                    raise _Stopped("Stopped")
+                if time.monotonic() - started > max_runtime:
+                    _terminate(worker)
+                    raise _Stopped("MaxRuntimeExceeded")
+                logs.ship_if_due()
+        finally:
+            logs.read(log_path, offset)
+
+    def _upload(self, record: dict[str, Any], job_dir: Path) -> str:
+        bucket, prefix = split_s3_uri(record["OutputDataConfig"]["S3OutputPath"])
+        base = "/".join(p for p in (prefix.rstrip("/"), record["TrainingJobName"], "output") if p)
+        self.emulator.moto.s3_put(bucket, f"{base}/model.tar.gz", _tar_gz(job_dir / "model"))
+        output_data = job_dir / "output" / "data"
+        if any(output_data.iterdir()):
+            self.emulator.moto.s3_put(bucket, f"{base}/output.tar.gz", _tar_gz(output_data))
+        return f"s3://{bucket}/{base}/model.tar.gz"
+
+    def _finish_completed(
+        self, name: str, record: dict[str, Any], artifact: str, metrics: list[dict[str, Any]], training_end: float
+    ) -> None:
+        current = self.emulator.store.get("training-job", name) or record
+        times = _times({**current, "TrainingEndTime": training_end})
+        self._finish(
+            name,
+            "Completed",
+            "Completed",
+            ModelArtifacts={"S3ModelArtifacts": artifact},
+            FinalMetricDataList=metrics,
+            TrainingEndTime=training_end,
+            **times,
+        )
+
+
+class _Failed(Exception):
+    pass
+
+
+def _times(record: dict[str, Any] | None) -> dict[str, Any]:
+    if not record or "TrainingStartTime" not in record:
+        return {}
+    end = record.get("TrainingEndTime") or now()
+    seconds = max(1, round(end - record["TrainingStartTime"]))
+    return {
+        "TrainingTimeInSeconds": seconds,
+        "BillableTimeInSeconds": seconds * record["ResourceConfig"]["InstanceCount"],
+    }
+
+
+def _terminate(worker: Any) -> None:
+    # SIGTERM first, as SageMaker does, then kill what does not stop.
+    worker.terminate()
+    worker.join(2.0)
+    if worker.is_alive():
+        worker.kill()
+        worker.join(1.0)
+
+
+def _tar_gz(folder: Path) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                tar.add(path, arcname=str(path.relative_to(folder)))
+    return buffer.getvalue()
+
+
+def _final_metrics(record: dict[str, Any], lines: list[str]) -> list[dict[str, Any]]:
+    """The last value of each MetricDefinition's regex in the job's own log, as SageMaker reports them."""
+    results = []
+    stamp = now()
+    for definition in record["AlgorithmSpecification"].get("MetricDefinitions") or []:
+        try:
+            pattern = re.compile(definition["Regex"])
+        except re.error:
+            continue
+        value = None
+        for line in lines:
+            match = pattern.match(line)
+            if match and match.groups():
+                try:
+                    value = float(match.group(1))
+                except ValueError:
+                    continue
+        if value is not None:
+            results.append({"MetricName": definition["Name"], "Value": value, "Timestamp": stamp})
+    return results
+
+
+class _LogShipper:
+    """Collects the worker's log lines and ships them to CloudWatch Logs in batches."""
+
+    def __init__(self, emulator: Emulator, region: str, stream: str):
+        self.emulator = emulator
+        self.region = region
+        self.stream = stream
+        self.lines: list[str] = []
+        self._pending: list[tuple[int, str]] = []
+        self._last_ship = time.monotonic()
+        self._partial = b""
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+        self._pending.append((int(time.time() * 1000), line))
+
+    def read(self, path: Path, offset: int) -> int:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            chunk = fh.read()
+        if not chunk:
+            return offset
+        data = self._partial + chunk
+        *complete, self._partial = data.split(b"\n")
+        for raw in complete:
+            self.add(raw.decode("utf-8", "replace"))
+        return offset + len(chunk)
+
+    def ship_if_due(self) -> None:
+        if self._pending and time.monotonic() - self._last_ship > 0.5:
+            self.ship()
+
+    def ship(self) -> None:
+        if self._pending:
+            batch, self._pending = self._pending, []
+            self.emulator.moto.logs_put(self.region, LOG_GROUP, self.stream, batch)
+        self._last_ship = time.monotonic()
