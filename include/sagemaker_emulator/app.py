@@ -19,11 +19,13 @@ from .control_plane import RequestContext
 from .emulator import Emulator
 from .errors import AwsError
 from .faults import FaultSpecError
+from .store import public
 
 log = logging.getLogger(__name__)
 
 INVOKE_PATH = re.compile(r"^/endpoints/([^/]+)/invocations$")
 CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+RESOURCE_KINDS = ("training-job", "model", "endpoint-config", "endpoint")
 JSON_11 = [(b"content-type", b"application/x-amz-json-1.1")]
 
 
@@ -162,6 +164,14 @@ class EmulatorApp:
         body = await _read_body(receive)
         if path == "/_emulator/health" and method == "GET":
             await _send_json(send, 200, self.emulator.health())
+        elif path.startswith("/_emulator/resources/") and method == "GET":
+            # What the extra links in the Airflow UI open locally: a resource's description, as JSON.
+            kind, _, name = path[len("/_emulator/resources/") :].partition("/")
+            record = self.emulator.store.get(kind, name) if kind in RESOURCE_KINDS and name else None
+            if record is None:
+                await _send_json(send, 404, {"error": f"no {kind} named {name!r}"})
+            else:
+                await _send_json(send, 200, public(record))
         elif path == "/_emulator/faults" and method == "GET":
             await _send_json(send, 200, {"faults": self.emulator.faults.active()})
         elif path == "/_emulator/faults" and method == "POST":
