@@ -9,6 +9,7 @@ row-to-row spread of house prices, which dwarfs the difference between two good 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -27,6 +28,13 @@ __all__ = [
 METRICS = ("rmse", "mae", "accuracy")
 MIN_ROWS = 10
 TEST_NAME = "paired t-test (two-sided) on per-row losses"
+
+
+def _is_number(value: Any) -> bool:
+    """A real number but not a bool (numpy scalars included)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 _LOSS_NAMES = {"rmse": "squared error", "mae": "absolute error", "accuracy": "0/1 miss"}
 
 
@@ -82,9 +90,9 @@ def compare_variants(
 
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
-    if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0 < confidence < 1:
+    if not _is_number(confidence) or not 0 < confidence < 1:
         raise ValueError(f"confidence must be a number strictly between 0 and 1, got {confidence!r}")
-    if not isinstance(min_improvement, int | float) or not math.isfinite(min_improvement) or min_improvement < 0:
+    if not _is_number(min_improvement) or not math.isfinite(min_improvement) or min_improvement < 0:
         raise ValueError(f"min_improvement must be a finite number >= 0, got {min_improvement!r}")
     if len(names) != 2 or not all(isinstance(n, str) and n for n in names) or names[0] == names[1]:
         raise ValueError(f"names must be two different non-empty strings, got {names!r}")
@@ -211,7 +219,7 @@ def traffic_share_check(
     expected share. A variant missing from ``invocations`` counts as 0 invocations.
     """
     checked = validate_weights(weights)
-    if isinstance(tolerance, bool) or not isinstance(tolerance, int | float) or not 0 <= tolerance <= 1:
+    if not _is_number(tolerance) or not 0 <= tolerance <= 1:
         raise ValueError(f"tolerance must be a number within [0, 1], got {tolerance!r}")
     unknown = [name for name in invocations if name not in checked]
     if unknown:
@@ -219,7 +227,7 @@ def traffic_share_check(
     counts: dict[str, float] = {}
     for name in checked:
         value = invocations.get(name, 0)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        if not _is_number(value) or not math.isfinite(value) or value < 0:
             raise ValueError(f"invocations of {name!r} must be a finite number >= 0, got {value!r}")
         counts[name] = float(value)
     total_weight = sum(checked.values())

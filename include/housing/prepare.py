@@ -6,6 +6,7 @@ Output formats are what the built-in SageMaker XGBoost (and Linear Learner) read
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import io
 from collections import Counter
@@ -127,13 +128,14 @@ def prepare_listings(
 
     if not raw_csv or not raw_csv.strip():
         raise DataValidationError(f"{location}: the listings file is empty")
+    # csv.reader rather than pandas.read_csv: a ragged row must be quarantined, not fail the whole
+    # file (or, worse, silently turn the first column into an index). Everything stays text here:
+    # numeric parsing is one of the checks.
     try:
-        # Everything as text: numeric parsing is one of the checks, not something to fail on here.
-        raw = pd.read_csv(io.StringIO(raw_csv), dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        records = [record for record in csv.reader(io.StringIO(raw_csv)) if record]
+    except csv.Error as error:
         raise DataValidationError(f"{location}: the listings are not readable CSV: {error}") from None
-    header = [str(c).strip() for c in raw.columns]
-    raw.columns = header
+    header = [name.strip() for name in records[0]]
     missing = [c for c in RAW_COLUMNS if c not in header]
     extra = [c for c in header if c not in RAW_COLUMNS]
     duplicated = sorted({c for c in header if header.count(c) > 1})
@@ -148,10 +150,15 @@ def prepare_listings(
         raise DataValidationError(
             f"{location}: schema mismatch: {'; '.join(parts)} (expected {', '.join(RAW_COLUMNS)})"
         )
-    raw = raw[list(RAW_COLUMNS)]
-    total = len(raw)
+    body = records[1:]
+    total = len(body)
     if total == 0:
         raise DataValidationError(f"{location}: the listings file has a header but no rows")
+    width = len(header)
+    field_counts = np.array([len(record) for record in body])
+    # Pad short rows and cut long ones so the frame is rectangular; the row is flagged below.
+    raw = pd.DataFrame([(record + [""] * width)[:width] for record in body], columns=header, dtype=str)
+    raw = raw[list(RAW_COLUMNS)]
 
     # One list of (category, detail) per row; category feeds the summary, detail the REASON column.
     problems: list[list[tuple[str, str]]] = [[] for _ in range(total)]
@@ -162,6 +169,8 @@ def prepare_listings(
             detail = template.format(value=texts[index]) if template and texts else category
             problems[index].append((category, detail))
 
+    ragged = field_counts != width
+    flag(ragged, "wrong number of fields", f"row has {{value}} fields, expected {width}", field_counts.tolist())
     ids = raw[LISTING_ID_COLUMN].str.strip()
     flag((ids == "").to_numpy(), f"{LISTING_ID_COLUMN} missing")
     dup = (ids.duplicated(keep="first") & (ids != "")).to_numpy()
@@ -216,8 +225,10 @@ def prepare_listings(
         quarantine_csv = quarantine.to_csv(index=False, lineterminator="\n")
 
     good = pd.DataFrame({c: numbers[c][~bad] for c in (LABEL_COLUMN, *FEATURE_COLUMNS)})
+    # Whole-number columns are checked above; the price may carry cents, so it stays float unless whole.
     for column in (LABEL_COLUMN, *_WHOLE_NUMBER_COLUMNS):
-        good[column] = good[column].astype("int64")
+        if (good[column] == good[column].round()).all():
+            good[column] = good[column].astype("int64")
     order = np.random.default_rng(seed).permutation(good_count)
     train_n, validation_n, test_n = split_sizes(good_count)
 

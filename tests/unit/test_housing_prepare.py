@@ -158,3 +158,21 @@ def test_channel_prefix():
     assert channel_prefix("data", "20261123", "Houston_TX") == "data/date=2026-11-23/location=Houston_TX"
     with pytest.raises(ValueError):
         channel_prefix("data", "2026-11-23", "houston")
+
+
+def test_ragged_rows_are_quarantined_not_fatal():
+    good = [f"g{i},300000,1990,2000,3,2.0,0.5,1" for i in range(20)]
+    raw = "\n".join([HEADER, "short,1,2", *good, "long,300000,1990,2000,3,2.0,0.5,1,extra", ""])
+    prepared = _prepare(raw, max_bad_fraction=0.2)
+    assert prepared.rows_total == 22 and prepared.rows_bad == 2 and prepared.rows_good == 20
+    quarantine = list(csv.DictReader(io.StringIO(prepared.quarantine_csv)))
+    assert [row["LISTING_ID"] for row in quarantine] == ["short", "long"]
+    assert quarantine[0][REASON_COLUMN].startswith("row has 3 fields, expected 8")
+    assert quarantine[1][REASON_COLUMN] == "row has 9 fields, expected 8"
+    assert prepared.bad_reasons["wrong number of fields"] == 2
+
+
+def test_prices_with_cents_are_kept_exactly():
+    raw = HEADER + "\n" + "\n".join(f"i{i},300000.5,1990,2000,3,2.0,0.5,1" for i in range(10))
+    prepared = _prepare(raw)
+    assert {row[0] for row in _lines(prepared.train_csv)} == {"300000.5"}
