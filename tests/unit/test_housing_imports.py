@@ -2,6 +2,9 @@
 
 import subprocess
 import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 MODULES = ("locations", "naming", "feed", "prepare", "evaluation", "ab_testing", "reports", "params")
 HEAVY = ("numpy", "pandas", "scipy", "matplotlib", "airflow", "boto3", "botocore")
@@ -10,5 +13,5 @@ HEAVY = ("numpy", "pandas", "scipy", "matplotlib", "airflow", "boto3", "botocore
 def test_importing_the_domain_code_stays_cheap():
     imports = "; ".join(f"import include.housing.{name}" for name in MODULES)
     check = f"import sys; {imports}; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
-    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True, cwd=REPO_ROOT)
     assert result.stdout.strip() == "", f"heavy modules imported at module level: {result.stdout.strip()}"
