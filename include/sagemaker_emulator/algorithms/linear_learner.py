@@ -291,8 +291,6 @@ def train(job_dir: pathlib.Path, log: Callable[[str], None]) -> None:
             raise AlgorithmClientError(f"Unable to read data channel '{name}': label_size must be 1.")
 
     emit = lambda m: log(f"{_prefix()} {m}")  # noqa: E731
-    emit("Reading default configuration from /opt/amazon/lib/python3.8/site-packages/algorithm/resources/"
-         "default-input.json: {...}")  # fmt: skip
     emit(f"Final configuration: {json.dumps({k: str(v) for k, v in raw_hp.items()}, sort_keys=True)}")
     train_data = _load(job_dir, "train", log)
     if train_data is None:
@@ -403,6 +401,7 @@ def train(job_dir: pathlib.Path, log: Callable[[str], None]) -> None:
                     "lower learning_rate or enable normalize_data."
                 )
             emit(f"#quality_metric: host={host}, epoch={epoch}, train {objective} <loss>={train_loss}")
+            emit(f"#progress_metric: host={host}, completed {100.0 * (epoch + 1) / epochs} % of epochs")
             watched = train_loss
             if val_data is not None:
                 watched = _objective_value(model, val_data[:, 1:], val_data[:, 0])

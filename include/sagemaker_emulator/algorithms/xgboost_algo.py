@@ -491,6 +491,11 @@ def train(job_dir: pathlib.Path, log: Callable[[str], None], version: str = DEFA
                      "(same as the SageMaker XGBoost 1.3-1+ container)."))
             early_stopping_rounds = None
 
+    if fmt == _data.LIBSVM and val_set is not None and val_set.num_cols != train_set.num_cols:
+        # sparse files only name the columns they use; give both matrices the same width
+        width = max(val_set.num_cols, train_set.num_cols)
+        for ds in (train_set, val_set):
+            ds.features.resize((ds.num_rows, width))
     try:
         dtrain = _to_dmatrix(train_set, nthread)
         evals = [(dtrain, "train")]
