@@ -1,0 +1,12 @@
+"""The emulator's serving plane: endpoints (control plane) and InvokeEndpoint (runtime).
+
+Importing this package registers CreateEndpoint, DescribeEndpoint, ListEndpoints, UpdateEndpoint,
+DeleteEndpoint and UpdateEndpointWeightsAndCapacities with the control plane.
+"""
+
+from __future__ import annotations
+
+from . import endpoints  # noqa: F401  (registers the endpoint operations)
+from .plane import ServingPlane
+
+__all__ = ["ServingPlane"]

@@ -1,0 +1,651 @@
+"""The serving plane: endpoint deployments (threads that walk AWS's status machine) and InvokeEndpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import threading
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from ..algorithms import ModelInvocationError, algorithm_for_image
+from ..aws import MissingObject
+from ..config import ACCOUNT_ID
+from ..validation import arn
+from .runtime import MissingModelData, Route, Variant, load_archive
+from .telemetry import Telemetry
+
+if TYPE_CHECKING:
+    from ..emulator import Emulator
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 6291456
+INLINE_BODY = 65536  # larger payloads are predicted in a thread so the event loop keeps serving
+# Nominal AWS durations (seconds), multiplied by --time-scale.
+PROVISION_SECONDS = 240.0
+ROLLBACK_SECONDS = 60.0
+WEIGHTS_SECONDS = 30.0
+DELETE_SECONDS = 30.0
+ERROR_NAMESPACE = ":http://internal.amazon.com/coral/com.amazon.sagemaker/"
+_ERROR_TYPES = {code: code + ERROR_NAMESPACE for code in ("ValidationError", "ModelError")}
+
+
+class DeployError(Exception):
+    """A configuration could not be brought up; ``reason`` is the endpoint's FailureReason."""
+
+
+def _json_error(code: str, status: int, payload: dict[str, Any], variant: str | None) -> tuple[int, dict, bytes]:
+    headers = {
+        "content-type": "application/json",
+        "x-amzn-ErrorType": _ERROR_TYPES.get(code, code + ERROR_NAMESPACE),
+        "x-amzn-RequestId": str(uuid.uuid4()),
+    }
+    if variant:
+        headers["x-Amzn-Invoked-Production-Variant"] = variant
+    return status, headers, json.dumps(payload).encode()
+
+
+def validation(message: str, error_code: str = "VALIDATION_ERROR", variant: str | None = None) -> tuple:
+    return _json_error("ValidationError", 400, {"ErrorCode": error_code, "Message": message}, variant)
+
+
+def resolved_image(image: str) -> str:
+    # A stable digest per image URI: DeployedImages shows what the tag resolved to.
+    return image.split("@")[0].rsplit(":", 1)[0] + "@sha256:" + hashlib.sha256(image.encode()).hexdigest()
+
+
+class ServingPlane:
+    def __init__(self, emulator: Emulator):
+        self.emulator = emulator
+        self.config = emulator.config
+        self.store = emulator.store
+        self.faults = emulator.faults
+        self.telemetry = Telemetry(emulator.moto)
+        # endpoint name (lower case) -> routing table; replaced whole, never mutated.
+        self.routes: dict[str, Route] = {}
+        # endpoint name (lower case) -> the variants of the configuration it serves (the "blue" fleet).
+        self.fleets: dict[str, dict[str, Variant]] = {}
+        self._stop = threading.Event()
+        self._threads: set[threading.Thread] = set()
+
+    # ================================================================================== lifecycle
+    def start(self) -> None:
+        """Bring endpoints back after a restart: the records survived, the loaded models did not."""
+        self.telemetry.start()
+        for record in self.store.list("endpoint"):
+            name, status = record["EndpointName"], record["EndpointStatus"]
+            try:
+                if status == "Creating":
+                    self.begin_create(name)
+                elif status == "Deleting":
+                    self.begin_delete(name)
+                elif status in ("InService", "Updating", "RollingBack", "SystemUpdating"):
+                    self._restore(record)
+            except Exception:
+                log.exception("could not restore endpoint %s", name)
+
+    def _restore(self, record: dict[str, Any]) -> None:
+        name = record["EndpointName"]
+        try:
+            fleet = self._load_fleet(record, self._config(record["EndpointConfigName"]))
+        except DeployError as exc:
+            self._update(name, EndpointStatus="Failed", FailureReason=str(exc), _pending=None)
+            return
+        self._activate(name, fleet, self._weights(record["ProductionVariants"]))
+        status = record["EndpointStatus"]
+        if status == "RollingBack" or (status == "Updating" and not record.get("_pending")):
+            self._update(name, EndpointStatus="InService", PendingDeploymentSummary=None, _pending=None)
+        elif status == "Updating" and record["_pending"]["kind"] == "weights":
+            self.begin_weights(name)
+        elif status == "Updating":
+            self.begin_update(name)  # the interrupted deployment starts over; the old fleet serves meanwhile
+        elif status == "SystemUpdating":
+            self._update(name, EndpointStatus="InService")
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        for thread in list(self._threads):
+            thread.join(2)
+        self.telemetry.shutdown()
+
+    def _spawn(self, target: Any, name: str) -> None:
+        def run() -> None:
+            try:
+                target(name)
+            except Exception:
+                log.exception("deployment thread for endpoint %s failed", name)
+            finally:
+                self._threads.discard(threading.current_thread())
+
+        thread = threading.Thread(target=run, name=f"endpoint-{name}", daemon=True)
+        self._threads.add(thread)
+        thread.start()
+
+    def _sleep(self, nominal: float) -> bool:
+        """Wait the scaled nominal duration; False when the emulator is stopping (leave state as is)."""
+        seconds = self.config.scaled(nominal)
+        if seconds > 0:
+            self._stop.wait(seconds)
+        return not self._stop.is_set()
+
+    # ================================================================================== records
+    def _record(self, name: str) -> dict[str, Any] | None:
+        return self.store.get("endpoint", name)
+
+    def _update(self, name: str, **fields: Any) -> dict[str, Any] | None:
+        def change(record: dict[str, Any]) -> None:
+            for key, value in fields.items():
+                if value is None:
+                    record.pop(key, None)
+                else:
+                    record[key] = value
+            record["LastModifiedTime"] = time.time()
+
+        return self.store.update("endpoint", name, change)
+
+    def _config(self, name: str) -> dict[str, Any]:
+        config = self.store.get("endpoint-config", name)
+        if config is None:
+            raise DeployError(f'Could not find endpoint configuration "{arn("us-east-1", "endpoint-config", name)}".')
+        return config
+
+    def _image(self, model_name: str) -> str:
+        model = self.store.get("model", model_name) or {}
+        container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
+        return container.get("Image", "")
+
+    def pending_variants(self, config: dict[str, Any], status: str, started: float) -> list[dict[str, Any]]:
+        out = []
+        for v in config["ProductionVariants"]:
+            image = self._image(v["ModelName"])
+            out.append(
+                {
+                    "VariantName": v["VariantName"],
+                    "DeployedImages": [
+                        {"SpecifiedImage": image, "ResolvedImage": resolved_image(image), "ResolutionTime": started}
+                    ],
+                    "CurrentWeight": 0.0,
+                    "DesiredWeight": float(v.get("InitialVariantWeight", 1.0)),
+                    "CurrentInstanceCount": 0,
+                    "DesiredInstanceCount": int(v.get("InitialInstanceCount", 1)),
+                    "InstanceType": v.get("InstanceType"),
+                    "VariantStatus": [{"Status": status, "StartTime": started}],
+                }
+            )
+        return [{k: val for k, val in v.items() if val is not None} for v in out]
+
+    @staticmethod
+    def _in_service_variants(pending: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = []
+        for v in pending:
+            v = {k: val for k, val in v.items() if k not in ("VariantStatus", "InstanceType")}
+            v["CurrentWeight"] = v["DesiredWeight"]
+            v["CurrentInstanceCount"] = v["DesiredInstanceCount"]
+            out.append(v)
+        return out
+
+    @staticmethod
+    def _weights(variants: list[dict[str, Any]]) -> dict[str, float]:
+        return {v["VariantName"]: float(v.get("CurrentWeight", v.get("DesiredWeight", 1.0))) for v in variants}
+
+    # ================================================================================== loading
+    def _load_fleet(self, record: dict[str, Any], config: dict[str, Any]) -> dict[str, Variant]:
+        name, region = record["EndpointName"], record.get("_region", "us-east-1")
+        fleet: dict[str, Variant] = {}
+        for spec in config["ProductionVariants"]:
+            variant_name = spec["VariantName"]
+            model = self.store.get("model", spec["ModelName"])
+            if model is None:
+                raise DeployError(f'Could not find model "{arn(region, "model", spec["ModelName"])}".')
+            container = model.get("PrimaryContainer") or model["Containers"][0]
+            algorithm = algorithm_for_image(container["Image"])
+            url = container.get("ModelDataUrl") or ""
+            common = {
+                "endpoint": name,
+                "region": region,
+                "name": variant_name,
+                "model_name": spec["ModelName"],
+                "algorithm": algorithm,
+                "moto": self.emulator.moto,
+            }
+            if container.get("Mode") == "MultiModel":
+                setting = (container.get("MultiModelConfig") or {}).get("ModelCacheSetting", "Enabled")
+                variant = Variant(
+                    **common,
+                    model_data_url=url,
+                    cache_capacity=self.config.mme_cache_size,
+                    cache_enabled=setting != "Disabled",
+                )
+                self.telemetry.log(
+                    region, name, variant.log_stream, f"Multi-model server started; models are loaded from {url}"
+                )
+            else:
+                predictor = self._load_single(name, region, variant_name, url)
+                variant = Variant(**common, predictor=predictor, model_data_url=url)
+                self.telemetry.log(
+                    region,
+                    name,
+                    variant.log_stream,
+                    f"Loaded {algorithm} model {spec['ModelName']} from {url}; listening for /invocations",
+                )
+            fleet[variant_name] = variant
+        return fleet
+
+    def _load_single(self, endpoint: str, region: str, variant_name: str, url: str) -> Any:
+        download_error = DeployError(
+            f'Failed to download model data for container "container_1" from URL: "{url}". Please ensure that '
+            "there is an object located at the URL and that the role passed to CreateModel has permissions to "
+            "download the object."
+        )
+        if not url.startswith("s3://"):
+            raise download_error
+        bucket, _, key = url[len("s3://") :].partition("/")
+        try:
+            raw = self.emulator.moto.s3_get(bucket, key)
+        except MissingObject:
+            raise download_error from None
+        try:
+            return load_archive(raw, url)
+        except ModelInvocationError as exc:
+            from .runtime import instance_id
+
+            self.telemetry.log(region, endpoint, f"{variant_name}/{instance_id(endpoint, variant_name)}", exc.message)
+            raise DeployError(self._health_check_message(variant_name)) from None
+
+    @staticmethod
+    def _health_check_message(variant_name: str) -> str:
+        return (
+            f"The primary container for production variant {variant_name} did not pass the ping health check. "
+            "Please check CloudWatch logs for this endpoint."
+        )
+
+    def _injected_failure(self, name: str, config: dict[str, Any]) -> None:
+        fault = self.faults.take("deployment_failure", endpoint_name=name)
+        if fault is not None:
+            raise DeployError(
+                fault.get("reason") or self._health_check_message(config["ProductionVariants"][0]["VariantName"])
+            )
+
+    # ================================================================================== routing
+    def _activate(self, name: str, fleet: dict[str, Variant], weights: dict[str, float]) -> None:
+        key = name.lower()
+        self.fleets[key] = fleet
+        self.routes[key] = Route([(v, weights.get(n, 1.0)) for n, v in fleet.items()])
+
+    def _mixed_route(
+        self,
+        old: dict[str, Variant],
+        old_w: dict[str, float],
+        new: dict[str, Variant],
+        new_w: dict[str, float],
+        share: float,
+    ) -> Route:
+        """``share`` of the traffic to the new fleet, the rest to the old one, each split by its weights."""
+        old_total = sum(old_w.get(n, 1.0) for n in old) or 1.0
+        new_total = sum(new_w.get(n, 1.0) for n in new) or 1.0
+        entries = [(v, old_w.get(n, 1.0) / old_total * (1 - share)) for n, v in old.items()]
+        entries += [(v, new_w.get(n, 1.0) / new_total * share) for n, v in new.items()]
+        return Route(entries)
+
+    # ================================================================================== create
+    def begin_create(self, name: str) -> None:
+        self._spawn(self._run_create, name)
+
+    def _run_create(self, name: str) -> None:
+        record = self._record(name)
+        if record is None:
+            return
+        try:
+            config = self._config(record["EndpointConfigName"])
+            self._injected_failure(name, config)
+            fleet = self._load_fleet(record, config)
+        except DeployError as exc:
+            if self._sleep(PROVISION_SECONDS):
+                self._update(name, EndpointStatus="Failed", FailureReason=str(exc))
+            return
+        if not self._sleep(PROVISION_SECONDS):
+            return
+        variants = self._in_service_variants(record["ProductionVariants"])
+        self._activate(name, fleet, self._weights(variants))
+        self._update(name, EndpointStatus="InService", ProductionVariants=variants, _create_deployment_config=None)
+
+    # ================================================================================== update
+    def begin_update(self, name: str) -> None:
+        self._spawn(self._run_update, name)
+
+    def _set_pending_status(self, name: str, status: str, message: str | None = None) -> None:
+        started = time.time()
+
+        def change(record: dict[str, Any]) -> None:
+            summary = record.get("PendingDeploymentSummary")
+            if not summary:
+                return
+            for v in summary["ProductionVariants"]:
+                entry = {"Status": status, "StartTime": started}
+                if message:
+                    entry["StatusMessage"] = message
+                v["VariantStatus"] = [entry]
+
+        self.store.update("endpoint", name, change)
+
+    def _run_update(self, name: str) -> None:
+        record = self._record(name)
+        if record is None or not record.get("_pending"):
+            return
+        pending = record["_pending"]
+        key = name.lower()
+        old_fleet = self.fleets.get(key, {})
+        old_weights = self._weights(record["ProductionVariants"])
+        try:
+            config = self._config(pending["EndpointConfigName"])
+            self._injected_failure(name, config)
+            new_fleet = self._load_fleet(record, config)
+        except DeployError as exc:
+            if self._sleep(PROVISION_SECONDS):
+                self._roll_back(name, f"Failed to update endpoint: {exc}")
+            return
+        if not self._sleep(PROVISION_SECONDS):
+            return
+        # The new variants' weights/counts, or the current ones when asked to retain them.
+        new_variants = self._in_service_variants(record["PendingDeploymentSummary"]["ProductionVariants"])
+        if pending.get("RetainAllVariantProperties"):
+            current = {v["VariantName"]: v for v in record["ProductionVariants"]}
+            excluded = set(pending.get("ExcludeRetainedVariantProperties") or [])
+            for v in new_variants:
+                old = current.get(v["VariantName"])
+                if old is None:
+                    continue
+                if "DesiredWeight" not in excluded:
+                    v["DesiredWeight"] = v["CurrentWeight"] = old.get("CurrentWeight", old.get("DesiredWeight", 1.0))
+                if "DesiredInstanceCount" not in excluded:
+                    count = old.get("CurrentInstanceCount", old.get("DesiredInstanceCount", 1))
+                    v["DesiredInstanceCount"] = v["CurrentInstanceCount"] = count
+        new_weights = self._weights(new_variants)
+
+        deployment = pending.get("DeploymentConfig") or {}
+        blue_green = deployment.get("BlueGreenUpdatePolicy") or {}
+        routing = blue_green.get("TrafficRoutingConfiguration") or {"Type": "ALL_AT_ONCE"}
+        alarms = [a["AlarmName"] for a in (deployment.get("AutoRollbackConfiguration") or {}).get("Alarms", [])]
+        wait = float(routing.get("WaitIntervalInSeconds", 0))
+        for share in self._traffic_steps(routing, new_variants):
+            self._set_pending_status(name, "ActivatingTraffic", f"Shifting {share:.0%} of traffic to the new fleet")
+            self.routes[key] = self._mixed_route(old_fleet, old_weights, new_fleet, new_weights, share)
+            self._set_pending_status(name, "Baking", f"Baking with {share:.0%} of traffic on the new fleet")
+            fired = self._bake(record.get("_region", "us-east-1"), alarms, wait)
+            if fired is None:
+                return  # stopping: the restart resumes the deployment
+            if fired:
+                self.routes[key] = Route([(v, old_weights.get(n, 1.0)) for n, v in old_fleet.items()])
+                self._roll_back(
+                    name,
+                    f"Endpoint update rolled back because CloudWatch alarm(s) {', '.join(fired)} "
+                    "went into ALARM state during the deployment.",
+                )
+                return
+        if not self._sleep(float(blue_green.get("TerminationWaitInSeconds", 0))):
+            return
+        self._activate(name, new_fleet, new_weights)
+        fields: dict[str, Any] = {
+            "EndpointStatus": "InService",
+            "EndpointConfigName": config["EndpointConfigName"],
+            "ProductionVariants": new_variants,
+            "PendingDeploymentSummary": None,
+            "FailureReason": None,
+            "_pending": None,
+        }
+        if deployment:
+            fields["LastDeploymentConfig"] = deployment
+        self._update(name, **fields)
+
+    @staticmethod
+    def _traffic_steps(routing: dict[str, Any], variants: list[dict[str, Any]]) -> list[float]:
+        kind = routing.get("Type", "ALL_AT_ONCE")
+        if kind == "ALL_AT_ONCE":
+            return [1.0]
+        size = routing.get("CanarySize" if kind == "CANARY" else "LinearStepSize") or {}
+        instances = sum(int(v.get("DesiredInstanceCount", 1)) for v in variants) or 1
+        if size.get("Type") == "INSTANCE_COUNT":
+            step = min(1.0, size.get("Value", 1) / instances)
+        else:
+            step = min(1.0, size.get("Value", 100) / 100.0)
+        if kind == "CANARY":
+            return [min(step, 0.5), 1.0]  # a canary is at most half of the new fleet
+        steps, share = [], step
+        while share < 1.0 - 1e-9:
+            steps.append(share)
+            share += step
+        return [*steps, 1.0]
+
+    def _bake(self, region: str, alarms: list[str], nominal: float) -> list[str] | None:
+        """Watch the alarms for the scaled bake time; the ones in ALARM, [] if none, None when stopping."""
+        deadline = time.monotonic() + self.config.scaled(nominal)
+        while True:
+            if alarms:
+                states = self.emulator.moto.alarm_states(region, alarms)
+                fired = [a for a in alarms if states.get(a) == "ALARM"]
+                if fired:
+                    return fired
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            if self._stop.wait(min(0.1, remaining)):
+                return None
+
+    def _roll_back(self, name: str, reason: str) -> None:
+        self._update(name, EndpointStatus="RollingBack", FailureReason=reason)
+        self._set_pending_status(name, "Deleting", "Rolling back to the previous configuration")
+        if not self._sleep(ROLLBACK_SECONDS):
+            return
+        self._update(name, EndpointStatus="InService", PendingDeploymentSummary=None, _pending=None)
+
+    # ================================================================================== weights
+    def begin_weights(self, name: str) -> None:
+        self._spawn(self._run_weights, name)
+
+    def _run_weights(self, name: str) -> None:
+        if not self._sleep(WEIGHTS_SECONDS):
+            return
+        record = self._record(name)
+        if record is None:
+            return
+        variants = [
+            {**v, "CurrentWeight": v["DesiredWeight"], "CurrentInstanceCount": v["DesiredInstanceCount"]}
+            for v in record["ProductionVariants"]
+        ]
+        fleet = self.fleets.get(name.lower())
+        if fleet is not None:
+            self._activate(name, fleet, self._weights(variants))
+        self._update(name, EndpointStatus="InService", ProductionVariants=variants, _pending=None)
+
+    # ================================================================================== delete
+    def begin_delete(self, name: str) -> None:
+        # Traffic stops at once; the record goes when the (scaled) teardown is over.
+        self.routes.pop(name.lower(), None)
+        self.fleets.pop(name.lower(), None)
+        if self.config.scaled(DELETE_SECONDS) == 0:
+            self._finish_delete(name)
+        else:
+            self._spawn(self._run_delete, name)
+
+    def _run_delete(self, name: str) -> None:
+        if self._sleep(DELETE_SECONDS):
+            self._finish_delete(name)
+
+    def _finish_delete(self, name: str) -> None:
+        record = self._record(name)
+        if record is not None:
+            self.store.delete("tags", record["EndpointArn"])
+            self.store.delete("endpoint", name)
+
+    # ================================================================================== invoke
+    async def invoke(
+        self, region: str, endpoint_name: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        started = time.perf_counter()
+        route = self.routes.get(endpoint_name.lower())
+        if route is None:
+            return validation(f"Endpoint {endpoint_name} of account {ACCOUNT_ID} not found.", "NO_SUCH_ENDPOINT")
+        target_variant = headers.get("x-amzn-sagemaker-target-variant")
+        if target_variant:
+            variant = route.named(target_variant)
+            if variant is None:
+                return validation(
+                    f"Variant {target_variant} not found for endpoint {endpoint_name} of account {ACCOUNT_ID}. "
+                    f"Variants: {', '.join(route.variant_names())}.",
+                    "NO_SUCH_VARIANT",
+                )
+        else:
+            variant = route.pick()
+            if variant is None:
+                return validation(
+                    f"Endpoint {endpoint_name} has no production variant with a weight greater than 0; set one with "
+                    "UpdateEndpointWeightsAndCapacities or name a TargetVariant.",
+                    "NO_VARIANT_WITH_WEIGHT",
+                )
+        name = variant.name
+        if len(body) > MAX_BODY:
+            self._count_4xx(variant)
+            return validation(
+                "1 validation error detected: Value at 'body' failed to satisfy constraint: Member must have length "
+                f"less than or equal to {MAX_BODY}",
+                variant=name,
+            )
+        target = headers.get("x-amzn-sagemaker-target-model")
+        cache_metrics: tuple[tuple[str, float], ...] = ()
+        if variant.multi_model:
+            if not target:
+                self._count_4xx(variant)
+                return validation(
+                    f"Endpoint {endpoint_name} is a multi-model endpoint and the request is missing a target model "
+                    "header (X-Amzn-SageMaker-Target-Model); name the model to invoke with TargetModel.",
+                    "TARGET_MODEL_HEADER_MISSING",
+                    name,
+                )
+            cache = variant.cache
+            assert cache is not None
+            predictor = cache.get(target)
+            if predictor is not None:
+                cache_metrics = (("ModelCacheHit", 1.0), ("LoadedModelCount", float(len(cache.models))))
+            else:
+                if len(target) > 1024 or not target.isprintable() or target[0].isspace():
+                    self._count_4xx(variant)
+                    return validation(
+                        "1 validation error detected: Value at 'targetModel' failed to satisfy constraint: Member "
+                        "must satisfy regular expression pattern: \\A\\S[\\p{Print}]*\\z",
+                        variant=name,
+                    )
+                wait_started = time.perf_counter()
+                try:
+                    predictor = await cache.load(target, variant.load_target)
+                except MissingModelData as exc:
+                    self._count_4xx(variant)
+                    self.telemetry.log(
+                        variant.region, variant.endpoint, variant.log_stream, f"Model {target} not found at {exc.url}"
+                    )
+                    return validation(
+                        f'Failed to download model data for target model "{target}" of endpoint {endpoint_name}: '
+                        f'there is no object at "{exc.url}". Please ensure that the object exists under the '
+                        "ModelDataUrl prefix and that the role passed to CreateModel has permissions to download it.",
+                        "MODEL_DATA_NOT_FOUND",
+                        name,
+                    )
+                except ModelInvocationError as exc:
+                    return self._model_error(variant, endpoint_name, exc.status_code, exc.message)
+                waited = (time.perf_counter() - wait_started) * 1e6
+                self.telemetry.log(
+                    variant.region, variant.endpoint, variant.log_stream,
+                    f"Loaded model {target} from {variant.target_url(target)} in {waited / 1000:.1f} ms",
+                )  # fmt: skip
+                cache_metrics = (
+                    ("ModelCacheHit", 0.0),
+                    ("LoadedModelCount", float(len(cache.models))),
+                    ("ModelLoadingWaitTime", waited),
+                )
+        else:
+            if target:
+                self._count_4xx(variant)
+                return validation(
+                    f"Endpoint {endpoint_name} is not a multi-model endpoint and does not support target model header.",
+                    "TARGET_MODEL_HEADER_NOT_SUPPORTED",
+                    name,
+                )
+            predictor = variant.predictor
+            assert predictor is not None
+
+        model_started = time.perf_counter()
+        faults = self.faults
+        if faults.has("variant_latency"):
+            fault = faults.take("variant_latency", endpoint_name=variant.endpoint, variant_name=name)
+            if fault is not None:
+                await asyncio.sleep(float(fault["latency_ms"]) / 1000.0)
+        if faults.has("variant_model_error"):
+            fault = faults.take("variant_model_error", endpoint_name=variant.endpoint, variant_name=name)
+            if fault is not None:
+                return self._model_error(
+                    variant,
+                    endpoint_name,
+                    int(fault.get("status_code") or 500),
+                    fault.get("message") or "Injected fault: the model container failed to answer.",
+                )
+        content_type, accept = headers.get("content-type"), headers.get("accept")
+        try:
+            if len(body) <= INLINE_BODY:
+                out, out_type = predictor.invoke(body, content_type, accept, variant.multi_model)
+            else:
+                out, out_type = await asyncio.to_thread(
+                    predictor.invoke, body, content_type, accept, variant.multi_model
+                )
+        except ModelInvocationError as exc:
+            return self._model_error(variant, endpoint_name, exc.status_code, exc.message)
+        except Exception as exc:  # a crash inside the container is the container's 500, never ours
+            log.exception("predictor of %s/%s failed", endpoint_name, name)
+            return self._model_error(variant, endpoint_name, 500, f"Internal error in the model server: {exc!r}")
+        finished = time.perf_counter()
+        model_us = (finished - model_started) * 1e6
+        self.telemetry.record(
+            variant.dims,
+            (
+                ("Invocations", 1.0),
+                ("Invocation4XXErrors", 0.0),
+                ("Invocation5XXErrors", 0.0),
+                ("ModelLatency", model_us),
+                ("OverheadLatency", (finished - started) * 1e6 - model_us),
+                *cache_metrics,
+            ),
+        )
+        return 200, {"content-type": out_type, "x-Amzn-Invoked-Production-Variant": name}, out
+
+    def _count_4xx(self, variant: Variant) -> None:
+        self.telemetry.record(
+            variant.dims, (("Invocations", 1.0), ("Invocation4XXErrors", 1.0), ("Invocation5XXErrors", 0.0))
+        )
+
+    def _model_error(self, variant: Variant, endpoint_name: str, status: int, message: str) -> tuple:
+        kind = "client" if 400 <= status < 500 else "server"
+        region = variant.region
+        group = f"/aws/sagemaker/Endpoints/{variant.endpoint}"
+        self.telemetry.record(
+            variant.dims,
+            (
+                ("Invocations", 1.0),
+                ("Invocation4XXErrors", 1.0 if kind == "client" else 0.0),
+                ("Invocation5XXErrors", 0.0 if kind == "client" else 1.0),
+            ),
+        )
+        self.telemetry.log(region, variant.endpoint, variant.log_stream, f"{status} {message}")
+        payload = {
+            "ErrorCode": "CLIENT_ERROR_FROM_MODEL" if kind == "client" else "SERVER_ERROR_FROM_MODEL",
+            "Message": (
+                f'Received {kind} error ({status}) from primary with message "{message}". See '
+                f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logEventViewer:group="
+                f"{group} in account {ACCOUNT_ID} for more information."
+            ),
+            "OriginalStatusCode": status,
+            "OriginalMessage": message,
+            "LogStreamArn": f"arn:aws:logs:{region}:{ACCOUNT_ID}:log-group:{group}",
+        }
+        return _json_error("ModelError", 424, payload, variant.name)

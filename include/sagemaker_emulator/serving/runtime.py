@@ -1,0 +1,189 @@
+"""What answers InvokeEndpoint: loaded variants, the multi-model LRU cache, weighted routing tables.
+
+Routing tables live in memory (``ServingPlane.routes``) and are replaced whole when a deployment changes
+them, so a request either sees the old table or the new one and never a half-built one. A warm request
+runs the model inline on the event loop (no thread hop); only downloads/loads and very large payloads go
+to a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import hashlib
+import io
+import os
+import random
+import tarfile
+import tempfile
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..algorithms import ModelInvocationError, Predictor, load_predictor
+from ..aws import MissingObject
+
+if TYPE_CHECKING:
+    from ..aws import MotoFacade
+
+_TMP_ROOT = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+
+
+def load_archive(raw: bytes, source: str) -> Predictor:
+    """Untar a model.tar.gz held in memory into a scratch directory and load it like the container."""
+    with tempfile.TemporaryDirectory(prefix="sm-model-", dir=_TMP_ROOT) as tmp:
+        try:
+            with tarfile.open(fileobj=io.BytesIO(raw), mode="r:*") as tar:
+                tar.extractall(tmp, filter="data")
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise ModelInvocationError(
+                500, f"Unable to load model: {source} is not a readable model.tar.gz archive ({exc})."
+            ) from None
+        return load_predictor(Path(tmp))
+
+
+class MissingModelData(Exception):
+    """A multi-model endpoint's TargetModel has no object in S3."""
+
+    def __init__(self, url: str):
+        super().__init__(url)
+        self.url = url
+
+
+def instance_id(endpoint: str, variant: str) -> str:
+    return "i-" + hashlib.sha1(f"{endpoint}/{variant}".encode()).hexdigest()[:17]
+
+
+class ModelCache:
+    """Loaded multi-model-endpoint models by TargetModel name, least recently used evicted first.
+
+    Used only from the event loop; a load runs in a thread as one task that every concurrent caller for
+    the same name awaits, so a model is downloaded and loaded once.
+    """
+
+    def __init__(self, capacity: int, keep: bool = True):
+        self.capacity = max(1, capacity)
+        self.keep = keep  # ModelCacheSetting=Disabled: unload right after the invocation
+        self.models: OrderedDict[str, Predictor] = OrderedDict()
+        self.loading: dict[str, asyncio.Task[Predictor]] = {}
+
+    def get(self, name: str) -> Predictor | None:
+        predictor = self.models.get(name)
+        if predictor is not None:
+            self.models.move_to_end(name)
+        return predictor
+
+    async def load(self, name: str, loader: Callable[[str], Predictor]) -> Predictor:
+        task = self.loading.get(name)
+        if task is None:
+            task = asyncio.ensure_future(self._load(name, loader))
+            self.loading[name] = task
+        return await asyncio.shield(task)
+
+    async def _load(self, name: str, loader: Callable[[str], Predictor]) -> Predictor:
+        try:
+            predictor = await asyncio.to_thread(loader, name)
+        finally:
+            self.loading.pop(name, None)
+        if self.keep:
+            self.models[name] = predictor
+            while len(self.models) > self.capacity:
+                self.models.popitem(last=False)
+        return predictor
+
+
+class Variant:
+    """One production variant of one deployed endpoint configuration (a 'fleet' member)."""
+
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        region: str,
+        name: str,
+        model_name: str,
+        algorithm: str,
+        predictor: Predictor | None = None,
+        model_data_url: str | None = None,
+        cache_capacity: int = 100,
+        cache_enabled: bool = True,
+        moto: MotoFacade | None = None,
+    ):
+        self.endpoint = endpoint
+        self.region = region
+        self.name = name
+        self.model_name = model_name
+        self.algorithm = algorithm
+        self.predictor = predictor
+        self.multi_model = predictor is None
+        self.model_data_url = model_data_url or ""
+        self.dims = (region, endpoint, name)
+        self.log_stream = f"{name}/{instance_id(endpoint, name)}"
+        self.cache = ModelCache(cache_capacity, cache_enabled) if self.multi_model else None
+        self._moto = moto
+        if self.multi_model:
+            bucket_prefix = self.model_data_url[len("s3://") :]
+            self._bucket, _, prefix = bucket_prefix.partition("/")
+            self._prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+
+    def target_url(self, target: str) -> str:
+        return f"s3://{self._bucket}/{self._prefix}{target}"
+
+    def load_target(self, target: str) -> Predictor:
+        """Download and load one TargetModel (runs in a thread)."""
+        assert self._moto is not None
+        try:
+            raw = self._moto.s3_get(self._bucket, self._prefix + target)
+        except MissingObject:
+            raise MissingModelData(self.target_url(target)) from None
+        return load_archive(raw, self.target_url(target))
+
+
+class Route:
+    """A weighted routing table: ``entries`` are (variant, weight); weights are relative ratios."""
+
+    __slots__ = ("_by_name", "_cumulative", "_total", "_variants", "entries")
+
+    def __init__(self, entries: list[tuple[Variant, float]]):
+        self.entries = entries
+        self._variants: list[Variant] = []
+        self._cumulative: list[float] = []
+        total = 0.0
+        for variant, weight in entries:
+            if weight > 0:
+                total += weight
+                self._variants.append(variant)
+                self._cumulative.append(total)
+        self._total = total
+        self._by_name: dict[str, list[tuple[Variant, float]]] = {}
+        for variant, weight in entries:
+            self._by_name.setdefault(variant.name, []).append((variant, weight))
+
+    def pick(self) -> Variant | None:
+        if not self._variants:
+            return None
+        if len(self._variants) == 1:
+            return self._variants[0]
+        index = bisect.bisect_right(self._cumulative, random.random() * self._total)
+        return self._variants[min(index, len(self._variants) - 1)]
+
+    def named(self, name: str) -> Variant | None:
+        candidates = self._by_name.get(name)
+        if not candidates:
+            return None
+        if len(candidates) == 1:
+            return candidates[0][0]
+        # Mid-deployment (canary/linear) the same variant name exists in the old and the new fleet.
+        total = sum(w for _, w in candidates)
+        if total <= 0:
+            return candidates[-1][0]
+        point = random.random() * total
+        for variant, weight in candidates:
+            point -= weight
+            if point <= 0:
+                return variant
+        return candidates[-1][0]
+
+    def variant_names(self) -> list[str]:
+        return list(self._by_name)
