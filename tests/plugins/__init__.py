@@ -1,0 +1,1 @@
+"""Tests of the sagemaker_fleet plugin: hooks, operators, triggers, sensors and links."""
