@@ -1,0 +1,243 @@
+"""SageMakerDeployEndpointOperator: real endpoints in the emulator (create, in-place update, no-op retry,
+a failed update that SageMaker rolls back), then edge paths with mocks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from unittest import mock
+
+import pytest
+from airflow.exceptions import AirflowException, TaskDeferred
+
+from sagemaker_fleet.endpoint_triggers import EndpointStateTrigger
+from sagemaker_fleet.operators.deploy import (
+    SUPERSEDES_TAG,
+    SageMakerDeployEndpointOperator,
+    cast_numbers,
+    definition_differences,
+)
+from tests.conftest import inject_fault
+from tests.plugins.endpoint_helpers import config_request, model_request, unique, upload_xgboost_model
+
+
+def operator(endpoint: str, config: dict, models: list[dict] | None = None, **kwargs):
+    kwargs.setdefault("check_interval", 0.1)
+    kwargs.setdefault("deferrable", False)
+    return SageMakerDeployEndpointOperator(
+        task_id="deploy", endpoint_name=endpoint, endpoint_config=config, models=models, **kwargs
+    )
+
+
+def run_trigger(trigger: EndpointStateTrigger) -> dict:
+    async def first_event():
+        async for event in trigger.run():
+            return event.payload
+
+    return asyncio.run(asyncio.wait_for(first_event(), timeout=60))
+
+
+@pytest.fixture(scope="module")
+def artifacts(emulator, s3) -> dict[str, str]:
+    return {
+        "good": upload_xgboost_model(s3, "deploy/good", 25),
+        "weak": upload_xgboost_model(s3, "deploy/weak", 1),
+    }
+
+
+def invoke(emulator, endpoint: str) -> tuple[float, str]:
+    import boto3
+
+    runtime = boto3.client("sagemaker-runtime", endpoint_url=emulator.url, region_name="us-east-1")
+    answer = runtime.invoke_endpoint(EndpointName=endpoint, Body=b"0.5,0.5,0.5", ContentType="text/csv")
+    return float(answer["Body"].read().decode().split(",")[0]), answer["InvokedProductionVariant"]
+
+
+# -- against the emulator ------------------------------------------------------------------------------------
+def test_create_update_in_place_and_noop_retry(emulator, sm, artifacts):
+    endpoint = unique("ep-deploy")
+    m1, m2 = unique("m-champ"), unique("m-chal")
+    c1, c2 = unique("cfg-one"), unique("cfg-two")
+
+    # Numbers as Jinja renders them: strings.
+    config1 = config_request(c1, {"Champion": m1})
+    config1["ProductionVariants"][0].update(InitialInstanceCount="1", InitialVariantWeight="1.0")
+    created = operator(endpoint, config1, [model_request(m1, artifacts["good"])]).execute(context={})
+    assert created == {
+        "endpoint_name": endpoint,
+        "endpoint_config_name": c1,
+        "previous_endpoint_config_name": None,
+        "operation": "create",
+        "deleted_endpoint_configs": [],
+    }
+    assert sm.describe_endpoint_config(EndpointConfigName=c1)["ProductionVariants"][0]["InitialInstanceCount"] == 1
+    assert invoke(emulator, endpoint)[1] == "Champion"
+
+    # Second deploy: a two-variant config updates the same endpoint in place and cleans up the old config.
+    config2 = config_request(c2, {"Champion": m1, "Challenger": m2}, {"Champion": 1, "Challenger": 1})
+    models2 = [model_request(m1, artifacts["good"]), model_request(m2, artifacts["weak"])]
+    update = operator(endpoint, config2, models2, delete_superseded_configs=True)
+    updated = update.execute(context={})
+    assert updated["operation"] == "update" and updated["previous_endpoint_config_name"] == c1
+    assert updated["deleted_endpoint_configs"] == [c1]
+    described = sm.describe_endpoint(EndpointName=endpoint)
+    assert described["EndpointStatus"] == "InService" and described["EndpointConfigName"] == c2
+    assert {v["VariantName"] for v in described["ProductionVariants"]} == {"Champion", "Challenger"}
+    assert not sm.list_endpoint_configs(NameContains=c1)["EndpointConfigs"]
+
+    # A retry of the successful task: reuses model and config, deploys nothing, still knows what it replaced.
+    retried = operator(endpoint, config2, models2, delete_superseded_configs=True).execute(context={})
+    assert retried["operation"] == "noop" and retried["previous_endpoint_config_name"] == c1
+    assert sm.describe_endpoint(EndpointName=endpoint)["LastModifiedTime"] == described["LastModifiedTime"]
+    assert json.loads(json.dumps(retried)) == retried
+    sm.delete_endpoint(EndpointName=endpoint)
+
+
+def test_injected_deployment_failure_fails_with_the_rollback_reason_and_old_config_keeps_serving(
+    emulator, sm, artifacts, clear_faults
+):
+    endpoint = unique("ep-rollback")
+    m1, m2 = unique("m-old"), unique("m-new")
+    c1, c2 = unique("cfg-old"), unique("cfg-new")
+    operator(endpoint, config_request(c1, {"AllTraffic": m1}), [model_request(m1, artifacts["good"])]).execute({})
+    inject_fault(emulator, {"type": "deployment_failure", "endpoint_name": endpoint, "count": 1})
+
+    failing = operator(endpoint, config_request(c2, {"AllTraffic": m2}), [model_request(m2, artifacts["weak"])])
+    with pytest.raises(AirflowException, match="rolled back") as raised:
+        failing.execute(context={})
+    described = sm.describe_endpoint(EndpointName=endpoint)
+    assert described["EndpointStatus"] == "InService" and described["EndpointConfigName"] == c1
+    assert described["FailureReason"] and described["FailureReason"] in str(raised.value)
+    assert invoke(emulator, endpoint)[1] == "AllTraffic"  # the old config still answers
+    sm.delete_endpoint(EndpointName=endpoint)
+
+
+def test_deferrable_deploy_defers_and_its_trigger_really_completes(emulator, sm, artifacts):
+    endpoint = unique("ep-defer")
+    m1, c1 = unique("m-defer"), unique("cfg-defer")
+    op = operator(endpoint, config_request(c1, {"AllTraffic": m1}), [model_request(m1, artifacts["good"])],
+                  deferrable=True)  # fmt: skip
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context={})
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, EndpointStateTrigger)
+    assert trigger.expected_config_name == c1 and trigger.endpoint_name == endpoint
+    path, kwargs = trigger.serialize()
+    assert path == "sagemaker_fleet.endpoint_triggers.EndpointStateTrigger"
+    assert EndpointStateTrigger(**kwargs).serialize() == (path, kwargs)
+
+    event = run_trigger(EndpointStateTrigger(**kwargs))
+    assert event["status"] == "success" and event["endpoint_config_name"] == c1
+    result = op.execute_complete({}, event, **deferred.value.kwargs)
+    assert result["operation"] == "create" and result["endpoint_config_name"] == c1
+    sm.delete_endpoint(EndpointName=endpoint)
+
+
+def test_existing_model_with_a_different_definition_is_an_error_not_reused(emulator, sm, artifacts):
+    endpoint = unique("ep-clash")
+    model, config = unique("m-clash"), unique("cfg-clash")
+    sm.create_model(**model_request(model, artifacts["good"]))
+    clash = operator(endpoint, config_request(config, {"AllTraffic": model}), [model_request(model, artifacts["weak"])])
+    with pytest.raises(AirflowException, match="different definition.*ModelDataUrl"):
+        clash.execute(context={})
+    assert not sm.list_endpoint_configs(NameContains=config)["EndpointConfigs"]
+    assert not sm.list_endpoints(NameContains=endpoint)["Endpoints"]
+
+
+# -- edge paths with mocks -----------------------------------------------------------------------------------
+def test_cast_numbers_casts_rendered_strings_and_rejects_garbage():
+    config = {"ProductionVariants": [{"InitialInstanceCount": "2", "InitialVariantWeight": "0.25", "VariantName": "A"}]}
+    assert cast_numbers(config) == {
+        "ProductionVariants": [{"InitialInstanceCount": 2, "InitialVariantWeight": 0.25, "VariantName": "A"}]
+    }
+    with pytest.raises(ValueError, match="InitialInstanceCount"):
+        cast_numbers({"InitialInstanceCount": "1.5"})
+    with pytest.raises(ValueError, match="InitialVariantWeight"):
+        cast_numbers({"InitialVariantWeight": "lots"})
+
+
+def test_definition_differences_ignores_describe_extras_and_tags():
+    requested = {"ModelName": "m", "PrimaryContainer": {"Image": "i", "ModelDataUrl": "s3://b/k"}, "Tags": [1]}
+    existing = {"ModelName": "m", "ModelArn": "arn", "PrimaryContainer": {"Image": "i", "ModelDataUrl": "s3://b/k",
+                                                                        "Mode": "SingleModel"}}  # fmt: skip
+    assert definition_differences(requested, existing) == []
+    existing["PrimaryContainer"]["ModelDataUrl"] = "s3://b/other"
+    assert definition_differences(requested, existing) == [
+        "PrimaryContainer.ModelDataUrl: 's3://b/other' != 's3://b/k'"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"EndpointConfigName": "bad_name", "ProductionVariants": [{"VariantName": "A", "ModelName": "m"}]},
+         "not a valid SageMaker name"),
+        ({"EndpointConfigName": "c", "ProductionVariants": []}, "non-empty ProductionVariants"),
+        ({"EndpointConfigName": "c", "ProductionVariants": [
+            {"VariantName": "A", "ModelName": "m", "InitialVariantWeight": 0},
+            {"VariantName": "B", "ModelName": "m", "InitialVariantWeight": "0"}]}, "all weights are zero"),
+    ],
+)  # fmt: skip
+def test_bad_requests_fail_before_anything_is_created(config, message):
+    op = operator("ep", config)
+    with (
+        mock.patch.object(SageMakerDeployEndpointOperator, "hook", new_callable=mock.PropertyMock) as hook,
+        pytest.raises(ValueError, match=message),
+    ):
+        op.execute(context={})
+    hook.return_value.get_conn.return_value.create_model.assert_not_called()
+    hook.return_value.get_conn.return_value.create_endpoint_config.assert_not_called()
+
+
+def test_failed_endpoint_is_reported_not_updated():
+    op = operator("ep", config_request("c2", {"A": "m"}))
+    with mock.patch.object(SageMakerDeployEndpointOperator, "hook", new_callable=mock.PropertyMock) as hook:
+        conn = hook.return_value.get_conn.return_value
+        conn.describe_model.return_value = {"ModelName": "m"}
+        conn.describe_endpoint.return_value = {"EndpointStatus": "Failed", "FailureReason": "image pull failed"}
+        with pytest.raises(AirflowException, match="Failed \\(image pull failed\\).*Delete it"):
+            op.execute(context={})
+    conn.update_endpoint.assert_not_called()
+
+
+def test_retry_while_its_own_update_is_in_progress_reattaches_instead_of_updating_again():
+    op = operator("ep", config_request("c2", {"A": "m"}), deferrable=True)
+    updating = {
+        "EndpointStatus": "Updating",
+        "EndpointConfigName": "c1",
+        "PendingDeploymentSummary": {"EndpointConfigName": "c2"},
+    }
+    with mock.patch.object(SageMakerDeployEndpointOperator, "hook", new_callable=mock.PropertyMock) as hook:
+        conn = hook.return_value.get_conn.return_value
+        conn.describe_model.return_value = {"ModelName": "m"}
+        conn.describe_endpoint.return_value = updating
+        with pytest.raises(TaskDeferred) as deferred:
+            op.execute(context={})
+    conn.update_endpoint.assert_not_called()
+    conn.create_endpoint_config.assert_not_called()
+    assert deferred.value.kwargs["result"]["previous_endpoint_config_name"] == "c1"
+    assert deferred.value.kwargs["result"]["operation"] == "update"
+
+
+def test_execute_complete_fails_on_a_failed_event_and_on_an_unverified_endpoint():
+    op = operator("ep", config_request("c2", {"A": "m"}))
+    result = {"endpoint_config_name": "c2", "previous_endpoint_config_name": "c1", "operation": "update"}
+    with pytest.raises(AirflowException, match="UpdateRollbackFailed"):
+        op.execute_complete({}, {"status": "failed", "message": "Endpoint ep is UpdateRollbackFailed"}, result)
+    with mock.patch.object(SageMakerDeployEndpointOperator, "hook", new_callable=mock.PropertyMock) as hook:
+        hook.return_value.get_conn.return_value.describe_endpoint.return_value = {
+            "EndpointStatus": "InService",
+            "EndpointConfigName": "c1",
+        }
+        with pytest.raises(AirflowException, match="not verified.*not on the requested c2"):
+            op.execute_complete({}, {"status": "success"}, result)
+
+
+def test_template_fields_and_supersedes_tag():
+    assert {"endpoint_name", "endpoint_config", "models", "deployment_config"} <= set(
+        SageMakerDeployEndpointOperator.template_fields
+    )
+    assert SageMakerDeployEndpointOperator.template_fields_renderers["endpoint_config"] == "json"
+    assert SUPERSEDES_TAG.startswith("sagemaker-fleet")
+    with pytest.raises(ValueError, match="max_wait_seconds"):
+        operator("ep", {}, max_wait_seconds=0)
