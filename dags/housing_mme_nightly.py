@@ -1,0 +1,374 @@
+"""
+### housing_mme_nightly: one fresh model per location, served from one multi-model endpoint
+
+Every night at 02:00 UTC, for the run's date (the data interval's end; a manual run without a
+logical date uses the time it was queued for):
+
+1. **validate_params**: the Params (or `--conf` / a backfill's `--dag-run-conf`) and the environment
+   settings are checked; every problem is reported at once, before anything is created.
+2. **setup**: the bucket, the MME model (`Mode=MultiModel`, `ModelDataUrl` = the MME prefix), its
+   endpoint config and the endpoint exist: created once, reused (an update only when the spec changes).
+3. **location** (mapped over the locations; the grid shows each location's name), per location:
+   `ingest` -> `prepare` (quarantine bad rows, 60/30/10 channels under `date=/location=`) ->
+   `train` (retry-safe, deferrable, pool `sagemaker_training`) -> `evaluate` (new vs live RMSE/MAE on
+   the test split) -> `gate` (register only if at least as good within the tolerance) -> `register`
+   (a new versioned artifact in the MME prefix, never overwritten) -> `smoke_test` (the endpoint with
+   `TargetModel` must predict what the artifact predicts locally) -> `promote` (live record; never moves
+   a newer live version backwards) -> `announce` (an Asset event for the location's live model).
+4. **summary** (runs even when locations failed): a table in the log and a JSON report in S3; it fails
+   the run, after reporting, if any location failed.
+
+Environment settings (Airflow Variable, else environment variable, else default):
+`housing_bucket` / `HOUSING_BUCKET` (`sagemaker-fleet-local`), `housing_role_arn` / `HOUSING_ROLE_ARN`,
+`housing_raw_source` / `HOUSING_RAW_SOURCE` (`synthetic`, or `s3://bucket/prefix` holding
+`date=YYYY-MM-DD/location=<Location>/listings.csv`).
+
+Backfill one location (runs are idempotent per date; nothing is overwritten):
+`airflow backfill create --dag-id housing_mme_nightly --from-date 2026-11-01 --to-date 2026-11-03
+--dag-run-conf '{"locations": ["Chicago_IL"]}'`
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from airflow.sdk import (
+    AssetAlias,
+    CronTriggerTimetable,
+    Param,
+    TriggerRule,
+    dag,
+    get_current_context,
+    task,
+    task_group,
+)
+
+from include.housing.locations import LOCATION_PATTERN, SEED_LOCATIONS
+from include.housing.naming import NAME_PATTERN
+from include.housing.params import INSTANCE_TYPE_PATTERN, MAX_HOUSES, MIN_HOUSES, NIGHTLY_DEFAULTS
+from sagemaker_fleet.operators.deploy import SageMakerDeployEndpointOperator
+from sagemaker_fleet.operators.mme import MMEPromoteModelOperator, MMERegisterModelOperator
+from sagemaker_fleet.operators.training import SageMakerRetrySafeTrainingOperator
+
+AWS_CONN_ID = "aws_default"
+TRAINING_POOL = "sagemaker_training"
+GROUP = "location"
+LIVE_MODELS = AssetAlias("housing_mme_live_models")
+
+
+def _hook():
+    from sagemaker_fleet.hooks import SageMakerFleetHook
+
+    return SageMakerFleetHook(aws_conn_id=AWS_CONN_ID)
+
+
+def _setting(variable: str, env_var: str, default: str) -> str:
+    """An environment-level setting: the Airflow Variable, else the environment variable, else the default."""
+    import os
+
+    from airflow.sdk import Variable
+
+    return Variable.get(variable, default=None) or os.environ.get(env_var) or default
+
+
+@dag(
+    dag_id="housing_mme_nightly",
+    schedule=CronTriggerTimetable("0 2 * * *", timezone="UTC"),
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args={
+        "owner": "ml-platform",
+        "retries": 2,
+        "retry_delay": dt.timedelta(minutes=1),
+        "aws_conn_id": AWS_CONN_ID,
+    },
+    tags=["housing", "sagemaker", "mme", "nightly"],
+    doc_md=__doc__,
+    params={
+        "locations": Param(
+            list(SEED_LOCATIONS),
+            type="array",
+            items={"type": "string", "pattern": LOCATION_PATTERN.pattern},
+            minItems=1,
+            uniqueItems=True,
+            title="Locations",
+            description="CamelCaseCity_ST names, one model each (default: the seed's ten).",
+        ),
+        "houses_per_location": Param(
+            NIGHTLY_DEFAULTS["houses_per_location"],
+            type="integer",
+            minimum=MIN_HOUSES,
+            maximum=MAX_HOUSES,
+            title="Houses per location",
+        ),
+        "hyperparameters": Param(
+            NIGHTLY_DEFAULTS["hyperparameters"],
+            type="object",
+            title="XGBoost hyperparameters",
+            description="Merged over the seed defaults; unknown names are refused.",
+        ),
+        "instance_type": Param(NIGHTLY_DEFAULTS["instance_type"], type="string", pattern=INSTANCE_TYPE_PATTERN.pattern),
+        "promotion_tolerance": Param(
+            NIGHTLY_DEFAULTS["promotion_tolerance"],
+            type="number",
+            minimum=0,
+            maximum=1,
+            description="A new model is registered if its test RMSE <= live RMSE x (1 + tolerance).",
+        ),
+        "max_bad_fraction": Param(
+            NIGHTLY_DEFAULTS["max_bad_fraction"],
+            type="number",
+            minimum=0,
+            maximum=1,
+            description="A location fails when more of its rows than this are bad.",
+        ),
+        "endpoint_name": Param(NIGHTLY_DEFAULTS["endpoint_name"], type="string", pattern=NAME_PATTERN.pattern),
+        "bad_fraction_by_location": Param(
+            {},
+            type="object",
+            title="Testing only: corrupt the synthetic feed",
+            description='e.g. {"Chicago_IL": 0.6}; honoured only with the synthetic raw source.',
+        ),
+    },
+)
+def housing_mme_nightly() -> None:
+    @task
+    def validate_params() -> dict[str, Any]:
+        """Check Params and environment settings; return the run's plan (every later task reads it)."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.housing.nightly import build_plan, environment_settings, resolve_run_date
+        from include.housing.params import InvalidParamsError
+
+        context = get_current_context()
+        dag_run = context["dag_run"]
+        try:
+            settings = environment_settings(_setting)
+            run_date = resolve_run_date(
+                context.get("data_interval_end"), context.get("logical_date"), getattr(dag_run, "run_after", None)
+            )
+            from sagemaker.core import image_uris
+
+            region = _hook().conn_region_name or "us-east-1"
+            image_uri = image_uris.retrieve("xgboost", region=region, version="1.7-1")
+            plan = build_plan(
+                context["params"],
+                settings,
+                run_date,
+                dag_id=dag_run.dag_id,
+                run_id=dag_run.run_id,
+                image_uri=image_uri,
+            )
+        except (InvalidParamsError, ValueError) as error:
+            # Bad input does not get better on retry.
+            raise AirflowFailException(str(error)) from None
+        print(f"Plan for {plan['run_date']}: {len(plan['locations'])} location(s): {', '.join(plan['locations'])}")
+        return plan
+
+    @task
+    def ensure_bucket(plan: dict[str, Any]) -> str:
+        """Create the bucket if it is missing."""
+        from include.housing.nightly import ensure_bucket as ensure
+
+        hook = _hook()
+        created = ensure(hook.s3_client, plan["bucket"], hook.conn_region_name)
+        print(f"Bucket {plan['bucket']} {'created' if created else 'already exists'}")
+        return plan["bucket"]
+
+    @task(multiple_outputs=True)
+    def endpoint_spec(plan: dict[str, Any], bucket: str) -> dict[str, Any]:
+        """The MME model and endpoint config the endpoint must run (deterministic names)."""
+        from include.housing.nightly import mme_endpoint_spec
+
+        return mme_endpoint_spec(plan)
+
+    @task
+    def locations_of(plan: dict[str, Any]) -> list[str]:
+        """The locations to map over."""
+        return plan["locations"]
+
+    plan = validate_params()
+    spec = endpoint_spec(plan, ensure_bucket(plan))
+    endpoint = SageMakerDeployEndpointOperator(
+        task_id="deploy_endpoint",
+        endpoint_name=spec["endpoint_name"],
+        endpoint_config=spec["endpoint_config"],
+        models=spec["models"],
+        delete_superseded_configs=True,
+        deferrable=True,
+    )
+
+    @task_group(group_id=GROUP)
+    def per_location(plan: dict[str, Any], location: str, endpoint: Any) -> None:
+        location_label = "{{ task.op_kwargs['location'] }}"
+
+        @task(map_index_template=location_label)
+        def ingest(plan: dict[str, Any], location: str) -> dict[str, Any]:
+            """Put the day's raw listings in S3 (synthetic feed) or check they are there (S3 source)."""
+            from include.housing.nightly import ingest_listings
+
+            return ingest_listings(_hook().s3_client, plan, location)
+
+        @task(multiple_outputs=True, map_index_template=location_label)
+        def prepare(plan: dict[str, Any], location: str, ingested: dict[str, Any]) -> dict[str, Any]:
+            """Validate, quarantine bad rows, write the channels; build the training request."""
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from include.housing.nightly import build_training_config, prepare_location
+            from include.housing.prepare import DataValidationError
+
+            try:
+                data = prepare_location(_hook().s3_client, plan, location, ingested["raw_uri"])
+            except DataValidationError as error:
+                raise AirflowFailException(str(error)) from None  # the same data fails the same way
+            print(
+                f"{location}: {data['rows_good']} good, {data['rows_bad']} quarantined "
+                f"({data['quarantine_uri'] or 'none'}); channels under {data['channels']['train'].rsplit('/', 2)[0]}"
+            )
+            return {"data": data, "training_config": build_training_config(plan, location, data["channels"])}
+
+        @task(multiple_outputs=True, map_index_template=location_label)
+        def evaluate(plan: dict[str, Any], location: str, data: dict[str, Any], trained: dict[str, Any]):
+            """Score the new model and the live one on today's test split; decide on registration."""
+            from include.housing.nightly import evaluate_artifacts
+            from sagemaker_fleet.operators.mme import read_live_record
+
+            hook = _hook()
+            live = read_live_record(hook, plan["registry_prefix"], location)
+            live_version = live.get("live_version") if live else None
+            live_uri = plan["mme_prefix"] + live["live_target_model"] if live else None
+            result = evaluate_artifacts(
+                hook.s3_client,
+                location=location,
+                run_date=plan["run_date"],
+                new_artifact_uri=trained["model_artifact"],
+                test_uri=data["test_uri"],
+                live_artifact_uri=live_uri,
+                live_version=live_version,
+                tolerance=plan["promotion_tolerance"],
+            )
+            print(f"{location} {result['version']}: {result['reason']}")
+            return result
+
+        @task.short_circuit(ignore_downstream_trigger_rules=False, map_index_template=location_label)
+        def gate(location: str, promote: bool, reason: str) -> bool:
+            """Continue to registration only when the evaluation said so."""
+            print(f"{location}: {reason}")
+            return bool(promote)
+
+        @task(map_index_template=location_label)
+        def smoke_test(plan: dict[str, Any], location: str, data: dict[str, Any], registered: dict[str, Any], endpoint):
+            """Invoke the endpoint with TargetModel; it must predict what the artifact predicts locally."""
+            from include.housing.nightly import smoke_test_model
+
+            hook = _hook()
+
+            def invoke(body: str, target_model: str) -> bytes:
+                return hook.invoke_endpoint(plan["endpoint_name"], body, target_model=target_model)["body"]
+
+            result = smoke_test_model(
+                hook.s3_client,
+                invoke,
+                target_model=registered["target_model"],
+                artifact_uri=registered["s3_uri"],
+                test_uri=data["test_uri"],
+            )
+            print(f"{location}: endpoint and local predictions agree on {result['rows']} rows")
+            return result
+
+        @task(outlets=[LIVE_MODELS], map_index_template=location_label)
+        def announce(plan: dict[str, Any], location: str, promotion: dict[str, Any]) -> dict[str, Any]:
+            """Emit an Asset event for the location's live model when the live version changed."""
+            from airflow.sdk import Asset
+
+            context = get_current_context()
+            changed = promotion["promoted"] and promotion.get("previous_version") != promotion["live_version"]
+            if changed:
+                asset = Asset(f"{plan['registry_prefix']}{location}.json")
+                context["outlet_events"][LIVE_MODELS].add(
+                    asset, extra={"location": location, "version": promotion["live_version"]}
+                )
+            print(f"{location}: live {promotion['live_version']} ({'changed' if changed else 'unchanged'})")
+            return {**promotion, "asset_event": changed}
+
+        ingested = ingest(plan, location)
+        prepared = prepare(plan, location, ingested)
+        trained = SageMakerRetrySafeTrainingOperator(
+            task_id="train",
+            config=prepared["training_config"],
+            pool=TRAINING_POOL,
+            deferrable=True,
+            check_interval=2,
+            map_index_template="{{ task.config['Tags'][0]['Value'] }}",
+        )
+        evaluation = evaluate(plan, location, prepared["data"], trained.output)
+        allowed = gate(location, evaluation["promote"], evaluation["reason"])
+        registered = MMERegisterModelOperator(
+            task_id="register",
+            model_artifact=evaluation["model_artifact"],
+            mme_prefix=plan["mme_prefix"],
+            registry_prefix=plan["registry_prefix"],
+            location=location,
+            version=evaluation["version"],
+            metrics=evaluation["metrics"],
+            map_index_template="{{ task.location }}",
+        )
+        allowed >> registered
+        smoked = smoke_test(plan, location, prepared["data"], registered.output, endpoint)
+        promoted = MMEPromoteModelOperator(
+            task_id="promote",
+            mme_prefix=plan["mme_prefix"],
+            registry_prefix=plan["registry_prefix"],
+            location=location,
+            version=evaluation["version"],
+            map_index_template="{{ task.location }}",
+        )
+        smoked >> promoted
+        announce(plan, location, promoted.output)
+
+    locations = per_location.partial(plan=plan, endpoint=endpoint.output).expand(location=locations_of(plan))
+
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def summary(plan: dict[str, Any]) -> dict[str, Any]:
+        """One row per location in the log and in a JSON report in S3; fails the run if a location failed."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.housing.nightly import SUMMARY_COLUMNS, summary_report, summary_row, write_report
+        from include.housing.reports import summary_table
+
+        context = get_current_context()
+        ti = context["ti"]
+        rows = []
+        for index, location in enumerate(plan["locations"]):
+            states = ti.get_task_states(
+                dag_id=plan["dag_id"], map_index=index, task_group_id=GROUP, run_ids=[plan["run_id"]]
+            ).get(plan["run_id"], {})
+            failed = {key.rsplit("_", 1)[0] for key, state in states.items() if state == "failed"}
+            first_failed = next((t for t in _TASK_ORDER if f"{GROUP}.{t}" in failed), None)
+            rows.append(
+                summary_row(
+                    location,
+                    evaluation=ti.xcom_pull(task_ids=f"{GROUP}.evaluate", map_indexes=index),
+                    promotion=ti.xcom_pull(task_ids=f"{GROUP}.promote", map_indexes=index),
+                    failed_task=first_failed,
+                )
+            )
+        print(summary_table(rows, SUMMARY_COLUMNS))
+        report = summary_report(plan, rows)
+        write_report(_hook().s3_client, plan["report_uri"], report)
+        print(f"Report: {plan['report_uri']}")
+        if report["failed"]:
+            raise AirflowFailException(
+                f"{len(report['failed'])} of {len(rows)} location(s) failed: {', '.join(report['failed'])} "
+                f"(see the report {plan['report_uri']} and those locations' task logs)"
+            )
+        return report
+
+    locations >> summary(plan)
+
+
+_TASK_ORDER = ("ingest", "prepare", "train", "evaluate", "gate", "register", "smoke_test", "promote", "announce")
+
+housing_mme_nightly()

@@ -1,0 +1,634 @@
+"""The logic behind ``housing_mme_nightly``'s tasks: plans, S3 layout, configs, evaluation, summary.
+
+Nothing here imports Airflow: the DAG's tasks read the context and the environment, then call these
+functions with plain values and a boto3 S3 client. numpy, pandas and xgboost are imported inside the
+functions that need them, so importing this module at DAG parse time stays cheap.
+
+S3 layout of one environment (all under the bucket)::
+
+    raw/date=2026-11-23/location=Chicago_IL/listings.csv          synthetic source only
+    prepared/date=2026-11-23/location=Chicago_IL/{train,validation,test}/<channel>.csv
+    prepared/date=2026-11-23/location=Chicago_IL/quarantine/quarantine.csv
+    training-output/Chicago_IL/<job name>/output/model.tar.gz     written by SageMaker
+    mme/<endpoint>/Chicago_IL/Chicago_IL-20261123.tar.gz          the MME prefix (ModelDataUrl)
+    registry/<endpoint>/...                                        live records (the MME operators)
+    reports/<dag_id>/date=2026-11-23/summary.json
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import io
+import json
+import math
+import re
+import tarfile
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+from include.housing.evaluation import parse_label_first_csv, promotion_decision
+from include.housing.feed import generate_listings, stable_seed
+from include.housing.locations import validate_location
+from include.housing.naming import (
+    coerce_run_date,
+    mme_artifact_key,
+    model_version,
+    sagemaker_name,
+    training_job_name,
+)
+from include.housing.params import InvalidParamsError, hyperparameters_for_sagemaker, validate_nightly_params
+from include.housing.prepare import channel_prefix, prepare_listings
+
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = [
+    "CHANNELS",
+    "DEFAULT_BUCKET",
+    "DEFAULT_RAW_SOURCE",
+    "DEFAULT_ROLE_ARN",
+    "ENVIRONMENT_SETTINGS",
+    "SMOKE_TEST_ROWS",
+    "SUMMARY_COLUMNS",
+    "SYNTHETIC_SOURCE",
+    "InvalidEnvironmentError",
+    "build_plan",
+    "build_training_config",
+    "ensure_bucket",
+    "mme_endpoint_spec",
+    "smoke_test_model",
+    "write_report",
+    "compare_predictions",
+    "environment_settings",
+    "evaluate_artifacts",
+    "features_csv",
+    "ingest_listings",
+    "load_booster",
+    "parse_predictions",
+    "predict",
+    "prepare_location",
+    "raw_listing_uri",
+    "resolve_run_date",
+    "s3_uri",
+    "split_s3_uri",
+    "summary_report",
+    "summary_row",
+]
+
+SYNTHETIC_SOURCE = "synthetic"
+DEFAULT_BUCKET = "sagemaker-fleet-local"
+DEFAULT_ROLE_ARN = "arn:aws:iam::123456789012:role/SageMakerExecution"
+DEFAULT_RAW_SOURCE = SYNTHETIC_SOURCE
+
+# setting -> (Airflow Variable name, environment variable, default). Environment-level values, not
+# Params: a person triggering a run does not choose the bucket or the role.
+ENVIRONMENT_SETTINGS: dict[str, tuple[str, str, str]] = {
+    "bucket": ("housing_bucket", "HOUSING_BUCKET", DEFAULT_BUCKET),
+    "role_arn": ("housing_role_arn", "HOUSING_ROLE_ARN", DEFAULT_ROLE_ARN),
+    "raw_source": ("housing_raw_source", "HOUSING_RAW_SOURCE", DEFAULT_RAW_SOURCE),
+}
+
+CHANNELS = ("train", "validation", "test")
+TRAINING_CHANNELS = ("train", "validation")
+SMOKE_TEST_ROWS = 20
+XGBOOST_VERSION = "1.7-1"
+MAX_TRAINING_SECONDS = 3600
+# Endpoint and local predictions come from the same artifact and xgboost; only float32 rounding differs.
+SMOKE_RELATIVE_TOLERANCE = 1e-5
+SMOKE_ABSOLUTE_TOLERANCE = 1e-2
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+
+
+class InvalidEnvironmentError(ValueError):
+    """An environment-level setting (Variable or environment variable) is unusable."""
+
+
+# --- S3 addresses -----------------------------------------------------------------------------------
+
+
+def s3_uri(bucket: str, key: str) -> str:
+    """``s3://bucket/key``."""
+    return f"s3://{bucket}/{key.lstrip('/')}"
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/a/b`` -> ``("bucket", "a/b")``; ValueError for anything else."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise ValueError(f"Not an S3 URI: {uri!r}")
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+def _get_text(s3: Any, uri: str) -> str:
+    bucket, key = split_s3_uri(uri)
+    return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+
+
+def _get_bytes(s3: Any, uri: str) -> bytes:
+    bucket, key = split_s3_uri(uri)
+    return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def _put_text(s3: Any, uri: str, text: str, content_type: str = "text/csv") -> None:
+    bucket, key = split_s3_uri(uri)
+    s3.put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8"), ContentType=content_type)
+
+
+def _exists(s3: Any, uri: str) -> bool:
+    from botocore.exceptions import ClientError
+
+    bucket, key = split_s3_uri(uri)
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    return True
+
+
+# --- the run's plan: Params + environment + date, checked once before any work ----------------------
+
+
+def environment_settings(lookup: Callable[[str, str, str], str | None]) -> dict[str, str]:
+    """Bucket, role ARN and raw source, each from ``lookup(variable, env_var, default)``; checked.
+
+    The DAG passes a lookup that tries the Airflow Variable, then the environment, then the default
+    (``sagemaker-fleet-local``, the emulator's role, the synthetic feed).
+    """
+    values = {name: (lookup(*spec) or spec[2]).strip() for name, spec in ENVIRONMENT_SETTINGS.items()}
+    problems = []
+    if not _BUCKET.match(values["bucket"]):
+        problems.append(f"bucket {values['bucket']!r} is not a valid S3 bucket name")
+    if not _ROLE_ARN.match(values["role_arn"]):
+        problems.append(f"role_arn {values['role_arn']!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
+    raw = values["raw_source"]
+    if raw != SYNTHETIC_SOURCE:
+        try:
+            split_s3_uri(raw)
+        except ValueError:
+            problems.append(f"raw_source {raw!r} must be {SYNTHETIC_SOURCE!r} or an s3://bucket/prefix URI")
+        values["raw_source"] = raw.rstrip("/")
+    if problems:
+        names = ", ".join(f"{v} / {e}" for v, e, _ in ENVIRONMENT_SETTINGS.values())
+        raise InvalidEnvironmentError(f"Invalid environment settings ({names}): " + "; ".join(problems))
+    return values
+
+
+def resolve_run_date(
+    data_interval_end: dt.datetime | None, logical_date: dt.datetime | None, run_after: dt.datetime | None
+) -> dt.date:
+    """The date whose data and models the run builds.
+
+    Scheduled and backfill runs have a data interval; manual runs in Airflow 3 may have no logical
+    date at all, and then the time the run was queued for (``run_after``) is the date.
+    """
+    for value in (data_interval_end, logical_date, run_after):
+        if value is not None:
+            return coerce_run_date(value)
+    raise ValueError("The run has neither a data interval, a logical date nor a run_after time")
+
+
+def _bad_fractions(value: Any, locations: Sequence[str], raw_source: str) -> tuple[dict[str, float], list[str]]:
+    if value is None or value == {} or value == "":
+        return {}, []
+    if isinstance(value, str):
+        with contextlib.suppress(json.JSONDecodeError):
+            value = json.loads(value)
+    if not isinstance(value, Mapping):
+        return {}, [f"bad_fraction_by_location must be an object of location -> fraction, got {value!r}"]
+    problems: list[str] = []
+    if raw_source != SYNTHETIC_SOURCE:
+        problems.append(
+            "bad_fraction_by_location corrupts the synthetic feed only; the raw source here is "
+            f"{raw_source!r}, so remove it from the run's conf"
+        )
+    fractions: dict[str, float] = {}
+    for location, raw in value.items():
+        if location not in locations:
+            problems.append(f"bad_fraction_by_location: {location!r} is not one of this run's locations")
+            continue
+        try:
+            if isinstance(raw, bool):
+                raise TypeError
+            fraction = float(raw)
+        except (TypeError, ValueError):
+            problems.append(f"bad_fraction_by_location.{location}: expected a number, got {raw!r}")
+            continue
+        if not math.isfinite(fraction) or not 0 <= fraction <= 1:
+            problems.append(f"bad_fraction_by_location.{location}: {raw!r} is outside [0, 1]")
+            continue
+        fractions[location] = fraction
+    return fractions, problems
+
+
+def build_plan(
+    params: Mapping[str, Any],
+    settings: Mapping[str, str],
+    run_date: dt.date | str,
+    *,
+    dag_id: str,
+    run_id: str,
+    image_uri: str,
+) -> dict[str, Any]:
+    """Everything the run's tasks need, validated and JSON-safe; InvalidParamsError lists every problem.
+
+    Params arrive from the UI form, ``--conf`` or a backfill's ``--dag-run-conf``.
+    ``bad_fraction_by_location`` (testing/demo only) corrupts that share of a location's synthetic rows.
+    """
+    problems: list[str] = []
+    given = dict(params)
+    bad = given.pop("bad_fraction_by_location", None)
+    try:
+        checked = validate_nightly_params(given)
+    except InvalidParamsError as error:
+        problems.extend(error.problems)
+        checked = None
+    locations = checked["locations"] if checked else []
+    fractions, bad_problems = _bad_fractions(bad, locations, settings["raw_source"])
+    problems.extend(bad_problems)
+    if problems:
+        raise InvalidParamsError(problems)
+    assert checked is not None
+
+    day = coerce_run_date(run_date)
+    bucket = settings["bucket"]
+    endpoint = checked["endpoint_name"]
+    return {
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "run_date": day.isoformat(),
+        "locations": list(locations),
+        "houses_per_location": checked["houses_per_location"],
+        "hyperparameters": checked["hyperparameters"],
+        "instance_type": checked["instance_type"],
+        "promotion_tolerance": checked["promotion_tolerance"],
+        "max_bad_fraction": checked["max_bad_fraction"],
+        "endpoint_name": endpoint,
+        "bad_fraction_by_location": fractions,
+        "bucket": bucket,
+        "role_arn": settings["role_arn"],
+        "raw_source": settings["raw_source"],
+        "image_uri": image_uri,
+        "mme_prefix": s3_uri(bucket, f"mme/{endpoint}/"),
+        "registry_prefix": s3_uri(bucket, f"registry/{endpoint}/"),
+        "report_uri": s3_uri(bucket, f"reports/{dag_id}/date={day.isoformat()}/summary.json"),
+    }
+
+
+# --- setup: bucket and the multi-model endpoint --------------------------------------------------------
+
+
+def ensure_bucket(s3: Any, bucket: str, region: str | None) -> bool:
+    """Create ``bucket`` unless it exists; True when it was created."""
+    from botocore.exceptions import ClientError
+
+    try:
+        s3.head_bucket(Bucket=bucket)
+        return False
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
+            raise
+    kwargs: dict[str, Any] = {"Bucket": bucket}
+    if region and region != "us-east-1":  # us-east-1 refuses an explicit LocationConstraint
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    try:
+        s3.create_bucket(**kwargs)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
+            raise
+        return False
+    return True
+
+
+def _definition_hash(definition: Mapping[str, Any]) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(definition, sort_keys=True).encode("utf-8")).hexdigest()[:8]
+
+
+def mme_endpoint_spec(plan: Mapping[str, Any]) -> dict[str, Any]:
+    """The MME model (``Mode=MultiModel``, ``ModelDataUrl`` = the MME prefix) and its endpoint config.
+
+    Names carry a hash of the definition: the same definition every night gives the same names (the
+    deploy operator then has nothing to do); a changed image, role, prefix or instance type gives new
+    names, which the deploy operator rolls out as an update of the same endpoint.
+    """
+    endpoint = plan["endpoint_name"]
+    container = {"Image": plan["image_uri"], "Mode": "MultiModel", "ModelDataUrl": plan["mme_prefix"]}
+    model_definition = {"ExecutionRoleArn": plan["role_arn"], "PrimaryContainer": container}
+    model_name = sagemaker_name(endpoint, "mme", _definition_hash(model_definition))
+    variant = {
+        "VariantName": "AllTraffic",
+        "ModelName": model_name,
+        "InitialInstanceCount": 1,
+        "InstanceType": plan["instance_type"],
+        "InitialVariantWeight": 1.0,
+    }
+    config_name = sagemaker_name(endpoint, "cfg", _definition_hash({"ProductionVariants": [variant]}))
+    tags = [{"Key": "dag_id", "Value": plan["dag_id"]}]
+    return {
+        "endpoint_name": endpoint,
+        "models": [{"ModelName": model_name, **model_definition, "Tags": tags}],
+        "endpoint_config": {"EndpointConfigName": config_name, "ProductionVariants": [variant], "Tags": tags},
+    }
+
+
+# --- ingest and prepare ---------------------------------------------------------------------------------
+
+
+def raw_listing_uri(raw_source: str, bucket: str, run_date: dt.date | str, location: str) -> str:
+    """Where a location's raw listings for the date live: our ``raw/`` partition for the synthetic
+    feed, ``<prefix>/date=YYYY-MM-DD/location=<Location>/listings.csv`` under an S3 raw source."""
+    if raw_source == SYNTHETIC_SOURCE:
+        return s3_uri(bucket, f"{channel_prefix('raw', run_date, location)}/listings.csv")
+    source_bucket, prefix = split_s3_uri(raw_source)
+    root = prefix.rstrip("/") or "."
+    key = f"{channel_prefix(root, run_date, location)}/listings.csv"
+    return s3_uri(source_bucket, key.removeprefix("./"))
+
+
+def ingest_listings(s3: Any, plan: Mapping[str, Any], location: str) -> dict[str, Any]:
+    """The day's raw listings of ``location`` in S3; returns ``{"location", "raw_uri", "source", "bytes"}``.
+
+    Synthetic: generated from (location, date) and written to the raw partition; the bytes are the same
+    on every rerun, so rewriting is harmless. S3 source: the file must already be there.
+    """
+    validate_location(location)
+    uri = raw_listing_uri(plan["raw_source"], plan["bucket"], plan["run_date"], location)
+    if plan["raw_source"] == SYNTHETIC_SOURCE:
+        text = generate_listings(
+            location,
+            plan["run_date"],
+            plan["houses_per_location"],
+            bad_fraction=plan.get("bad_fraction_by_location", {}).get(location, 0.0),
+        )
+        _put_text(s3, uri, text)
+        return {"location": location, "raw_uri": uri, "source": SYNTHETIC_SOURCE, "bytes": len(text)}
+    if not _exists(s3, uri):
+        raise FileNotFoundError(f"{location}: no raw listings for {plan['run_date']} at {uri}")
+    bucket, key = split_s3_uri(uri)
+    size = s3.head_object(Bucket=bucket, Key=key)["ContentLength"]
+    return {"location": location, "raw_uri": uri, "source": plan["raw_source"], "bytes": int(size)}
+
+
+def prepare_location(s3: Any, plan: Mapping[str, Any], location: str, raw_uri: str) -> dict[str, Any]:
+    """Validate and split the raw listings; write channels (and quarantined rows) to the date/location
+    partition. Raises the prepare module's DataValidationError / TooManyBadRowsError for unusable data."""
+    prepared = prepare_listings(
+        _get_text(s3, raw_uri),
+        location=location,
+        max_bad_fraction=plan["max_bad_fraction"],
+        seed=stable_seed("split", location, plan["run_date"]),
+        run_date=plan["run_date"],
+    )
+    root = s3_uri(plan["bucket"], channel_prefix("prepared", plan["run_date"], location))
+    channels = {name: f"{root}/{name}/" for name in CHANNELS}
+    for name, text in zip(CHANNELS, (prepared.train_csv, prepared.validation_csv, prepared.test_csv), strict=True):
+        _put_text(s3, f"{channels[name]}{name}.csv", text)
+    quarantine_uri = None
+    if prepared.quarantine_csv:
+        quarantine_uri = f"{root}/quarantine/quarantine.csv"
+        _put_text(s3, quarantine_uri, prepared.quarantine_csv)
+    return {
+        **prepared.to_summary(),
+        "channels": channels,
+        "test_uri": f"{channels['test']}test.csv",
+        "quarantine_uri": quarantine_uri,
+    }
+
+
+def build_training_config(plan: Mapping[str, Any], location: str, channels: Mapping[str, str]) -> dict[str, Any]:
+    """The whole CreateTrainingJob request; its name is deterministic from dag_id, location and date."""
+    run_date = plan["run_date"]
+    return {
+        "TrainingJobName": training_job_name(plan["dag_id"], location, run_date),
+        "AlgorithmSpecification": {"TrainingImage": plan["image_uri"], "TrainingInputMode": "File"},
+        "RoleArn": plan["role_arn"],
+        "InputDataConfig": [
+            {
+                "ChannelName": name,
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": channels[name],
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+                "ContentType": "text/csv",
+                "CompressionType": "None",
+            }
+            for name in TRAINING_CHANNELS
+        ],
+        "OutputDataConfig": {"S3OutputPath": s3_uri(plan["bucket"], f"training-output/{location}/")},
+        "ResourceConfig": {"InstanceType": plan["instance_type"], "InstanceCount": 1, "VolumeSizeInGB": 5},
+        "StoppingCondition": {"MaxRuntimeInSeconds": MAX_TRAINING_SECONDS},
+        "HyperParameters": hyperparameters_for_sagemaker(plan["hyperparameters"]),
+        "Tags": [
+            {"Key": "location", "Value": location},
+            {"Key": "run_date", "Value": run_date},
+            {"Key": "dag_id", "Value": plan["dag_id"]},
+        ],
+    }
+
+
+# --- models: load, predict, evaluate, smoke-test -------------------------------------------------------
+
+
+def load_booster(artifact: bytes):
+    """The xgboost Booster inside a SageMaker ``model.tar.gz`` (``xgboost-model``, else the first file)."""
+    import xgboost as xgb
+
+    with tarfile.open(fileobj=io.BytesIO(artifact), mode="r:gz") as archive:
+        members = sorted(
+            (m for m in archive.getmembers() if m.isfile() and not m.name.rsplit("/", 1)[-1].startswith(".")),
+            key=lambda m: m.name,
+        )
+        chosen = next((m for m in members if m.name.rsplit("/", 1)[-1] == "xgboost-model"), None)
+        chosen = chosen or (members[0] if members else None)
+        if chosen is None:
+            raise ValueError("The model archive holds no model file")
+        extracted = archive.extractfile(chosen)
+        assert extracted is not None
+        data = extracted.read()
+    booster = xgb.Booster()
+    booster.load_model(bytearray(data))
+    booster.set_param("nthread", 1)
+    return booster
+
+
+def predict(booster: Any, features: np.ndarray) -> np.ndarray:
+    """Predictions the way the serving container makes them (``inplace_predict``)."""
+    import numpy as np
+
+    return np.asarray(booster.inplace_predict(features, validate_features=False), dtype=float).ravel()
+
+
+def evaluate_artifacts(
+    s3: Any,
+    *,
+    location: str,
+    run_date: dt.date | str,
+    new_artifact_uri: str,
+    test_uri: str,
+    live_artifact_uri: str | None,
+    live_version: str | None,
+    tolerance: float,
+) -> dict[str, Any]:
+    """Score the new model and the live one (if any) on today's test split; decide on promotion."""
+    from include.housing.evaluation import mae, rmse
+
+    features, labels = parse_label_first_csv(_get_text(s3, test_uri))
+    new_predictions = predict(load_booster(_get_bytes(s3, new_artifact_uri)), features)
+    new = {"rmse": rmse(labels, new_predictions), "mae": mae(labels, new_predictions)}
+    live = None
+    if live_artifact_uri:
+        live_predictions = predict(load_booster(_get_bytes(s3, live_artifact_uri)), features)
+        live = {"rmse": rmse(labels, live_predictions), "mae": mae(labels, live_predictions)}
+    decision = promotion_decision(new["rmse"], live["rmse"] if live else None, tolerance)
+    version = model_version(location, run_date)
+    return {
+        "location": location,
+        "version": version,
+        "target_model": mme_artifact_key(location, version),
+        "model_artifact": new_artifact_uri,
+        "test_rows": int(labels.size),
+        "metrics": new,
+        "live_version": live_version,
+        "live_metrics": live,
+        "promote": decision.promote,
+        "reason": decision.reason,
+    }
+
+
+def features_csv(test_csv: str, rows: int = SMOKE_TEST_ROWS) -> tuple[str, np.ndarray]:
+    """The first ``rows`` test rows without their label, as an InvokeEndpoint CSV body and as an array."""
+    features, _ = parse_label_first_csv(test_csv)
+    chosen = features[:rows]
+    body = "\n".join(",".join(repr(float(v)) for v in row) for row in chosen) + "\n"
+    return body, chosen
+
+
+def parse_predictions(body: bytes | str) -> list[float]:
+    """Predictions from an XGBoost ``text/csv`` or JSON response (commas and/or newlines)."""
+    text = body.decode("utf-8") if isinstance(body, bytes) else body
+    text = text.strip()
+    if text.startswith(("{", "[")):
+        document = json.loads(text)
+        if isinstance(document, Mapping):
+            document = document.get("predictions", [])
+        values = [item.get("score") if isinstance(item, Mapping) else item for item in document]
+        return [float(v) for v in values]
+    return [float(part) for part in re.split(r"[,\s]+", text) if part]
+
+
+def compare_predictions(endpoint: Sequence[float], local: Sequence[float]) -> dict[str, Any]:
+    """Check the endpoint served the same model: same count, every value within float32 rounding."""
+    if len(endpoint) != len(local):
+        raise AssertionError(f"The endpoint returned {len(endpoint)} predictions for {len(local)} rows")
+    differences = [abs(float(a) - float(b)) for a, b in zip(endpoint, local, strict=True)]
+    worst = max(range(len(differences)), key=differences.__getitem__) if differences else None
+    for a, b in zip(endpoint, local, strict=True):
+        if not math.isclose(a, b, rel_tol=SMOKE_RELATIVE_TOLERANCE, abs_tol=SMOKE_ABSOLUTE_TOLERANCE):
+            raise AssertionError(
+                f"The endpoint's prediction {a!r} differs from the local prediction {b!r} of the same "
+                "artifact: the endpoint is not serving this model"
+            )
+    return {
+        "rows": len(local),
+        "max_abs_difference": differences[worst] if worst is not None else 0.0,
+    }
+
+
+def smoke_test_model(
+    s3: Any,
+    invoke: Callable[[str, str], bytes],
+    *,
+    target_model: str,
+    artifact_uri: str,
+    test_uri: str,
+    rows: int = SMOKE_TEST_ROWS,
+) -> dict[str, Any]:
+    """Send test rows to the endpoint for ``target_model`` (``invoke(body, target_model)`` -> response body)
+    and compare with a local prediction of the same artifact; AssertionError when they differ."""
+    body, features = features_csv(_get_text(s3, test_uri), rows)
+    local = predict(load_booster(_get_bytes(s3, artifact_uri)), features).tolist()
+    served = parse_predictions(invoke(body, target_model))
+    return {"target_model": target_model, **compare_predictions(served, local)}
+
+
+# --- summary ------------------------------------------------------------------------------------------------
+
+SUMMARY_COLUMNS = (
+    "location",
+    "status",
+    "version",
+    "test_rmse",
+    "test_mae",
+    "previous_version",
+    "previous_rmse",
+    "promoted",
+    "reason",
+)
+
+
+def summary_row(
+    location: str,
+    *,
+    evaluation: Mapping[str, Any] | None,
+    promotion: Mapping[str, Any] | None,
+    failed_task: str | None,
+    error: str | None = None,
+) -> dict[str, Any]:
+    """One location's line in the summary, from what its tasks returned (None where they did not)."""
+    row: dict[str, Any] = {column: None for column in SUMMARY_COLUMNS}
+    row["location"] = location
+    if evaluation:
+        live = evaluation.get("live_metrics") or {}
+        row.update(
+            version=evaluation.get("version"),
+            test_rmse=(evaluation.get("metrics") or {}).get("rmse"),
+            test_mae=(evaluation.get("metrics") or {}).get("mae"),
+            previous_version=evaluation.get("live_version"),
+            previous_rmse=live.get("rmse"),
+            reason=evaluation.get("reason"),
+        )
+    if failed_task:
+        row.update(status="failed", promoted=False, reason=f"failed at {failed_task}" + (f": {error}" if error else ""))
+    elif promotion:
+        promoted = bool(promotion.get("promoted"))
+        row.update(status="live" if promoted else "registered", promoted=promoted)
+        if promotion.get("previous_version") is not None:
+            row["previous_version"] = promotion["previous_version"]
+        if not promoted and promotion.get("reason"):
+            row["reason"] = promotion["reason"]
+    elif evaluation and not evaluation.get("promote"):
+        row.update(status="kept live", promoted=False)
+    else:
+        row.update(status="incomplete", promoted=False, reason=row["reason"] or "did not reach promotion")
+    return row
+
+
+def summary_report(plan: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The JSON report written next to the run's other outputs."""
+    failed = [row["location"] for row in rows if row.get("status") == "failed"]
+    return {
+        "dag_id": plan["dag_id"],
+        "run_id": plan["run_id"],
+        "run_date": plan["run_date"],
+        "endpoint_name": plan["endpoint_name"],
+        "mme_prefix": plan["mme_prefix"],
+        "locations": len(rows),
+        "promoted": sum(1 for row in rows if row.get("promoted")),
+        "failed": failed,
+        "rows": [dict(row) for row in rows],
+    }
+
+
+def write_report(s3: Any, uri: str, report: Mapping[str, Any]) -> None:
+    """Store the report as JSON (one per date; a rerun of the date replaces its own report)."""
+    _put_text(s3, uri, json.dumps(report, indent=2, sort_keys=True, default=str), content_type="application/json")

@@ -1,0 +1,89 @@
+"""Every DAG in dags/: imports cleanly, carries owner/retries/tags, no catchup, parses fast and light."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.dags.conftest import REPO
+
+DAG_FILES = sorted(p for p in (REPO / "dags").glob("*.py") if not p.name.startswith("_"))
+HEAVY_MODULES = ("pandas", "xgboost", "sklearn", "sagemaker", "scipy", "matplotlib")
+MAX_PARSE_SECONDS = 2.0
+
+# Parses one DAG file in a fresh interpreter (Airflow itself already imported, as in the dag-processor)
+# and reports its DAGs' settings, the parse time and which heavy modules the parse pulled in.
+_PROBE = r"""
+import json, sys, time
+import airflow.sdk  # noqa: F401  (the dag-processor has Airflow loaded before it parses a file)
+from airflow.dag_processing.dagbag import DagBag
+
+heavy = sys.argv[2].split(",")
+already = {m for m in heavy if m in sys.modules}
+started = time.perf_counter()
+bag = DagBag(dag_folder=sys.argv[1])
+seconds = time.perf_counter() - started
+dags = {}
+for dag_id, dag in bag.dags.items():
+    dags[dag_id] = {
+        "tags": sorted(dag.tags or []),
+        "catchup": dag.catchup,
+        "owners": sorted({t.owner for t in dag.tasks}),
+        "retries": sorted({t.retries for t in dag.tasks}),
+        "has_doc": bool(dag.doc_md),
+    }
+print("@@PROBE@@" + json.dumps({
+    "errors": {k: str(v) for k, v in bag.import_errors.items()},
+    "dags": dags,
+    "seconds": seconds,
+    "heavy": sorted(m for m in heavy if m in sys.modules and m not in already),
+}))
+"""
+
+
+@pytest.fixture(scope="module")
+def probes(airflow_home: dict[str, str]) -> dict[str, dict]:
+    results = {}
+    for path in DAG_FILES:
+        process = subprocess.run(
+            [sys.executable, "-c", _PROBE, str(path), ",".join(HEAVY_MODULES)],
+            env={**os.environ, **airflow_home},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=REPO,
+        )
+        line = next((x for x in process.stdout.splitlines() if x.startswith("@@PROBE@@")), None)
+        assert line, f"parsing {path.name} crashed:\n{process.stdout[-3000:]}\n{process.stderr[-3000:]}"
+        results[path.name] = json.loads(line.removeprefix("@@PROBE@@"))
+    return results
+
+
+def test_there_are_dags() -> None:
+    assert DAG_FILES, "no DAG files in dags/"
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
+def test_dag_file_imports_and_follows_the_rules(path: Path, probes: dict[str, dict]) -> None:
+    probe = probes[path.name]
+    assert probe["errors"] == {}, f"import errors: {probe['errors']}"
+    assert probe["dags"], f"{path.name} defines no DAG"
+    assert path.stem in probe["dags"], "the file name must be the dag_id"
+    for dag_id, dag in probe["dags"].items():
+        assert dag["tags"], f"{dag_id} has no tags"
+        assert dag["catchup"] is False, f"{dag_id} must set catchup=False"
+        assert dag["has_doc"], f"{dag_id} has no doc_md"
+        assert all(owner and owner.lower() != "airflow" for owner in dag["owners"]), f"{dag_id}: set an owner"
+        assert min(dag["retries"]) >= 1, f"{dag_id}: every task needs retries >= 1, got {dag['retries']}"
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
+def test_dag_file_parses_fast_without_heavy_imports(path: Path, probes: dict[str, dict]) -> None:
+    probe = probes[path.name]
+    assert probe["heavy"] == [], f"{path.name} imports {probe['heavy']} at parse time; import them inside tasks"
+    assert probe["seconds"] < MAX_PARSE_SECONDS, f"{path.name} took {probe['seconds']:.2f} s to parse"
