@@ -54,7 +54,6 @@ class SageMakerEndpointStateSensor(AwsBaseSensor[SageMakerFleetHook]):
     ) -> None:
         if poll_interval <= 0:
             raise ValueError(f"poll_interval must be > 0, got {poll_interval}")
-        kwargs.setdefault("mode", "reschedule" if not deferrable and poll_interval >= 60 else "poke")
         super().__init__(poke_interval=poll_interval, timeout=timeout, **kwargs)
         self.endpoint_name = endpoint_name
         self.expected_config_name = expected_config_name

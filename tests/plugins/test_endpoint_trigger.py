@@ -1,0 +1,125 @@
+"""EndpointStateTrigger: real endpoints in the emulator (success, silent rollback), edge paths with mocks."""
+
+from __future__ import annotations
+
+import asyncio
+from unittest import mock
+
+import pytest
+from botocore.exceptions import ClientError
+
+from sagemaker_fleet.endpoint_triggers import EndpointStateTrigger, endpoint_outcome
+from tests.conftest import inject_fault
+from tests.plugins.endpoint_helpers import config_request, deploy_direct, model_request, unique, upload_xgboost_model
+
+
+def run_trigger(trigger: EndpointStateTrigger, timeout: float = 60) -> dict:
+    async def first_event():
+        async for event in trigger.run():
+            return event.payload
+
+    return asyncio.run(asyncio.wait_for(first_event(), timeout=timeout))
+
+
+def trigger(endpoint: str = "ep", **kwargs) -> EndpointStateTrigger:
+    kwargs.setdefault("poll_interval", 0.05)
+    return EndpointStateTrigger(endpoint, **kwargs)
+
+
+def test_serialize_round_trips():
+    original = EndpointStateTrigger(
+        "ep", expected_config_name="cfg", poll_interval=2, timeout_seconds=30, aws_conn_id="aws_x",
+        region_name="eu-west-1", verify=False, botocore_config={"retries": {"max_attempts": 3}},
+    )  # fmt: skip
+    path, kwargs = original.serialize()
+    assert path == "sagemaker_fleet.endpoint_triggers.EndpointStateTrigger"
+    assert kwargs["expected_config_name"] == "cfg" and kwargs["region_name"] == "eu-west-1"
+    assert EndpointStateTrigger(**kwargs).serialize() == (path, kwargs)
+
+
+# -- against the emulator ------------------------------------------------------------------------------------
+def test_update_completes_with_success_on_the_expected_config(emulator, sm, s3):
+    endpoint = unique("ep-trig")
+    _, models = deploy_direct(sm, s3, endpoint, {"AllTraffic": 5})
+    new_config = unique("cfg-next")
+    sm.create_endpoint_config(**config_request(new_config, models))
+    sm.update_endpoint(EndpointName=endpoint, EndpointConfigName=new_config)
+
+    event = run_trigger(trigger(endpoint, expected_config_name=new_config))
+    assert event["status"] == "success" and event["endpoint_status"] == "InService"
+    assert event["endpoint_config_name"] == new_config
+    sm.delete_endpoint(EndpointName=endpoint)
+
+
+def test_silent_rollback_is_a_failure_with_the_reason(emulator, sm, s3, clear_faults):
+    endpoint = unique("ep-silent")
+    old_config, _ = deploy_direct(sm, s3, endpoint, {"AllTraffic": 5})
+    model = unique("m-broken")
+    sm.create_model(**model_request(model, upload_xgboost_model(s3, f"models/{model}", 2)))
+    new_config = unique("cfg-rolled")
+    sm.create_endpoint_config(**config_request(new_config, {"AllTraffic": model}))
+    inject_fault(emulator, {"type": "deployment_failure", "endpoint_name": endpoint, "count": 1})
+    sm.update_endpoint(EndpointName=endpoint, EndpointConfigName=new_config)
+
+    event = run_trigger(trigger(endpoint, expected_config_name=new_config))
+    assert event["status"] == "failed"
+    assert event["endpoint_status"] == "InService" and event["endpoint_config_name"] == old_config
+    assert event["failure_reason"] and event["failure_reason"] in event["message"]
+    assert f"not on the requested {new_config}" in event["message"]
+    # botocore's waiter, like the provider, would have called this a success:
+    sm.get_waiter("endpoint_in_service").wait(EndpointName=endpoint, WaiterConfig={"Delay": 1, "MaxAttempts": 5})
+    sm.delete_endpoint(EndpointName=endpoint)
+
+
+def test_missing_endpoint_is_an_error(emulator):
+    event = run_trigger(trigger(unique("ep-none")))
+    assert event["status"] == "error" and "does not exist" in event["message"]
+
+
+# -- edge paths with mocks -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("status", ["Failed", "UpdateRollbackFailed", "OutOfService"])
+def test_terminal_bad_states_are_failures(status):
+    outcome = endpoint_outcome("ep", {"EndpointStatus": status, "EndpointConfigName": "c", "FailureReason": "boom"})
+    assert outcome["status"] == "failed" and "boom" in outcome["message"] and status in outcome["message"]
+
+
+@pytest.mark.parametrize("status", ["Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"])
+def test_transitional_states_keep_waiting(status):
+    assert endpoint_outcome("ep", {"EndpointStatus": status}) is None
+
+
+def _with_describe(side_effect):
+    hook = mock.MagicMock()
+    hook.get_conn.return_value.describe_endpoint.side_effect = side_effect
+    return mock.patch.object(EndpointStateTrigger, "hook", return_value=hook)
+
+
+def test_times_out_while_the_endpoint_stays_updating():
+    with _with_describe(lambda **_: {"EndpointStatus": "Updating", "EndpointConfigName": "c1"}):
+        event = run_trigger(trigger(expected_config_name="c2", timeout_seconds=0.2))
+    assert event["status"] == "timeout" and "Updating" in event["message"]
+
+
+def test_transient_errors_are_retried_then_reported():
+    throttled = ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "DescribeEndpoint")
+    answers = iter([throttled, throttled, {"EndpointStatus": "Updating"}, {"EndpointStatus": "InService",
+                                                                           "EndpointConfigName": "c2"}])  # fmt: skip
+
+    def describe(**_):
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    with _with_describe(describe):
+        assert run_trigger(trigger(expected_config_name="c2"))["status"] == "success"
+    with _with_describe(throttled):
+        event = run_trigger(trigger())
+    assert event["status"] == "error" and "slow down" in event["message"]
+
+
+def test_invalid_arguments():
+    with pytest.raises(ValueError, match="poll_interval"):
+        EndpointStateTrigger("ep", poll_interval=0)
+    with pytest.raises(ValueError, match="timeout_seconds"):
+        EndpointStateTrigger("ep", timeout_seconds=0)
