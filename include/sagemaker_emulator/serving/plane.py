@@ -223,6 +223,7 @@ class ServingPlane:
                 self.telemetry.log(
                     region, name, variant.log_stream, f"Multi-model server started; models are loaded from {url}"
                 )
+                variant.cache.on_loaded = self._load_logger(variant)  # type: ignore[union-attr]
             else:
                 predictor = self._load_single(name, region, variant_name, url)
                 variant = Variant(**common, predictor=predictor, model_data_url=url)
@@ -234,6 +235,17 @@ class ServingPlane:
                 )
             fleet[variant_name] = variant
         return fleet
+
+    def _load_logger(self, variant: Variant) -> Any:
+        def loaded(target: str, ms: float) -> None:
+            self.telemetry.log(
+                variant.region,
+                variant.endpoint,
+                variant.log_stream,
+                f"Loaded model {target} from {variant.target_url(target)} in {ms:.1f} ms",
+            )
+
+        return loaded
 
     def _load_single(self, endpoint: str, region: str, variant_name: str, url: str) -> Any:
         download_error = DeployError(
@@ -556,10 +568,6 @@ class ServingPlane:
                 except ModelInvocationError as exc:
                     return self._model_error(variant, endpoint_name, exc.status_code, exc.message)
                 waited = (time.perf_counter() - wait_started) * 1e6
-                self.telemetry.log(
-                    variant.region, variant.endpoint, variant.log_stream,
-                    f"Loaded model {target} from {variant.target_url(target)} in {waited / 1000:.1f} ms",
-                )  # fmt: skip
                 cache_metrics = (
                     ("ModelCacheHit", 0.0),
                     ("LoadedModelCount", float(len(cache.models))),

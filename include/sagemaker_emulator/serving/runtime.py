@@ -16,6 +16,7 @@ import os
 import random
 import tarfile
 import tempfile
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -67,6 +68,8 @@ class ModelCache:
         self.keep = keep  # ModelCacheSetting=Disabled: unload right after the invocation
         self.models: OrderedDict[str, Predictor] = OrderedDict()
         self.loading: dict[str, asyncio.Task[Predictor]] = {}
+        # Called once per real load with (name, milliseconds), e.g. to write the endpoint's log line.
+        self.on_loaded: Callable[[str, float], None] | None = None
 
     def get(self, name: str) -> Predictor | None:
         predictor = self.models.get(name)
@@ -82,10 +85,13 @@ class ModelCache:
         return await asyncio.shield(task)
 
     async def _load(self, name: str, loader: Callable[[str], Predictor]) -> Predictor:
+        started = time.perf_counter()
         try:
             predictor = await asyncio.to_thread(loader, name)
         finally:
             self.loading.pop(name, None)
+        if self.on_loaded is not None:
+            self.on_loaded(name, (time.perf_counter() - started) * 1000)
         if self.keep:
             self.models[name] = predictor
             while len(self.models) > self.capacity:
