@@ -99,7 +99,7 @@ def _check_channels(ctx: RequestContext, body: dict[str, Any], role: str) -> lis
 
 @operation("CreateTrainingJob")
 def create_training_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
-    from .algorithms import DEFAULT_METRIC_DEFINITIONS, UnsupportedImageError, algorithm_for_image
+    from .algorithms import DEFAULT_METRIC_DEFINITIONS, UnsupportedImageError, algorithm_for_image, algorithm_version
 
     name = check_name(body.get("TrainingJobName"), "trainingJobName")
     spec = require(body, "AlgorithmSpecification")
@@ -192,6 +192,8 @@ def create_training_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str, 
             "EnableInterContainerTrafficEncryption": bool(body.get("EnableInterContainerTrafficEncryption", False)),
             "EnableManagedSpotTraining": bool(body.get("EnableManagedSpotTraining", False)),
             "_algorithm": algorithm,
+            # The container version decides validation and early-stopping rules (e.g. `silent` only in 1.0-1).
+            "_algorithm_version": algorithm_version(image),
             "_region": ctx.region,
             "_log_stream": f"{name}/algo-1-{int(created)}",
         }
@@ -253,7 +255,7 @@ def list_training_jobs(ctx: RequestContext, body: dict[str, Any]) -> dict[str, A
 
 
 # -- the worker process ---------------------------------------------------------------------------------------
-def run_algorithm(algorithm: str, job_dir: str) -> None:
+def run_algorithm(algorithm: str, job_dir: str, version: str | None = None) -> None:
     """Entry point of a worker process: run the algorithm; a failure leaves its reason in output/failure."""
     from .algorithms import AlgorithmClientError, AlgorithmError, train
 
@@ -264,7 +266,7 @@ def run_algorithm(algorithm: str, job_dir: str) -> None:
             log_file.write(line.rstrip("\n") + "\n")
 
         try:
-            train(algorithm, root, emit)
+            train(algorithm, root, emit, version=version)
         except AlgorithmClientError as exc:
             _fail(root, f"ClientError: {exc}", emit)
             sys.exit(1)
@@ -512,7 +514,11 @@ class TrainingRunner:
     ) -> int:
         log_path = job_dir / "output" / "algo-1.log"
         log_path.touch()
-        worker = self._mp.Process(target=run_algorithm, args=(record["_algorithm"], str(job_dir)), daemon=True)
+        worker = self._mp.Process(
+            target=run_algorithm,
+            args=(record["_algorithm"], str(job_dir), record.get("_algorithm_version")),
+            daemon=True,
+        )
         worker.start()
         offset = 0
         try:
