@@ -1,0 +1,719 @@
+"""The logic behind ``housing_ab_rollout``'s tasks: plan, data, requests, traffic, probe, report.
+
+Nothing here imports Airflow: the DAG's tasks read the context, then call these functions with plain
+values and boto3 clients. numpy, pandas and matplotlib are imported inside the functions that need
+them, so importing this module at DAG parse time stays cheap.
+
+Names of one run share a prefix made of the DAG's initials, the run's date and a hash of the run id
+(``har-20261123-1a2b3c``), so a retried task computes the same names and two runs of one date never
+collide. S3 layout (all under the bucket)::
+
+    ab-rollout/<endpoint>/<run prefix>/raw/listings.csv        synthetic source only
+    ab-rollout/<endpoint>/<run prefix>/data/{train,validation,test,evaluation}/<channel>.csv
+    ab-rollout/<endpoint>/<run prefix>/training-output/<role>/<job>/output/model.tar.gz
+    ab-rollout/<endpoint>/<run prefix>/reports/{ab-evaluation.*,rollout.json,rollout.png}
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from include.housing.feed import FEATURE_COLUMNS, generate_listings, stable_seed
+from include.housing.naming import coerce_run_date, dag_prefix, sagemaker_name
+from include.housing.params import InvalidParamsError, hyperparameters_for_sagemaker, validate_ab_params
+from include.housing.prepare import prepare_listings
+
+__all__ = [
+    "ALGORITHM_IMAGES",
+    "MIN_TRAFFIC_REQUESTS",
+    "ROLES",
+    "TRAFFIC_TOLERANCE",
+    "EndpointProbe",
+    "ab_endpoint_spec",
+    "build_plan",
+    "build_training_config",
+    "cleanup_after_failure",
+    "drive_weighted_traffic",
+    "parse_prediction",
+    "prepare_data",
+    "probe_loop",
+    "rollout_report",
+    "run_prefix",
+    "shift_steps_for",
+    "split_holdout",
+    "superseded_resources",
+    "winner_endpoint_spec",
+    "write_rollout_report",
+]
+
+ROLES = ("champion", "challenger")
+# (framework name for sagemaker.core.image_uris.retrieve, version); None = the latest.
+ALGORITHM_IMAGES: dict[str, tuple[str, str | None]] = {
+    "xgboost": ("xgboost", "1.7-1"),
+    "linear-learner": ("linear-learner", None),
+}
+# Weighted traffic routes each request at random: with n requests a variant's observed share has a
+# standard deviation of at most 0.5/sqrt(n). 240 requests and an absolute tolerance of 0.15 put the
+# check at more than four standard deviations, so a correctly weighted endpoint passes in practice.
+TRAFFIC_TOLERANCE = 0.15
+MIN_TRAFFIC_REQUESTS = 240
+MAX_TRAINING_SECONDS = 3600
+TRAINING_CHANNELS = ("train", "validation")
+DATA_CHANNELS = ("train", "validation", "test")
+
+
+# --- S3 helpers ------------------------------------------------------------------------------------
+
+
+def s3_uri(bucket: str, key: str) -> str:
+    """``s3://bucket/key``."""
+    return f"s3://{bucket}/{key.lstrip('/')}"
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/a/b`` -> ``("bucket", "a/b")``; ValueError for anything else."""
+    if not isinstance(uri, str) or not uri.startswith("s3://"):
+        raise ValueError(f"Not an S3 URI: {uri!r}")
+    bucket, _, key = uri[5:].partition("/")
+    if not bucket:
+        raise ValueError(f"Not an S3 URI: {uri!r}")
+    return bucket, key
+
+
+def _put(s3: Any, uri: str, body: bytes | str, content_type: str) -> None:
+    bucket, key = split_s3_uri(uri)
+    data = body.encode("utf-8") if isinstance(body, str) else body
+    s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
+
+
+def _get_text(s3: Any, uri: str) -> str:
+    bucket, key = split_s3_uri(uri)
+    return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+
+
+# --- the plan ----------------------------------------------------------------------------------------
+
+
+def run_prefix(dag_id: str, run_id: str, run_date: dt.date | str) -> str:
+    """``har-20261123-1a2b3c``: the DAG's initials, the run's date and 6 hex digits of the run id."""
+    if not run_id:
+        raise ValueError("run_id must not be empty")
+    digest = hashlib.sha1(run_id.encode("utf-8")).hexdigest()[:6]
+    return sagemaker_name(dag_prefix(dag_id), coerce_run_date(run_date).strftime("%Y%m%d"), digest)
+
+
+def build_plan(
+    params: Mapping[str, Any] | None,
+    settings: Mapping[str, str],
+    run_date: dt.date | str,
+    *,
+    dag_id: str,
+    run_id: str,
+    image_uris: Mapping[str, str],
+) -> dict[str, Any]:
+    """Everything the run's tasks need, validated and JSON-safe; InvalidParamsError lists every problem.
+
+    ``settings`` holds ``bucket``, ``role_arn`` and ``raw_source`` (``synthetic`` or an
+    ``s3://bucket/prefix`` holding ``date=YYYY-MM-DD/location=<Location>/listings.csv``);
+    ``image_uris`` maps each algorithm to its training/serving image.
+    """
+    checked = validate_ab_params(params)
+    unknown = [key for key in checked if key not in _KNOWN_PARAMS]
+    if unknown:
+        raise InvalidParamsError([f"unknown parameter(s): {', '.join(map(repr, sorted(unknown)))}"])
+    day = coerce_run_date(run_date)
+    prefix = run_prefix(dag_id, run_id, day)
+    endpoint = checked["endpoint_name"]
+    bucket = settings["bucket"]
+    root = s3_uri(bucket, f"ab-rollout/{endpoint}/{prefix}")
+    roles: dict[str, dict[str, Any]] = {}
+    for role in ROLES:
+        spec = checked[role]
+        algorithm = spec["algorithm"]
+        if algorithm not in image_uris:
+            raise ValueError(f"No image URI given for algorithm {algorithm!r}")
+        roles[role] = {
+            "algorithm": algorithm,
+            "hyperparameters": spec["hyperparameters"],
+            "image_uri": image_uris[algorithm],
+            "training_job_name": sagemaker_name(prefix, role),
+            "model_name": sagemaker_name(prefix, role),
+            "variant_name": role,
+            "initial_weight": float(checked["initial_weights"][role]),
+            "final_config_name": sagemaker_name(prefix, role, "only"),
+        }
+    return {
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "run_date": day.isoformat(),
+        "prefix": prefix,
+        "location": checked["location"],
+        "houses_per_location": checked["houses_per_location"],
+        "evaluation_rows": checked["evaluation_rows"],
+        "promotion": checked["promotion"],
+        "shift_steps": checked["shift_steps"],
+        "endpoint_name": endpoint,
+        "instance_type": checked["instance_type"],
+        "initial_weights": {role: float(w) for role, w in checked["initial_weights"].items()},
+        "traffic_tolerance": TRAFFIC_TOLERANCE,
+        "roles": roles,
+        "ab_config_name": sagemaker_name(prefix, "ab"),
+        "bucket": bucket,
+        "role_arn": settings["role_arn"],
+        "raw_source": settings["raw_source"],
+        "data_root": f"{root}/data",
+        "training_output": f"{root}/training-output",
+        "report_prefix": f"{root}/reports/",
+    }
+
+
+_KNOWN_PARAMS = (
+    "location",
+    "houses_per_location",
+    "champion",
+    "challenger",
+    "initial_weights",
+    "evaluation_rows",
+    "promotion",
+    "shift_steps",
+    "endpoint_name",
+    "instance_type",
+)
+
+
+# --- data --------------------------------------------------------------------------------------------
+
+
+def split_holdout(raw_csv: str, rows: int, seed: int) -> tuple[str, str]:
+    """Set ``rows`` random listings aside as labelled evaluation traffic; (training CSV, holdout CSV).
+
+    Both keep the header. The held-out listings are never trained on, so measuring the variants on
+    them is fair. ValueError when too few listings are left for training.
+    """
+    import numpy as np
+
+    lines = [line for line in raw_csv.splitlines() if line.strip()]
+    if len(lines) < 2:
+        raise ValueError("The listings have no rows")
+    header, body = lines[0], lines[1:]
+    if len(body) - rows < 30:
+        raise ValueError(
+            f"{len(body)} listings cannot give {rows} evaluation rows and still leave 30 for training; "
+            "raise houses_per_location or lower evaluation_rows"
+        )
+    order = np.random.default_rng(seed).permutation(len(body))
+    held = set(order[:rows].tolist())
+    training = [line for i, line in enumerate(body) if i not in held]
+    holdout = [line for i, line in enumerate(body) if i in held]
+    return "\n".join([header, *training]) + "\n", "\n".join([header, *holdout]) + "\n"
+
+
+def raw_listings(s3: Any, plan: Mapping[str, Any]) -> tuple[str, str]:
+    """The listings the run uses and where they are: (CSV text, S3 URI).
+
+    Synthetic source: the feed's houses for (location, date) plus the evaluation rows, written under
+    this run's own prefix (never over the nightly DAG's raw partition). S3 source: the feed file.
+    """
+    location, day = plan["location"], plan["run_date"]
+    if plan["raw_source"] == "synthetic":
+        text = generate_listings(location, day, plan["houses_per_location"] + plan["evaluation_rows"])
+        uri = plan["data_root"].rsplit("/", 1)[0] + "/raw/listings.csv"
+        _put(s3, uri, text, "text/csv")
+        return text, uri
+    bucket, prefix = split_s3_uri(plan["raw_source"].rstrip("/"))
+    key = f"{prefix}/date={day}/location={location}/listings.csv".lstrip("/")
+    uri = s3_uri(bucket, key)
+    return _get_text(s3, uri), uri
+
+
+def prepare_data(s3: Any, plan: Mapping[str, Any]) -> dict[str, Any]:
+    """Hold out the evaluation rows, validate and split the rest; write every channel to S3.
+
+    Returns the channel URIs, the evaluation CSV's URI (label-first, no header) and the row counts.
+    Raises the prepare module's DataValidationError for unusable data.
+    """
+    text, raw_uri = raw_listings(s3, plan)
+    seed = stable_seed("ab-holdout", plan["location"], plan["run_date"])
+    training_raw, holdout_raw = split_holdout(text, plan["evaluation_rows"], seed)
+    prepared = prepare_listings(training_raw, location=plan["location"], seed=seed, run_date=plan["run_date"])
+    # The holdout passes the same checks; its three splits together are all of its good rows.
+    holdout = prepare_listings(
+        holdout_raw, location=plan["location"], seed=seed, run_date=plan["run_date"], max_bad_fraction=1.0
+    )
+    channels = {name: f"{plan['data_root']}/{name}/" for name in DATA_CHANNELS}
+    for name, body in zip(DATA_CHANNELS, (prepared.train_csv, prepared.validation_csv, prepared.test_csv), strict=True):
+        _put(s3, f"{channels[name]}{name}.csv", body, "text/csv")
+    evaluation_csv = holdout.train_csv + holdout.validation_csv + holdout.test_csv
+    evaluation_uri = f"{plan['data_root']}/evaluation/evaluation.csv"
+    _put(s3, evaluation_uri, evaluation_csv, "text/csv")
+    return {
+        "raw_uri": raw_uri,
+        "channels": channels,
+        "evaluation_uri": evaluation_uri,
+        "rows_train": prepared.rows_train,
+        "rows_validation": prepared.rows_validation,
+        "rows_test": prepared.rows_test,
+        "rows_bad": prepared.rows_bad + holdout.rows_bad,
+        "rows_evaluation": holdout.rows_good,
+        "columns": ["PRICE", *FEATURE_COLUMNS],
+    }
+
+
+# --- SageMaker requests ----------------------------------------------------------------------------
+
+
+def build_training_config(plan: Mapping[str, Any], role: str, channels: Mapping[str, str]) -> dict[str, Any]:
+    """The whole CreateTrainingJob request of ``role`` (xgboost or linear-learner, CSV label-first)."""
+    spec = plan["roles"][role]
+    hyperparameters = dict(spec["hyperparameters"])
+    if spec["algorithm"] == "linear-learner":
+        # Linear Learner reads label-first CSV too; it wants the feature count when told the format.
+        hyperparameters.setdefault("feature_dim", len(FEATURE_COLUMNS))
+    return {
+        "TrainingJobName": spec["training_job_name"],
+        "AlgorithmSpecification": {"TrainingImage": spec["image_uri"], "TrainingInputMode": "File"},
+        "RoleArn": plan["role_arn"],
+        "InputDataConfig": [
+            {
+                "ChannelName": name,
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": channels[name],
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+                "ContentType": "text/csv",
+                "CompressionType": "None",
+            }
+            for name in TRAINING_CHANNELS
+        ],
+        "OutputDataConfig": {"S3OutputPath": f"{plan['training_output']}/{role}/"},
+        "ResourceConfig": {"InstanceType": plan["instance_type"], "InstanceCount": 1, "VolumeSizeInGB": 5},
+        "StoppingCondition": {"MaxRuntimeInSeconds": MAX_TRAINING_SECONDS},
+        "HyperParameters": hyperparameters_for_sagemaker(hyperparameters),
+        "Tags": _tags(plan, role),
+    }
+
+
+def _tags(plan: Mapping[str, Any], role: str | None = None) -> list[dict[str, str]]:
+    tags = [{"Key": "dag_id", "Value": plan["dag_id"]}, {"Key": "run_prefix", "Value": plan["prefix"]}]
+    if role:
+        tags.append({"Key": "role", "Value": role})
+    return tags
+
+
+def _model_request(plan: Mapping[str, Any], role: str, model_artifact: str) -> dict[str, Any]:
+    spec = plan["roles"][role]
+    if not isinstance(model_artifact, str) or not model_artifact.startswith("s3://"):
+        raise ValueError(f"{role}: the training job gave no model artifact ({model_artifact!r})")
+    return {
+        "ModelName": spec["model_name"],
+        "ExecutionRoleArn": plan["role_arn"],
+        "PrimaryContainer": {"Image": spec["image_uri"], "ModelDataUrl": model_artifact},
+        "Tags": _tags(plan, role),
+    }
+
+
+def _variant(plan: Mapping[str, Any], role: str, weight: float) -> dict[str, Any]:
+    spec = plan["roles"][role]
+    return {
+        "VariantName": spec["variant_name"],
+        "ModelName": spec["model_name"],
+        "InitialInstanceCount": 1,
+        "InstanceType": plan["instance_type"],
+        "InitialVariantWeight": float(weight),
+    }
+
+
+def ab_endpoint_spec(plan: Mapping[str, Any], artifacts: Mapping[str, str]) -> dict[str, Any]:
+    """The two CreateModel requests and the two-variant CreateEndpointConfig (initial weights)."""
+    return {
+        "endpoint_name": plan["endpoint_name"],
+        "models": [_model_request(plan, role, artifacts[role]) for role in ROLES],
+        "endpoint_config": {
+            "EndpointConfigName": plan["ab_config_name"],
+            "ProductionVariants": [_variant(plan, role, plan["roles"][role]["initial_weight"]) for role in ROLES],
+            "Tags": _tags(plan),
+        },
+    }
+
+
+def winner_endpoint_spec(plan: Mapping[str, Any], winner: str) -> dict[str, Any]:
+    """The single-variant config of the winner; its model already exists (created with the A/B config).
+
+    The variant keeps the winner's name, as deployment guardrails want the same names across configs.
+    """
+    if winner not in ROLES:
+        raise ValueError(f"winner must be one of {ROLES}, got {winner!r}")
+    return {
+        "endpoint_name": plan["endpoint_name"],
+        "endpoint_config": {
+            "EndpointConfigName": plan["roles"][winner]["final_config_name"],
+            "ProductionVariants": [_variant(plan, winner, 1.0)],
+            "Tags": _tags(plan, winner),
+        },
+    }
+
+
+def shift_steps_for(plan: Mapping[str, Any], winner: str) -> list[dict[str, float]]:
+    """Weights per shift step, moving traffic to ``winner`` along the run's shift schedule.
+
+    The schedule lists the winner's share; steps at or below the share it already has are skipped
+    and the last step always gives it all traffic (1:1 initial weights and [0.1, 0.5, 1.0] -> [1.0]).
+    """
+    if winner not in ROLES:
+        raise ValueError(f"winner must be one of {ROLES}, got {winner!r}")
+    loser = ROLES[1] if winner == ROLES[0] else ROLES[0]
+    weights = plan["initial_weights"]
+    current = weights[winner] / (weights[winner] + weights[loser])
+    shares = [float(s) for s in plan["shift_steps"] if float(s) > current + 1e-9]
+    if not shares or shares[-1] < 1.0:
+        shares.append(1.0)
+    return [{winner: round(share, 6), loser: round(1.0 - share, 6)} for share in shares]
+
+
+# --- labelled traffic ----------------------------------------------------------------------------------
+
+
+def parse_prediction(body: bytes | str) -> float:
+    """One prediction from an XGBoost ``text/csv`` answer or a Linear Learner JSON answer."""
+    text = body.decode("utf-8") if isinstance(body, bytes) else body
+    text = text.strip()
+    if text.startswith("{"):
+        predictions = json.loads(text).get("predictions") or []
+        if not predictions:
+            raise ValueError(f"No predictions in the answer {text[:200]!r}")
+        score = predictions[0].get("score")
+        return float(score[0] if isinstance(score, list) else score)
+    first = text.replace("\n", ",").split(",")[0].strip()
+    return float(first)
+
+
+def drive_weighted_traffic(
+    invoke: Callable[[str], tuple[bytes, str | None, float]],
+    evaluation_csv: str,
+    *,
+    requests: int,
+) -> dict[str, Any]:
+    """Send labelled rows one per request WITHOUT TargetVariant (the endpoint routes by weight).
+
+    ``invoke(body)`` returns (answer body, invoked variant, latency ms). Rows are cycled when more
+    requests than rows are asked for. Returns per-variant counts and the error of the answers each
+    variant gave (RMSE, MAE on the rows it served), plus every failed request's message.
+    """
+    import numpy as np
+
+    from include.housing.evaluation import parse_label_first_csv
+
+    features, labels = parse_label_first_csv(evaluation_csv)
+    if requests < 1:
+        raise ValueError(f"requests must be >= 1, got {requests}")
+    served: dict[str, dict[str, list[float]]] = {}
+    failures: list[str] = []
+    for index in range(requests):
+        row = index % len(labels)
+        body = ",".join(_number(v) for v in features[row])
+        try:
+            answer, variant, latency = invoke(body)
+            prediction = parse_prediction(answer)
+        except Exception as error:  # every failure is counted and reported, none is retried away
+            failures.append(f"row {row}: {type(error).__name__}: {error}")
+            continue
+        entry = served.setdefault(variant or "unknown", {"truth": [], "prediction": [], "latency": []})
+        entry["truth"].append(float(labels[row]))
+        entry["prediction"].append(prediction)
+        entry["latency"].append(float(latency))
+    per_variant: dict[str, dict[str, Any]] = {}
+    for variant, entry in sorted(served.items()):
+        truth, prediction = np.asarray(entry["truth"]), np.asarray(entry["prediction"])
+        per_variant[variant] = {
+            "invocations": len(truth),
+            "rmse": float(np.sqrt(np.mean((truth - prediction) ** 2))),
+            "mae": float(np.mean(np.abs(truth - prediction))),
+            "latency_p50_ms": float(np.percentile(entry["latency"], 50)),
+        }
+    return {"requests": requests, "failed": len(failures), "failures": failures[:10], "per_variant": per_variant}
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+# --- the probe -----------------------------------------------------------------------------------------
+
+
+def probe_loop(
+    runtime: Any,
+    endpoint_name: str,
+    body: str,
+    stop: threading.Event,
+    *,
+    interval: float = 0.02,
+    record: Callable[[dict[str, Any]], None],
+) -> None:
+    """Invoke ``endpoint_name`` (no TargetVariant) with ``body`` until ``stop`` is set.
+
+    ``runtime`` is a boto3 ``sagemaker-runtime`` client; each request is handed to ``record`` as
+    ``{"t", "ok", "variant", "error"}``. Nothing is retried: a failed request is a failed request.
+    """
+    while not stop.is_set():
+        started = time.monotonic()
+        try:
+            response = runtime.invoke_endpoint(EndpointName=endpoint_name, Body=body.encode(), ContentType="text/csv")
+            response["Body"].read()
+            record({"t": started, "ok": True, "variant": response.get("InvokedProductionVariant"), "error": None})
+        except Exception as error:
+            record({"t": started, "ok": False, "variant": None, "error": f"{type(error).__name__}: {error}"})
+        stop.wait(interval)
+
+
+class EndpointProbe:
+    """A thread that invokes an endpoint continuously around a change of it, and counts failures.
+
+    Use as a context manager around the update; ``mark("update_started")`` / ``mark("update_done")``
+    split the requests into before / during / after. ``summary()`` is JSON-safe.
+    """
+
+    def __init__(
+        self,
+        runtime: Any,
+        endpoint_name: str,
+        body: str,
+        *,
+        interval: float = 0.02,
+        min_requests_before: int = 5,
+        min_requests_after: int = 5,
+        max_wait_seconds: float = 30.0,
+    ) -> None:
+        self.runtime = runtime
+        self.endpoint_name = endpoint_name
+        self.body = body
+        self.interval = interval
+        self.min_requests_before = min_requests_before
+        self.min_requests_after = min_requests_after
+        self.max_wait_seconds = max_wait_seconds
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._records: list[dict[str, Any]] = []
+        self._marks: dict[str, float] = {}
+        self._thread: threading.Thread | None = None
+
+    def _record(self, entry: dict[str, Any]) -> None:
+        with self._lock:
+            self._records.append(entry)
+
+    def _count_since(self, since: float) -> int:
+        with self._lock:
+            return sum(1 for r in self._records if r["t"] >= since)
+
+    def _wait_for(self, count: int, since: float) -> None:
+        deadline = time.monotonic() + self.max_wait_seconds
+        while self._count_since(since) < count and time.monotonic() < deadline and self._thread.is_alive():
+            time.sleep(self.interval)
+
+    def start(self) -> EndpointProbe:
+        """Start invoking; return once ``min_requests_before`` requests were made (the baseline)."""
+        self._thread = threading.Thread(
+            target=probe_loop,
+            args=(self.runtime, self.endpoint_name, self.body, self._stop),
+            kwargs={"interval": self.interval, "record": self._record},
+            name=f"probe-{self.endpoint_name}",
+            daemon=True,
+        )
+        began = time.monotonic()
+        self._marks["probe_started"] = began
+        self._thread.start()
+        self._wait_for(self.min_requests_before, began)
+        return self
+
+    def mark(self, name: str) -> None:
+        self._marks[name] = time.monotonic()
+
+    def stop(self) -> dict[str, Any]:
+        """Keep probing for ``min_requests_after`` more requests (the new config serving), then stop."""
+        if self._thread is None:
+            raise RuntimeError("The probe was never started")
+        self._wait_for(self.min_requests_after, time.monotonic())
+        self._stop.set()
+        self._thread.join(10)
+        return self.summary()
+
+    def __enter__(self) -> EndpointProbe:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        if not self._stop.is_set():
+            self._stop.set()
+            if self._thread is not None:
+                self._thread.join(10)
+
+    def summary(self) -> dict[str, Any]:
+        with self._lock:
+            records = list(self._records)
+        started = self._marks.get("update_started", math.inf)
+        done = self._marks.get("update_done", math.inf)
+
+        def phase(record: dict[str, Any]) -> str:
+            return "before" if record["t"] < started else "during" if record["t"] < done else "after"
+
+        phases = Counter(phase(r) for r in records)
+        after = [r for r in records if phase(r) == "after" and r["ok"]]
+        failures = [r for r in records if not r["ok"]]
+        return {
+            "endpoint_name": self.endpoint_name,
+            "requests": len(records),
+            "failed": len(failures),
+            "errors": [r["error"] for r in failures[:10]],
+            "requests_before_update": phases.get("before", 0),
+            "requests_during_update": phases.get("during", 0),
+            "requests_after_update": phases.get("after", 0),
+            "variants": dict(Counter(r["variant"] for r in records if r["ok"])),
+            "variants_after_update": dict(Counter(r["variant"] for r in after)),
+            "seconds": round((records[-1]["t"] - records[0]["t"]) if records else 0.0, 3),
+        }
+
+
+# --- clean-up ----------------------------------------------------------------------------------------
+
+
+def run_resources(plan: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Every model and endpoint config this run may have created (names are deterministic)."""
+    return {
+        "models": [plan["roles"][role]["model_name"] for role in ROLES],
+        "endpoint_configs": [plan["ab_config_name"], *(plan["roles"][role]["final_config_name"] for role in ROLES)],
+    }
+
+
+def superseded_resources(
+    plan: Mapping[str, Any],
+    winner: str,
+    previous_config: Mapping[str, Any] | None,
+) -> dict[str, list[str]]:
+    """What the endpoint no longer uses once the winner serves alone.
+
+    This run's A/B config, the loser's model and the other final config; and the config the endpoint
+    ran before this run with its models, when this DAG made them (name starts with the DAG's initials)
+    and the winner does not use them. ``previous_config`` is a DescribeEndpointConfig answer or None.
+    """
+    keep_config = plan["roles"][winner]["final_config_name"]
+    keep_model = plan["roles"][winner]["model_name"]
+    created = run_resources(plan)
+    configs = [c for c in created["endpoint_configs"] if c != keep_config]
+    models = [m for m in created["models"] if m != keep_model]
+    own = dag_prefix(plan["dag_id"]) + "-"
+    if previous_config:
+        name = previous_config.get("EndpointConfigName")
+        if name and name != keep_config and name.startswith(own) and name not in configs:
+            configs.append(name)
+            for variant in previous_config.get("ProductionVariants", []):
+                model = variant.get("ModelName")
+                if model and model != keep_model and model.startswith(own) and model not in models:
+                    models.append(model)
+    return {"endpoint_configs": configs, "models": models}
+
+
+def cleanup_after_failure(plan: Mapping[str, Any], before: Mapping[str, Any]) -> dict[str, Any]:
+    """How to undo a failed run: return the endpoint to the config it ran before, delete what the run made.
+
+    ``before`` is what the run recorded before changing the endpoint (``existed``,
+    ``endpoint_config_name``). An endpoint the run created is deleted rather than restored.
+    """
+    created = run_resources(plan)
+    previous = before.get("endpoint_config_name") if before.get("existed") else None
+    return {
+        "restore_endpoint": (
+            {"endpoint_name": plan["endpoint_name"], "endpoint_config_name": previous} if previous else None
+        ),
+        "endpoints": [] if previous else [plan["endpoint_name"]],
+        "endpoint_configs": [c for c in created["endpoint_configs"] if c != previous],
+        "models": created["models"],
+    }
+
+
+# --- the report ----------------------------------------------------------------------------------------
+
+SUMMARY_COLUMNS = ("variant", "algorithm", "rmse", "mae", "latency_p50_ms", "weighted_requests", "share", "result")
+
+
+def rollout_report(
+    plan: Mapping[str, Any],
+    *,
+    data: Mapping[str, Any],
+    training: Mapping[str, Mapping[str, Any]],
+    traffic: Mapping[str, Any],
+    decision: Mapping[str, Any],
+    shift: Any,
+    promotion: Mapping[str, Any],
+    endpoint: Mapping[str, Any],
+    cleanup: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The run's JSON report: what was trained, measured, decided and deployed, and what was removed."""
+    winner = decision["winner"]
+    rows = []
+    for role in ROLES:
+        measured = decision.get("per_variant", {}).get(role, {})
+        routed = traffic.get("answers", {}).get("per_variant", {}).get(role, {})
+        share = traffic.get("cloudwatch", {}).get("per_variant", {}).get(role, {}).get("observed_share")
+        rows.append(
+            {
+                "variant": role,
+                "algorithm": plan["roles"][role]["algorithm"],
+                "rmse": measured.get("rmse"),
+                "mae": measured.get("mae"),
+                "latency_p50_ms": measured.get("latency_p50_ms"),
+                "weighted_requests": routed.get("invocations"),
+                "share": share,
+                "result": "winner" if role == winner else "loser",
+            }
+        )
+    return {
+        "dag_id": plan["dag_id"],
+        "run_id": plan["run_id"],
+        "run_date": plan["run_date"],
+        "endpoint_name": plan["endpoint_name"],
+        "location": plan["location"],
+        "data": dict(data),
+        "training": {role: dict(result) for role, result in training.items()},
+        "traffic": dict(traffic),
+        "decision": dict(decision),
+        "shift": shift,
+        "promotion": dict(promotion),
+        "endpoint": dict(endpoint),
+        "cleanup": dict(cleanup or {}),
+        "winner": winner,
+        "rows": rows,
+    }
+
+
+def write_rollout_report(s3: Any, plan: Mapping[str, Any], report: Mapping[str, Any]) -> dict[str, str]:
+    """Store the report as JSON and the variants' chart as PNG next to it; their URIs."""
+    from include.housing.reports import render_ab_chart_png
+
+    uris = {"json": f"{plan['report_prefix']}rollout.json", "png": f"{plan['report_prefix']}rollout.png"}
+    _put(s3, uris["json"], json.dumps(report, indent=2, sort_keys=True, default=str), "application/json")
+    _put(s3, uris["png"], render_ab_chart_png(report["decision"]), "image/png")
+    return uris
+
+
+def summary_text(report: Mapping[str, Any]) -> str:
+    """The log's summary: one line of outcome, then a table of the two variants."""
+    from include.housing.reports import summary_table
+
+    promotion = report["promotion"]
+    probe = promotion.get("probe", {})
+    head = (
+        f"{report['endpoint_name']}: {report['decision'].get('reason', '')}\n"
+        f"Now serving {report['endpoint'].get('EndpointConfigName')} ({report['winner']} alone); "
+        f"probe: {probe.get('requests', 0)} requests, {probe.get('failed', 0)} failed, "
+        f"{probe.get('requests_during_update', 0)} during the update."
+    )
+    return head + "\n" + summary_table(report["rows"], SUMMARY_COLUMNS)
