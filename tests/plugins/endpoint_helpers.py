@@ -108,3 +108,37 @@ def deploy_direct(sm, s3, endpoint_name: str, variants: dict[str, int], weights:
     sm.create_endpoint(EndpointName=endpoint_name, EndpointConfigName=config_name)
     wait_in_service(sm, endpoint_name)
     return config_name, models
+
+
+class Traffic:
+    """Un-targeted InvokeEndpoint calls in a background thread while a test runs (errors are counted)."""
+
+    def __init__(self, endpoint_url: str, endpoint_name: str, pause: float = 0.01):
+        import threading
+
+        import boto3
+
+        self._client = boto3.client("sagemaker-runtime", endpoint_url=endpoint_url, region_name="us-east-1")
+        self.endpoint_name, self.pause = endpoint_name, pause
+        self.ok = self.failed = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._client.invoke_endpoint(
+                    EndpointName=self.endpoint_name, Body=b"0.2,0.4,0.6", ContentType="text/csv"
+                )
+                self.ok += 1
+            except Exception:
+                self.failed += 1
+            time.sleep(self.pause)
+
+    def __enter__(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
