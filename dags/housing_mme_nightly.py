@@ -31,6 +31,7 @@ Backfill one location (runs are idempotent per date; nothing is overwritten):
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Any
 
 from airflow.sdk import (
@@ -55,6 +56,8 @@ AWS_CONN_ID = "aws_default"
 TRAINING_POOL = "sagemaker_training"
 GROUP = "location"
 LIVE_MODELS = AssetAlias("housing_mme_live_models")
+# A deployment setting (the DAG tests shorten it); read from the environment, never from the metadata DB.
+RETRY_DELAY = dt.timedelta(seconds=int(os.environ.get("HOUSING_RETRY_DELAY_SECONDS", "60")))
 
 
 def _hook():
@@ -63,10 +66,13 @@ def _hook():
     return SageMakerFleetHook(aws_conn_id=AWS_CONN_ID)
 
 
+def _label(location: str) -> None:
+    """Show the location instead of the map index in the grid (``map_index_template="{{ location_label }}"``)."""
+    get_current_context()["location_label"] = location  # type: ignore[typeddict-unknown-key]
+
+
 def _setting(variable: str, env_var: str, default: str) -> str:
     """An environment-level setting: the Airflow Variable, else the environment variable, else the default."""
-    import os
-
     from airflow.sdk import Variable
 
     return Variable.get(variable, default=None) or os.environ.get(env_var) or default
@@ -81,7 +87,7 @@ def _setting(variable: str, env_var: str, default: str) -> str:
     default_args={
         "owner": "ml-platform",
         "retries": 2,
-        "retry_delay": dt.timedelta(minutes=1),
+        "retry_delay": RETRY_DELAY,
         "aws_conn_id": AWS_CONN_ID,
     },
     tags=["housing", "sagemaker", "mme", "nightly"],
@@ -202,11 +208,13 @@ def housing_mme_nightly() -> None:
 
     @task_group(group_id=GROUP)
     def per_location(plan: dict[str, Any], location: str, endpoint: Any) -> None:
-        location_label = "{{ task.op_kwargs['location'] }}"
+        # Each task names its map index after its location (set in the context by _label()).
+        location_label = "{{ location_label }}"
 
         @task(map_index_template=location_label)
         def ingest(plan: dict[str, Any], location: str) -> dict[str, Any]:
             """Put the day's raw listings in S3 (synthetic feed) or check they are there (S3 source)."""
+            _label(location)
             from include.housing.nightly import ingest_listings
 
             return ingest_listings(_hook().s3_client, plan, location)
@@ -214,6 +222,7 @@ def housing_mme_nightly() -> None:
         @task(multiple_outputs=True, map_index_template=location_label)
         def prepare(plan: dict[str, Any], location: str, ingested: dict[str, Any]) -> dict[str, Any]:
             """Validate, quarantine bad rows, write the channels; build the training request."""
+            _label(location)
             from airflow.sdk.exceptions import AirflowFailException
 
             from include.housing.nightly import build_training_config, prepare_location
@@ -232,6 +241,7 @@ def housing_mme_nightly() -> None:
         @task(multiple_outputs=True, map_index_template=location_label)
         def evaluate(plan: dict[str, Any], location: str, data: dict[str, Any], trained: dict[str, Any]):
             """Score the new model and the live one on today's test split; decide on registration."""
+            _label(location)
             from include.housing.nightly import evaluate_artifacts
             from sagemaker_fleet.operators.mme import read_live_record
 
@@ -255,12 +265,14 @@ def housing_mme_nightly() -> None:
         @task.short_circuit(ignore_downstream_trigger_rules=False, map_index_template=location_label)
         def gate(location: str, promote: bool, reason: str) -> bool:
             """Continue to registration only when the evaluation said so."""
+            _label(location)
             print(f"{location}: {reason}")
             return bool(promote)
 
         @task(map_index_template=location_label)
         def smoke_test(plan: dict[str, Any], location: str, data: dict[str, Any], registered: dict[str, Any], endpoint):
             """Invoke the endpoint with TargetModel; it must predict what the artifact predicts locally."""
+            _label(location)
             from include.housing.nightly import smoke_test_model
 
             hook = _hook()
@@ -281,6 +293,7 @@ def housing_mme_nightly() -> None:
         @task(outlets=[LIVE_MODELS], map_index_template=location_label)
         def announce(plan: dict[str, Any], location: str, promotion: dict[str, Any]) -> dict[str, Any]:
             """Emit an Asset event for the location's live model when the live version changed."""
+            _label(location)
             from airflow.sdk import Asset
 
             context = get_current_context()

@@ -103,6 +103,11 @@ def run_dag(airflow_home: dict[str, str]) -> Callable[..., DagRunResult]:
     Runs ``dag.test()`` in a subprocess; the current environment (e.g. the emulator's
     ``AIRFLOW_CONN_AWS_DEFAULT``) is passed on, plus ``env`` (e.g. ``AIRFLOW_VAR_*`` settings).
     """
+    return dag_runner(airflow_home)
+
+
+def dag_runner(airflow_home: dict[str, str]) -> Callable[..., DagRunResult]:
+    """The function behind the ``run_dag`` fixture, for scripts (e.g. benchmarks) outside pytest."""
 
     def run(
         dag_id: str,
