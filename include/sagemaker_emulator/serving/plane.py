@@ -58,6 +58,14 @@ def resolved_image(image: str) -> str:
     return image.split("@")[0].rsplit(":", 1)[0] + "@sha256:" + hashlib.sha256(image.encode()).hexdigest()
 
 
+def _warm_imports() -> None:
+    try:
+        import sklearn.linear_model  # noqa: F401
+        import xgboost  # noqa: F401
+    except Exception:  # only a warm-up; the real load reports any problem
+        log.debug("warm-up import failed", exc_info=True)
+
+
 class ServingPlane:
     def __init__(self, emulator: Emulator):
         self.emulator = emulator
@@ -76,6 +84,8 @@ class ServingPlane:
     def start(self) -> None:
         """Bring endpoints back after a restart: the records survived, the loaded models did not."""
         self.telemetry.start()
+        # xgboost/scikit-learn take seconds to import: do it now, not in the first deployment or cold start.
+        threading.Thread(target=_warm_imports, name="serving-warm-imports", daemon=True).start()
         for record in self.store.list("endpoint"):
             name, status = record["EndpointName"], record["EndpointStatus"]
             try:
