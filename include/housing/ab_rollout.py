@@ -33,7 +33,6 @@ from include.housing.prepare import prepare_listings
 
 __all__ = [
     "ALGORITHM_IMAGES",
-    "MIN_TRAFFIC_REQUESTS",
     "ROLES",
     "TRAFFIC_TOLERANCE",
     "EndpointProbe",
@@ -41,8 +40,6 @@ __all__ = [
     "build_plan",
     "build_training_config",
     "cleanup_after_failure",
-    "drive_weighted_traffic",
-    "parse_prediction",
     "prepare_data",
     "probe_loop",
     "rollout_report",
@@ -61,10 +58,8 @@ ALGORITHM_IMAGES: dict[str, tuple[str, str | None]] = {
     "linear-learner": ("linear-learner", None),
 }
 # Weighted traffic routes each request at random: with n requests a variant's observed share has a
-# standard deviation of at most 0.5/sqrt(n). 240 requests and an absolute tolerance of 0.15 put the
-# check at more than four standard deviations, so a correctly weighted endpoint passes in practice.
+# standard deviation of at most 0.5/sqrt(n), 0.05 for 100 rows; 0.15 (absolute) is three of them.
 TRAFFIC_TOLERANCE = 0.15
-MIN_TRAFFIC_REQUESTS = 240
 MAX_TRAINING_SECONDS = 3600
 TRAINING_CHANNELS = ("train", "validation")
 DATA_CHANNELS = ("train", "validation", "test")
@@ -159,6 +154,10 @@ def build_plan(
         "houses_per_location": checked["houses_per_location"],
         "evaluation_rows": checked["evaluation_rows"],
         "promotion": checked["promotion"],
+        # Flat copies for operator arguments (an XCom reference reaches one level into the plan).
+        "metric": checked["promotion"]["metric"],
+        "min_improvement": checked["promotion"]["min_improvement"],
+        "confidence": checked["promotion"]["confidence"],
         "shift_steps": checked["shift_steps"],
         "endpoint_name": endpoint,
         "instance_type": checked["instance_type"],
@@ -170,6 +169,7 @@ def build_plan(
         "role_arn": settings["role_arn"],
         "raw_source": settings["raw_source"],
         "data_root": f"{root}/data",
+        "evaluation_uri": f"{root}/data/evaluation/evaluation.csv",
         "training_output": f"{root}/training-output",
         "report_prefix": f"{root}/reports/",
     }
@@ -252,7 +252,7 @@ def prepare_data(s3: Any, plan: Mapping[str, Any]) -> dict[str, Any]:
     for name, body in zip(DATA_CHANNELS, (prepared.train_csv, prepared.validation_csv, prepared.test_csv), strict=True):
         _put(s3, f"{channels[name]}{name}.csv", body, "text/csv")
     evaluation_csv = holdout.train_csv + holdout.validation_csv + holdout.test_csv
-    evaluation_uri = f"{plan['data_root']}/evaluation/evaluation.csv"
+    evaluation_uri = plan["evaluation_uri"]
     _put(s3, evaluation_uri, evaluation_csv, "text/csv")
     return {
         "raw_uri": raw_uri,
@@ -379,73 +379,6 @@ def shift_steps_for(plan: Mapping[str, Any], winner: str) -> list[dict[str, floa
     if not shares or shares[-1] < 1.0:
         shares.append(1.0)
     return [{winner: round(share, 6), loser: round(1.0 - share, 6)} for share in shares]
-
-
-# --- labelled traffic ----------------------------------------------------------------------------------
-
-
-def parse_prediction(body: bytes | str) -> float:
-    """One prediction from an XGBoost ``text/csv`` answer or a Linear Learner JSON answer."""
-    text = body.decode("utf-8") if isinstance(body, bytes) else body
-    text = text.strip()
-    if text.startswith("{"):
-        predictions = json.loads(text).get("predictions") or []
-        if not predictions:
-            raise ValueError(f"No predictions in the answer {text[:200]!r}")
-        score = predictions[0].get("score")
-        return float(score[0] if isinstance(score, list) else score)
-    first = text.replace("\n", ",").split(",")[0].strip()
-    return float(first)
-
-
-def drive_weighted_traffic(
-    invoke: Callable[[str], tuple[bytes, str | None, float]],
-    evaluation_csv: str,
-    *,
-    requests: int,
-) -> dict[str, Any]:
-    """Send labelled rows one per request WITHOUT TargetVariant (the endpoint routes by weight).
-
-    ``invoke(body)`` returns (answer body, invoked variant, latency ms). Rows are cycled when more
-    requests than rows are asked for. Returns per-variant counts and the error of the answers each
-    variant gave (RMSE, MAE on the rows it served), plus every failed request's message.
-    """
-    import numpy as np
-
-    from include.housing.evaluation import parse_label_first_csv
-
-    features, labels = parse_label_first_csv(evaluation_csv)
-    if requests < 1:
-        raise ValueError(f"requests must be >= 1, got {requests}")
-    served: dict[str, dict[str, list[float]]] = {}
-    failures: list[str] = []
-    for index in range(requests):
-        row = index % len(labels)
-        body = ",".join(_number(v) for v in features[row])
-        try:
-            answer, variant, latency = invoke(body)
-            prediction = parse_prediction(answer)
-        except Exception as error:  # every failure is counted and reported, none is retried away
-            failures.append(f"row {row}: {type(error).__name__}: {error}")
-            continue
-        entry = served.setdefault(variant or "unknown", {"truth": [], "prediction": [], "latency": []})
-        entry["truth"].append(float(labels[row]))
-        entry["prediction"].append(prediction)
-        entry["latency"].append(float(latency))
-    per_variant: dict[str, dict[str, Any]] = {}
-    for variant, entry in sorted(served.items()):
-        truth, prediction = np.asarray(entry["truth"]), np.asarray(entry["prediction"])
-        per_variant[variant] = {
-            "invocations": len(truth),
-            "rmse": float(np.sqrt(np.mean((truth - prediction) ** 2))),
-            "mae": float(np.mean(np.abs(truth - prediction))),
-            "latency_p50_ms": float(np.percentile(entry["latency"], 50)),
-        }
-    return {"requests": requests, "failed": len(failures), "failures": failures[:10], "per_variant": per_variant}
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 # --- the probe -----------------------------------------------------------------------------------------
@@ -649,7 +582,6 @@ def rollout_report(
     *,
     data: Mapping[str, Any],
     training: Mapping[str, Mapping[str, Any]],
-    traffic: Mapping[str, Any],
     decision: Mapping[str, Any],
     shift: Any,
     promotion: Mapping[str, Any],
@@ -658,11 +590,14 @@ def rollout_report(
 ) -> dict[str, Any]:
     """The run's JSON report: what was trained, measured, decided and deployed, and what was removed."""
     winner = decision["winner"]
+    traffic = decision.get("traffic") or {}
+    variants = decision.get("variants") or {role: role for role in ROLES}
     rows = []
     for role in ROLES:
         measured = decision.get("per_variant", {}).get(role, {})
-        routed = traffic.get("answers", {}).get("per_variant", {}).get(role, {})
-        share = traffic.get("cloudwatch", {}).get("per_variant", {}).get(role, {}).get("observed_share")
+        variant = variants.get(role, role)
+        routed = (traffic.get("counted_from_responses") or {}).get(variant)
+        share = (traffic.get("per_variant") or {}).get(variant, {}).get("observed_share")
         rows.append(
             {
                 "variant": role,
@@ -670,7 +605,7 @@ def rollout_report(
                 "rmse": measured.get("rmse"),
                 "mae": measured.get("mae"),
                 "latency_p50_ms": measured.get("latency_p50_ms"),
-                "weighted_requests": routed.get("invocations"),
+                "weighted_requests": routed,
                 "share": share,
                 "result": "winner" if role == winner else "loser",
             }
@@ -683,7 +618,6 @@ def rollout_report(
         "location": plan["location"],
         "data": dict(data),
         "training": {role: dict(result) for role, result in training.items()},
-        "traffic": dict(traffic),
         "decision": dict(decision),
         "shift": shift,
         "promotion": dict(promotion),
