@@ -40,12 +40,17 @@ def label_first_csv(x, y) -> str:
     return "".join(f"{label:.6f}," + ",".join(f"{v:.6f}" for v in row) + "\n" for row, label in zip(x, y, strict=True))
 
 
+def ensure_bucket(s3) -> str:
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
+        s3.create_bucket(Bucket=BUCKET)
+    return BUCKET
+
+
 def upload_xgboost_model(s3, key_prefix: str, rounds: int, *, seed: int = 1) -> str:
     """Train ``rounds`` boosting rounds, save ``xgboost-model`` in model.tar.gz, upload; the S3 URI."""
     import xgboost as xgb
 
-    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
-        s3.create_bucket(Bucket=BUCKET)
+    ensure_bucket(s3)
     x, y = dataset(400, seed)
     booster = xgb.train({"max_depth": 4, "eta": 0.3, "objective": "reg:squarederror"}, xgb.DMatrix(x, label=y), rounds)
     with tempfile.TemporaryDirectory() as tmp:
