@@ -91,9 +91,12 @@ def test_defaults_to_all_done():
     )
 
 
-def test_incomplete_restore_request_is_refused():
+def test_incomplete_restore_request_is_refused_and_no_previous_config_means_no_restore(emulator):
     with pytest.raises(ValueError, match="endpoint_name and endpoint_config_name"):
-        operator(restore_endpoint={"endpoint_name": "ep"}).execute(context={})
+        operator(restore_endpoint={"endpoint_config_name": "c"}).execute(context={})
+    # A first deployment had no previous config: the rendered template says None.
+    result = operator(restore_endpoint={"endpoint_name": "ep", "endpoint_config_name": "None"}).execute(context={})
+    assert result["restored"] is None
 
 
 def test_failed_restore_fails_the_task_after_the_safe_deletions():

@@ -144,6 +144,10 @@ class SageMakerTeardownOperator(AwsBaseOperator[SageMakerFleetHook]):
         configs = self._names(self.endpoint_configs, "endpoint_configs")
         models = self._names(self.models, "models")
         restore = self.restore_endpoint or None
+        if isinstance(restore, dict) and restore.get("endpoint_config_name") in (None, "", "None"):
+            # A first deployment has no previous config; the rendered template then says None: nothing to restore.
+            self.log.info("No previous endpoint config for %s: nothing to restore", restore.get("endpoint_name"))
+            restore = None
         if restore is not None and not (
             isinstance(restore, dict) and restore.get("endpoint_name") and restore.get("endpoint_config_name")
         ):
