@@ -24,11 +24,12 @@ REPO = Path(__file__).resolve().parents[2]
 POOLS = {"sagemaker_training": 4}
 
 _RUNNER = r"""
-import datetime as dt, json, sys
+import datetime as dt, json, os, sys
 from airflow.dag_processing.dagbag import DagBag
 
 dag_id, conf, logical_date = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
-bag = DagBag()
+# Only this DAG's file (file name == dag_id): another DAG's import error is not this run's failure.
+bag = DagBag(dag_folder=os.path.join(os.environ["AIRFLOW__CORE__DAGS_FOLDER"], dag_id + ".py"))
 if bag.import_errors:
     raise SystemExit(f"DAG import errors: {bag.import_errors}")
 dag = bag.get_dag(dag_id)
@@ -61,8 +62,12 @@ class DagRunResult:
         return self.tasks.get(f"{task_id}[{label}]" if label is not None else task_id)
 
     def states_for(self, label: str) -> dict[str, str]:
-        """The states of one map label's tasks (e.g. a location's), keyed by task_id."""
-        return {ti["task_id"]: ti["state"] for ti in self.task_instances if ti["label"] == label}
+        """The states of one map label's tasks (e.g. a location's), keyed by task_id.
+
+        Tasks that never ran (upstream_failed) have no rendered label: they are found by map index.
+        """
+        indexes = {ti["map_index"] for ti in self.task_instances if ti["label"] == label}
+        return {ti["task_id"]: ti["state"] for ti in self.task_instances if ti["map_index"] in indexes}
 
 
 def _airflow_env(home: Path) -> dict[str, str]:

@@ -1,0 +1,148 @@
+"""housing_mme_nightly end to end with ``dag.test()`` against the emulator: 3 locations x 300 houses.
+
+The tests run in order and build on each other (one bucket, one endpoint): a first night, its rerun,
+then a later night where one location's data is mostly bad and another's training fails.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from include.housing.nightly import parse_predictions
+from tests.conftest import client, inject_fault
+from tests.dags.conftest import DagRunResult
+
+DAG_ID = "housing_mme_nightly"
+BUCKET = "nightly-dag-tests"
+ENDPOINT = "housing-mme-dagtest"
+LOCATIONS = ["Chicago_IL", "Houston_TX", "Dallas_TX"]
+FIRST_NIGHT = dt.datetime(2026, 11, 23, 2, tzinfo=dt.UTC)
+LATER_NIGHT = dt.datetime(2026, 11, 24, 2, tzinfo=dt.UTC)
+CONF = {"locations": LOCATIONS, "houses_per_location": 300, "endpoint_name": ENDPOINT}
+ENV = {"AIRFLOW_VAR_HOUSING_BUCKET": BUCKET, "HOUSING_RETRY_DELAY_SECONDS": "1"}
+MME_PREFIX = f"mme/{ENDPOINT}/"
+LOCATION_TASKS = ("ingest", "prepare", "train", "evaluate", "gate", "register", "smoke_test", "promote", "announce")
+
+pytestmark = pytest.mark.usefixtures("emulator")
+
+
+def _mme_objects(s3) -> dict[str, str]:
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=MME_PREFIX).get("Contents", [])
+    return {o["Key"].removeprefix(MME_PREFIX): o["ETag"] for o in listed}
+
+
+def _record(s3, location: str) -> dict:
+    body = s3.get_object(Bucket=BUCKET, Key=f"registry/{ENDPOINT}/{location}.json")["Body"].read()
+    return json.loads(body)
+
+
+def _report(s3, night: dt.datetime) -> dict:
+    key = f"reports/{DAG_ID}/date={night.date().isoformat()}/summary.json"
+    return json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+
+
+def _training_jobs(sm) -> list[str]:
+    names = []
+    for page in sm.get_paginator("list_training_jobs").paginate(NameContains="hmn-"):
+        names.extend(job["TrainingJobName"] for job in page["TrainingJobSummaries"])
+    return sorted(names)
+
+
+def _assert_location_succeeded(result: DagRunResult, location: str) -> None:
+    states = result.states_for(location)
+    assert {task: states.get(f"location.{task}") for task in LOCATION_TASKS} == dict.fromkeys(
+        LOCATION_TASKS, "success"
+    ), f"{location}: {states}\n{result.log[-6000:]}"
+
+
+@pytest.fixture(scope="module")
+def first_night(run_dag, emulator) -> DagRunResult:
+    return run_dag(DAG_ID, CONF, FIRST_NIGHT, env=ENV)
+
+
+def test_first_night_serves_every_location_from_the_mme(first_night: DagRunResult, emulator) -> None:
+    s3, runtime = client(emulator, "s3"), client(emulator, "sagemaker-runtime")
+    assert first_night.state == "success", first_night.log[-6000:]
+    for location in LOCATIONS:
+        _assert_location_succeeded(first_night, location)
+
+    # One versioned artifact per location in the MME prefix, each live in its registry record.
+    assert set(_mme_objects(s3)) == {f"{loc}/{loc}-20261123.tar.gz" for loc in LOCATIONS}
+    for location in LOCATIONS:
+        assert _record(s3, location)["live_version"] == "20261123"
+
+    # The endpoint serves each location's own model by TargetModel: price levels differ by city.
+    row = "2005,3000,4,2.5,1.0,2\n"
+    predictions = {}
+    for location in LOCATIONS:
+        response = runtime.invoke_endpoint(
+            EndpointName=ENDPOINT,
+            ContentType="text/csv",
+            Body=row,
+            TargetModel=f"{location}/{location}-20261123.tar.gz",
+        )
+        (predictions[location],) = parse_predictions(response["Body"].read())
+    assert all(100_000 < p < 2_000_000 for p in predictions.values()), predictions
+    assert len(set(predictions.values())) == len(LOCATIONS)
+
+    report = _report(s3, FIRST_NIGHT)
+    assert report["failed"] == [] and report["promoted"] == len(LOCATIONS)
+    rows = {row["location"]: row for row in report["rows"]}
+    assert set(rows) == set(LOCATIONS)
+    for row in rows.values():
+        assert row["status"] == "live" and row["version"] == "20261123" and row["test_rmse"] > 0
+    assert "location" in first_night.log and "test_rmse" in first_night.log  # the table is in the log
+
+
+def test_rerun_of_the_same_night_adds_nothing(first_night: DagRunResult, run_dag, emulator) -> None:
+    s3, sm = client(emulator, "s3"), client(emulator, "sagemaker")
+    jobs, objects = _training_jobs(sm), _mme_objects(s3)
+    rerun = run_dag(DAG_ID, CONF, FIRST_NIGHT, env=ENV)
+    print(f"rerun: {rerun.seconds:.1f} s")
+    assert rerun.state == "success", rerun.log[-6000:]
+    assert _training_jobs(sm) == jobs, "a rerun must re-attach to the night's training jobs, not start new ones"
+    assert _mme_objects(s3) == objects, "a rerun must not add or rewrite an artifact"
+    for location in LOCATIONS:
+        assert _record(s3, location)["live_version"] == "20261123"
+
+
+def test_later_night_bad_data_and_training_failure_fail_only_their_location(
+    first_night: DagRunResult, run_dag, emulator, clear_faults
+) -> None:
+    s3 = client(emulator, "s3")
+    inject_fault(emulator, {"type": "training_failure", "count": 3, "name_contains": "houston-tx-20261124"})
+    conf = {
+        **CONF,
+        "bad_fraction_by_location": {"Chicago_IL": 0.6},
+        "promotion_tolerance": 1.0,  # the test is about isolation, not about which model is better
+    }
+    later = run_dag(DAG_ID, conf, LATER_NIGHT, env=ENV)
+    print(f"later night: {later.seconds:.1f} s")
+
+    assert later.state == "failed", "the summary fails the run when a location failed"
+    chicago, houston = later.states_for("Chicago_IL"), later.states_for("Houston_TX")
+    assert chicago["location.ingest"] == "success" and chicago["location.prepare"] == "failed"
+    assert chicago["location.train"] == "upstream_failed"
+    assert houston["location.prepare"] == "success" and houston["location.train"] == "failed"
+    assert houston["location.register"] == "upstream_failed"
+    _assert_location_succeeded(later, "Dallas_TX")
+    assert later.state_of("summary") == "failed"
+
+    # Dallas has a new version next to the old; nothing of the failed locations changed.
+    objects = _mme_objects(s3)
+    assert {"Dallas_TX/Dallas_TX-20261123.tar.gz", "Dallas_TX/Dallas_TX-20261124.tar.gz"} <= set(objects)
+    assert not any(key.endswith("-20261124.tar.gz") for key in objects if not key.startswith("Dallas_TX/"))
+    assert _record(s3, "Dallas_TX")["live_version"] == "20261124"
+    assert _record(s3, "Chicago_IL")["live_version"] == "20261123"
+    assert _record(s3, "Houston_TX")["live_version"] == "20261123"
+
+    report = _report(s3, LATER_NIGHT)
+    assert sorted(report["failed"]) == ["Chicago_IL", "Houston_TX"]
+    rows = {row["location"]: row for row in report["rows"]}
+    assert rows["Chicago_IL"]["reason"].startswith("failed at prepare")
+    assert rows["Houston_TX"]["reason"].startswith("failed at train")
+    assert rows["Dallas_TX"]["status"] == "live" and rows["Dallas_TX"]["previous_version"] == "20261123"
+    assert "more than the allowed" in later.log  # the clear message of the bad-data failure
