@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from tests.conftest import inject_fault
 from tests.emulator.helpers import training_request, unique, upload_housing_channels, wait_for_job
-from tests.emulator.serving_helpers import LL_IMAGE, create_config, create_model, deploy
+from tests.emulator.serving_helpers import LL_IMAGE, create_config, create_model, deploy, wait_status
 
 BUCKET = "serving-invoke"
 
@@ -252,3 +252,42 @@ def test_variant_faults(emulator, runtime, trained, endpoints, clear_faults):
     started = time.perf_counter()
     runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Body=row, TargetVariant="xgboost-model")
     assert time.perf_counter() - started < 0.3
+
+
+def test_notebook_update_to_the_linear_config_without_a_failed_request(emulator, sm, runtime, trained, endpoints):
+    """The notebook's last step: update_endpoint from the A/B configuration to the linear one, under traffic."""
+    import threading
+
+    endpoint, row = endpoints["ab"], trained["features"][0]
+    linear = unique("linear-config")
+    create_config(sm, linear, [("linear-model", trained["ll_model"], 1.0)])
+    seen: list[str] = []
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def invoke_forever() -> None:
+        import boto3
+
+        client = boto3.client("sagemaker-runtime", endpoint_url=emulator.url, region_name="us-east-1")
+        while not stop.is_set():
+            try:
+                answer = client.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Body=row)
+                seen.append(answer["InvokedProductionVariant"])
+            except Exception as exc:  # any failure fails the test below
+                failures.append(repr(exc))
+
+    thread = threading.Thread(target=invoke_forever, daemon=True)
+    thread.start()
+    while len(seen) < 20:
+        time.sleep(0.01)
+    sm.update_endpoint(EndpointName=endpoint, EndpointConfigName=linear)
+    done = wait_status(sm, endpoint, "InService")
+    count = len(seen)
+    while len(seen) < count + 20:
+        time.sleep(0.01)
+    stop.set()
+    thread.join(10)
+    assert failures == []
+    assert done["EndpointConfigName"] == linear
+    assert seen[-10:] == ["linear-model"] * 10
+    assert "xgboost-model" in seen
