@@ -111,8 +111,12 @@ def test_restart_restores_endpoints(tmp_path):
         sm, s3 = boto3.client("sagemaker", **kwargs), boto3.client("s3", **kwargs)
         config = _config(sm, s3)
         missing = _config(sm, s3, missing=True)
+        second = _config(sm, s3)
         sm.create_endpoint(EndpointName="served", EndpointConfigName=config)
+        sm.create_endpoint(EndpointName="updating", EndpointConfigName=config)
         wait_status(sm, "served", "InService")
+        wait_status(sm, "updating", "InService")
+        sm.update_endpoint(EndpointName="updating", EndpointConfigName=second)
         sm.create_endpoint(EndpointName="interrupted", EndpointConfigName=config)
         sm.create_endpoint(EndpointName="interrupted-bad", EndpointConfigName=missing)
         assert sm.describe_endpoint(EndpointName="interrupted")["EndpointStatus"] == "Creating"
@@ -125,6 +129,9 @@ def test_restart_restores_endpoints(tmp_path):
         assert wait_status(sm, "interrupted", ("InService", "Failed"))["EndpointStatus"] == "InService"
         runtime.invoke_endpoint(EndpointName="interrupted", ContentType="text/csv", Body=ROW)
         bad = wait_status(sm, "interrupted-bad", ("InService", "Failed"))
+        # The interrupted update starts over while the old configuration serves, then completes.
+        runtime.invoke_endpoint(EndpointName="updating", ContentType="text/csv", Body=ROW)
+        assert wait_status(sm, "updating", "InService")["EndpointConfigName"] == second
         assert bad["EndpointStatus"] == "Failed" and "Failed to download model data" in bad["FailureReason"]
 
 
