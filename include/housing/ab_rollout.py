@@ -319,7 +319,6 @@ def _model_request(plan: Mapping[str, Any], role: str, model_artifact: str) -> d
         "ModelName": spec["model_name"],
         "ExecutionRoleArn": plan["role_arn"],
         "PrimaryContainer": {"Image": spec["image_uri"], "ModelDataUrl": model_artifact},
-        "Tags": _tags(plan, role),
     }
 
 
@@ -335,14 +334,17 @@ def _variant(plan: Mapping[str, Any], role: str, weight: float) -> dict[str, Any
 
 
 def ab_endpoint_spec(plan: Mapping[str, Any], artifacts: Mapping[str, str]) -> dict[str, Any]:
-    """The two CreateModel requests and the two-variant CreateEndpointConfig (initial weights)."""
+    """The two CreateModel requests and the two-variant CreateEndpointConfig (initial weights).
+
+    No Tags on models and configs: the deploy operator casts every ``Value`` key to an integer (meant
+    for CanarySize/LinearStepSize), which breaks a tag's string value. The names carry the run instead.
+    """
     return {
         "endpoint_name": plan["endpoint_name"],
         "models": [_model_request(plan, role, artifacts[role]) for role in ROLES],
         "endpoint_config": {
             "EndpointConfigName": plan["ab_config_name"],
             "ProductionVariants": [_variant(plan, role, plan["roles"][role]["initial_weight"]) for role in ROLES],
-            "Tags": _tags(plan),
         },
     }
 
@@ -359,7 +361,6 @@ def winner_endpoint_spec(plan: Mapping[str, Any], winner: str) -> dict[str, Any]
         "endpoint_config": {
             "EndpointConfigName": plan["roles"][winner]["final_config_name"],
             "ProductionVariants": [_variant(plan, winner, 1.0)],
-            "Tags": _tags(plan, winner),
         },
     }
 

@@ -1,0 +1,415 @@
+"""
+### housing_ab_rollout: champion vs challenger on one endpoint, measured, promoted without downtime
+
+Triggered from the UI (the Params form) or with `--conf`. One run:
+
+1. **validate_params**: every Param is checked (all problems reported at once) before anything is created.
+2. **prepare_data**: the location's listings of the run's date (the synthetic housing feed, or the S3 raw
+   source); `evaluation_rows` of them are held out as labelled traffic, the rest split 60/30/10.
+3. **train_champion**, **train_challenger**: xgboost or linear-learner, retry-safe and deferrable.
+4. **record_endpoint** (setup): what the endpoint runs before this run touches it.
+5. **ab_spec** -> **deploy_ab**: both models and a two-variant endpoint config (initial weights); the
+   endpoint is created, or updated in place (same name) when it exists; verified InService on that config.
+6. **evaluate**: the held-out rows, first without `TargetVariant` (each variant's share of CloudWatch
+   `Invocations` must match its weight within 0.15, absolute), then each row to both variants
+   (`TargetVariant`): per-variant RMSE/MAE/latency from the answers, a paired test, the promotion rule.
+7. **shift_plan** -> **shift_traffic**: the winner's weight rises along `shift_steps` up to all traffic.
+8. **winner_spec** -> **promote_winner**: UpdateEndpoint (blue/green) to a single-variant config of the
+   winner while a probe thread invokes the endpoint continuously; any failed probe request fails the task.
+9. **verify_endpoint**: the endpoint is InService on the winner's config (a silent rollback fails).
+10. **superseded** -> **remove_superseded**: the A/B config, the loser's model and the previous run's
+    config and models are deleted.
+11. **report**: JSON and PNG in S3, a summary table in the log.
+
+**On failure** after the endpoint changed, the teardown (**rollback_plan** -> **rollback**, Airflow
+setup/teardown on `record_endpoint`) returns the endpoint to the config it ran before (or deletes it when
+this run created it) and deletes the models and configs this run created. The run still fails, and
+`rollback_plan`'s log names the failed task(s).
+
+Left manual on purpose (no Asset schedule): the nightly DAG announces per-location MME models, but an
+A/B rollout trains its own pair and replaces what a separate endpoint serves; that choice is a person's.
+To run it after every nightly change, set `schedule=[AssetAlias("housing_mme_live_models")]`.
+
+Environment settings as in the nightly DAG: `housing_bucket`, `housing_role_arn`, `housing_raw_source`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any
+
+from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
+
+from include.housing.locations import LOCATION_PATTERN
+from include.housing.naming import NAME_PATTERN
+from include.housing.params import AB_DEFAULTS, INSTANCE_TYPE_PATTERN, MAX_HOUSES, MIN_HOUSES
+from sagemaker_fleet.operators.ab_evaluation import SageMakerABEvaluationOperator
+from sagemaker_fleet.operators.deploy import SageMakerDeployEndpointOperator
+from sagemaker_fleet.operators.teardown import SageMakerTeardownOperator
+from sagemaker_fleet.operators.traffic import SageMakerShiftTrafficOperator
+from sagemaker_fleet.operators.training import SageMakerRetrySafeTrainingOperator
+from sagemaker_fleet.sensors_endpoint import SageMakerEndpointStateSensor
+
+AWS_CONN_ID = "aws_default"
+TRAINING_POOL = "sagemaker_training"
+CHECK_INTERVAL = 2
+# A deployment parameter, not a Param: tests shorten it, production keeps the default.
+RETRY_DELAY = dt.timedelta(seconds=int(os.environ.get("HOUSING_RETRY_DELAY_SECONDS", "30")))
+
+
+def _hook():
+    from sagemaker_fleet.hooks import SageMakerFleetHook
+
+    return SageMakerFleetHook(aws_conn_id=AWS_CONN_ID)
+
+
+def _setting(variable: str, env_var: str, default: str) -> str:
+    """An environment-level setting: the Airflow Variable, else the environment variable, else the default."""
+    import os
+
+    from airflow.sdk import Variable
+
+    return Variable.get(variable, default=None) or os.environ.get(env_var) or default
+
+
+class ProbedDeployEndpointOperator(SageMakerDeployEndpointOperator):
+    """The deploy operator with a probe thread invoking the endpoint before, during and after the update.
+
+    It waits on the worker (not deferrable): the probe has to live as long as the update does.
+    The task fails if a single probe request failed, even when the update itself succeeded.
+    """
+
+    def __init__(self, *, probe_body: str = "", **kwargs: Any) -> None:
+        super().__init__(deferrable=False, **kwargs)
+        self.probe_body = probe_body
+
+    def execute(self, context):
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.housing.ab_rollout import EndpointProbe
+
+        with EndpointProbe(self.hook.runtime_client, self.endpoint_name, self.probe_body or _PROBE_ROW) as probe:
+            probe.mark("update_started")
+            result = super().execute(context)
+            probe.mark("update_done")
+            summary = probe.stop()
+        self.log.info("Probe of %s: %s", self.endpoint_name, summary)
+        if summary["failed"]:
+            raise AirflowFailException(
+                f"{summary['failed']} of {summary['requests']} probe requests failed while {self.endpoint_name} "
+                f"was updated to {result['endpoint_config_name']}: {summary['errors'][:3]}"
+            )
+        return {**result, "probe": summary}
+
+
+@dag(
+    dag_id="housing_ab_rollout",
+    schedule=None,
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,  # two runs must not change one endpoint at the same time
+    default_args={
+        "owner": "ml-platform",
+        "retries": 2,
+        "retry_delay": RETRY_DELAY,
+        "aws_conn_id": AWS_CONN_ID,
+    },
+    tags=["housing", "sagemaker", "ab-test", "deployment"],
+    doc_md=__doc__,
+    params={
+        "location": Param(
+            AB_DEFAULTS["location"], type="string", pattern=LOCATION_PATTERN.pattern, title="Feed location"
+        ),
+        "houses_per_location": Param(
+            AB_DEFAULTS["houses_per_location"], type="integer", minimum=MIN_HOUSES, maximum=MAX_HOUSES
+        ),
+        "champion": Param(
+            AB_DEFAULTS["champion"],
+            type="object",
+            description='{"algorithm": "xgboost" | "linear-learner", "hyperparameters": {...}}',
+        ),
+        "challenger": Param(AB_DEFAULTS["challenger"], type="object", description="Same shape as champion."),
+        "initial_weights": Param(AB_DEFAULTS["initial_weights"], type="object", description="Relative weights."),
+        "evaluation_rows": Param(AB_DEFAULTS["evaluation_rows"], type="integer", minimum=30, maximum=100_000),
+        "promotion": Param(
+            AB_DEFAULTS["promotion"],
+            type="object",
+            description='{"metric": "rmse" | "mae", "min_improvement": 0..1, "confidence": 0.5..0.999}',
+        ),
+        "shift_steps": Param(
+            AB_DEFAULTS["shift_steps"],
+            type="array",
+            items={"type": "number"},
+            description="The winner's share of traffic per step, increasing, ending at 1.",
+        ),
+        "endpoint_name": Param(AB_DEFAULTS["endpoint_name"], type="string", pattern=NAME_PATTERN.pattern),
+        "instance_type": Param(AB_DEFAULTS["instance_type"], type="string", pattern=INSTANCE_TYPE_PATTERN.pattern),
+    },
+)
+def housing_ab_rollout() -> None:
+    @task(multiple_outputs=True)
+    def validate_params() -> dict[str, Any]:
+        """Check the Params and environment settings; return the run's plan (names, S3 layout, rules)."""
+        from airflow.sdk.exceptions import AirflowFailException
+        from sagemaker.core import image_uris
+
+        from include.housing.ab_rollout import ALGORITHM_IMAGES, build_plan
+        from include.housing.nightly import environment_settings, resolve_run_date
+        from include.housing.params import InvalidParamsError
+
+        context = get_current_context()
+        dag_run = context["dag_run"]
+        try:
+            settings = environment_settings(_setting)
+            run_date = resolve_run_date(
+                context.get("data_interval_end"), context.get("logical_date"), getattr(dag_run, "run_after", None)
+            )
+            region = _hook().conn_region_name or "us-east-1"
+            images = {
+                algorithm: image_uris.retrieve(framework, region=region, **({"version": v} if v else {}))
+                for algorithm, (framework, v) in ALGORITHM_IMAGES.items()
+            }
+            plan = build_plan(
+                context["params"], settings, run_date, dag_id=dag_run.dag_id, run_id=dag_run.run_id, image_uris=images
+            )
+        except (InvalidParamsError, ValueError) as error:
+            raise AirflowFailException(str(error)) from None  # bad input does not get better on retry
+        roles = ", ".join(f"{r}={s['algorithm']}" for r, s in plan["roles"].items())
+        print(
+            f"Plan {plan['prefix']}: endpoint {plan['endpoint_name']}, {plan['location']} {plan['run_date']}, {roles}"
+        )
+        return plan
+
+    @task
+    def prepare_data(plan: dict[str, Any]) -> dict[str, Any]:
+        """Hold out the labelled evaluation rows, validate and split the rest, write the channels."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.housing.ab_rollout import prepare_data as prepare
+        from include.housing.nightly import ensure_bucket
+        from include.housing.prepare import DataValidationError
+
+        hook = _hook()
+        ensure_bucket(hook.s3_client, plan["bucket"], hook.conn_region_name)
+        try:
+            data = prepare(hook.s3_client, plan)
+        except (DataValidationError, ValueError) as error:
+            raise AirflowFailException(str(error)) from None
+        print(f"{data['rows_train']} train, {data['rows_validation']} validation, {data['rows_evaluation']} evaluation")
+        return data
+
+    @task(multiple_outputs=True)
+    def training_configs(plan: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        """The CreateTrainingJob requests of both roles (deterministic job names)."""
+        from include.housing.ab_rollout import ROLES, build_training_config
+
+        return {role: build_training_config(plan, role, data["channels"]) for role in ROLES}
+
+    @task
+    def record_endpoint(plan: dict[str, Any]) -> dict[str, Any]:
+        """Remember what the endpoint runs before this run changes it (the rollback target)."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from sagemaker_fleet.endpoint_triggers import describe_endpoint_or_none
+
+        endpoint = describe_endpoint_or_none(_hook(), plan["endpoint_name"])
+        if endpoint is None:
+            print(f"Endpoint {plan['endpoint_name']} does not exist yet: this run creates it")
+            return {"existed": False, "endpoint_config_name": None, "status": None}
+        if endpoint["EndpointStatus"] != "InService":
+            raise AirflowFailException(
+                f"Endpoint {plan['endpoint_name']} is {endpoint['EndpointStatus']} "
+                f"({endpoint.get('FailureReason') or 'no reason given'}); an A/B rollout needs it InService"
+            )
+        print(f"Endpoint {plan['endpoint_name']} runs {endpoint['EndpointConfigName']}: updated in place")
+        return {"existed": True, "endpoint_config_name": endpoint["EndpointConfigName"], "status": "InService"}
+
+    @task(multiple_outputs=True)
+    def ab_spec(plan: dict[str, Any], champion: dict[str, Any], challenger: dict[str, Any]) -> dict[str, Any]:
+        """Both models and the two-variant endpoint config."""
+        from include.housing.ab_rollout import ab_endpoint_spec
+
+        artifacts = {"champion": champion["model_artifact"], "challenger": challenger["model_artifact"]}
+        return ab_endpoint_spec(plan, artifacts)
+
+    @task
+    def shift_plan(plan: dict[str, Any], decision: dict[str, Any]) -> list[dict[str, float]]:
+        """Weights per step, moving all traffic to the winner along the shift schedule."""
+        from include.housing.ab_rollout import shift_steps_for
+
+        steps = shift_steps_for(plan, decision["winner"])
+        print(f"{decision['winner']} wins ({decision.get('reason', '')}); shift steps: {steps}")
+        return steps
+
+    @task(multiple_outputs=True)
+    def winner_spec(plan: dict[str, Any], decision: dict[str, Any], shifted: Any) -> dict[str, Any]:
+        """The single-variant config of the winner."""
+        from include.housing.ab_rollout import winner_endpoint_spec
+
+        spec = winner_endpoint_spec(plan, decision["winner"])
+        return {**spec, "config_name": spec["endpoint_config"]["EndpointConfigName"]}
+
+    @task(multiple_outputs=True)
+    def superseded(plan: dict[str, Any], decision: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
+        """What the endpoint no longer uses now that the winner serves alone."""
+        from botocore.exceptions import ClientError
+
+        from include.housing.ab_rollout import superseded_resources
+        from sagemaker_fleet.hooks import is_not_found
+
+        previous = None
+        if before["endpoint_config_name"]:
+            try:
+                previous = (
+                    _hook().get_conn().describe_endpoint_config(EndpointConfigName=before["endpoint_config_name"])
+                )
+            except ClientError as error:
+                if not is_not_found(error):
+                    raise
+        result = superseded_resources(plan, decision["winner"], previous)
+        print(f"Superseded: {result}")
+        return result
+
+    @task
+    def report(
+        plan: dict[str, Any],
+        data: dict[str, Any],
+        champion: dict[str, Any],
+        challenger: dict[str, Any],
+        decision: dict[str, Any],
+        shift: Any,
+        promotion: dict[str, Any],
+        removed: Any,
+    ) -> dict[str, Any]:
+        """The run's report (JSON and PNG) in S3 and a summary in the log."""
+        from include.housing.ab_rollout import rollout_report, summary_text, write_rollout_report
+        from sagemaker_fleet.endpoint_triggers import describe_endpoint_or_none
+
+        hook = _hook()
+        endpoint = describe_endpoint_or_none(hook, plan["endpoint_name"]) or {}
+        endpoint = {k: endpoint.get(k) for k in ("EndpointName", "EndpointConfigName", "EndpointStatus")}
+        result = rollout_report(
+            plan,
+            data=data,
+            training={"champion": champion, "challenger": challenger},
+            decision=decision,
+            shift=shift,
+            promotion=promotion,
+            endpoint=endpoint,
+            cleanup=removed if isinstance(removed, dict) else {"result": removed},
+        )
+        uris = write_rollout_report(hook.s3_client, plan, result)
+        print(summary_text(result))
+        print(f"Report: {uris['json']} and {uris['png']}")
+        return {"winner": result["winner"], "endpoint": endpoint, "report_uris": uris}
+
+    @task(multiple_outputs=True)
+    def rollback_plan(plan: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
+        """After a failure: the config to return the endpoint to and what this run created; else nothing."""
+        from include.housing.ab_rollout import cleanup_after_failure
+
+        context = get_current_context()
+        states = context["ti"].get_task_states(dag_id=plan["dag_id"], run_ids=[plan["run_id"]]).get(plan["run_id"], {})
+        failed = sorted(t for t, s in states.items() if s in ("failed", "upstream_failed") and t not in _TEARDOWN)
+        nothing = {"restore_endpoint": None, "endpoints": [], "endpoint_configs": [], "models": []}
+        if not failed:
+            print("The run succeeded: nothing to roll back")
+            return nothing
+        if states.get("verify_endpoint") == "success":
+            print(f"The winner is live and verified; failed afterwards: {failed}. The endpoint stays as it is.")
+            return nothing
+        undo = cleanup_after_failure(plan, before)
+        print(
+            f"The run failed ({', '.join(t for t in failed if states[t] == 'failed')}); rolling back: "
+            f"endpoint {plan['endpoint_name']} -> {before['endpoint_config_name'] or 'deleted (created by this run)'}, "
+            f"deleting configs {undo['endpoint_configs']} and models {undo['models']}"
+        )
+        return undo
+
+    plan = validate_params()
+    data = prepare_data(plan)
+    configs = training_configs(plan, data)
+    train_champion = SageMakerRetrySafeTrainingOperator(
+        task_id="train_champion", config=configs["champion"], pool=TRAINING_POOL, check_interval=CHECK_INTERVAL
+    )
+    train_challenger = SageMakerRetrySafeTrainingOperator(
+        task_id="train_challenger", config=configs["challenger"], pool=TRAINING_POOL, check_interval=CHECK_INTERVAL
+    )
+    before = record_endpoint(plan)
+    [train_champion, train_challenger] >> before
+    spec = ab_spec(plan, train_champion.output, train_challenger.output)
+    before >> spec
+    deploy_ab = SageMakerDeployEndpointOperator(
+        task_id="deploy_ab",
+        endpoint_name=spec["endpoint_name"],
+        endpoint_config=spec["endpoint_config"],
+        models=spec["models"],
+        check_interval=CHECK_INTERVAL,
+    )
+    evaluate = SageMakerABEvaluationOperator(
+        task_id="evaluate",
+        endpoint_name=plan["endpoint_name"],
+        variants={"champion": "champion", "challenger": "challenger"},
+        evaluation_data=plan["evaluation_uri"],
+        rows=plan["evaluation_rows"],
+        metric=plan["metric"],
+        min_improvement=plan["min_improvement"],
+        confidence=plan["confidence"],
+        report_prefix=plan["report_prefix"],
+        expected_weights=plan["initial_weights"],
+        traffic_tolerance=plan["traffic_tolerance"],
+    )
+    deploy_ab >> evaluate
+    decision = evaluate.output
+    steps = shift_plan(plan, decision)
+    shift = SageMakerShiftTrafficOperator(
+        task_id="shift_traffic", endpoint_name=spec["endpoint_name"], steps=steps, check_interval=CHECK_INTERVAL
+    )
+    final = winner_spec(plan, decision, shift.output)
+    promote = ProbedDeployEndpointOperator(
+        task_id="promote_winner",
+        endpoint_name=final["endpoint_name"],
+        endpoint_config=final["endpoint_config"],
+        check_interval=CHECK_INTERVAL,
+    )
+    verify = SageMakerEndpointStateSensor(
+        task_id="verify_endpoint",
+        endpoint_name=final["endpoint_name"],
+        expected_config_name=final["config_name"],
+        poll_interval=CHECK_INTERVAL,
+        timeout=1800,
+    )
+    promote >> verify
+    old = superseded(plan, decision, before)
+    verify >> old
+    remove = SageMakerTeardownOperator(
+        task_id="remove_superseded",
+        endpoint_configs=old["endpoint_configs"],
+        models=old["models"],
+        trigger_rule=TriggerRule.ALL_SUCCESS,
+    )
+    summary = report(
+        plan, data, train_champion.output, train_challenger.output, decision, shift.output,
+        promote.output, remove.output,
+    )  # fmt: skip
+
+    undo = rollback_plan(plan, before)
+    summary >> undo
+    rollback = SageMakerTeardownOperator(
+        task_id="rollback",
+        endpoints=undo["endpoints"],
+        endpoint_configs=undo["endpoint_configs"],
+        models=undo["models"],
+        restore_endpoint=undo["restore_endpoint"],
+    )
+    undo >> rollback
+    undo.as_teardown(setups=before)
+    rollback.as_teardown(setups=before)
+
+
+# One listing's features (label-first CSV without the label), sent by the probe during the update.
+_PROBE_ROW = "2005,2600,3,2.5,1.0,2"
+_TEARDOWN = ("rollback_plan", "rollback")
+
+housing_ab_rollout()
