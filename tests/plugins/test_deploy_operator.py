@@ -160,6 +160,24 @@ def test_cast_numbers_casts_rendered_strings_and_rejects_garbage():
         cast_numbers({"InitialVariantWeight": "lots"})
 
 
+def test_cast_numbers_leaves_tag_values_as_strings():
+    request = {
+        "EndpointConfigName": "c",
+        "Tags": [{"Key": "version", "Value": "20261123"}],
+        "DeploymentConfig": {
+            "BlueGreenUpdatePolicy": {
+                "TrafficRoutingConfiguration": {
+                    "Type": "CANARY",
+                    "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": "10"},
+                }
+            }
+        },
+    }
+    cast = cast_numbers(request)
+    assert cast["Tags"] == [{"Key": "version", "Value": "20261123"}]
+    assert cast["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["CanarySize"]["Value"] == 10
+
+
 def test_definition_differences_ignores_describe_extras_and_tags():
     requested = {"ModelName": "m", "PrimaryContainer": {"Image": "i", "ModelDataUrl": "s3://b/k"}, "Tags": [1]}
     existing = {"ModelName": "m", "ModelArn": "arn", "PrimaryContainer": {"Image": "i", "ModelDataUrl": "s3://b/k",

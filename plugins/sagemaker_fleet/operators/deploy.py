@@ -68,7 +68,8 @@ def _to_int(key: str, value: Any) -> int:
 def cast_numbers(value: Any, key: str = "") -> Any:
     """A copy of a request with the known integer and float fields cast from rendered strings."""
     if isinstance(value, dict):
-        return {k: cast_numbers(v, k) for k, v in value.items()}
+        # Tag values are strings even when they look like numbers ("Value" is also CanarySize's count).
+        return {k: v if k == "Tags" else cast_numbers(v, k) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [cast_numbers(v, key) for v in value]
     if value is None:

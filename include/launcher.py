@@ -1,0 +1,351 @@
+"""``make run``: the whole product on this machine, no AWS account needed.
+
+Starts the local SageMaker emulator and Airflow 3 (api-server with the UI, scheduler, dag-processor,
+triggerer; LocalExecutor on SQLite, state in ``.local/``), points ``aws_default`` at the emulator,
+creates the ``sagemaker_training`` pool, unpauses the DAGs, triggers one ``housing_mme_nightly`` run
+through the REST API and follows it, prints a per-location summary with one prediction per location
+through the multi-model endpoint, then keeps everything running for the UI until Ctrl-C, when it stops
+every process it started. A second ``make run`` reuses the state in ``.local/``.
+
+Ports: ``AIRFLOW_PORT`` (8080) and ``EMULATOR_PORT`` (4566), e.g. ``make run AIRFLOW_PORT=8081``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCAL = ROOT / ".local"
+AIRFLOW_HOME = LOCAL / "airflow"
+LOGS = LOCAL / "logs"
+DAG_ID = "housing_mme_nightly"
+USERNAME, PASSWORD = "admin", "admin"
+RUN_TIMEOUT_S = int(os.environ.get("RUN_TIMEOUT_S", "1800"))
+
+
+def say(message: str) -> None:
+    print(f"[make run] {message}", flush=True)
+
+
+def port_taken(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+class Stack:
+    """The processes this launcher started, each in its own process group so stopping reaches children."""
+
+    def __init__(self) -> None:
+        self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        LOGS.mkdir(parents=True, exist_ok=True)
+        log = open(LOGS / f"{name}.log", "ab")  # noqa: SIM115 (the child owns it for its life)
+        process = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self.processes.append((name, process))
+        return process
+
+    def check(self) -> None:
+        for name, process in self.processes:
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited with code {process.returncode}; see {LOGS / (name + '.log')}")
+
+    def stop(self) -> None:
+        for name, process in reversed(self.processes):
+            if process.poll() is None:
+                say(f"stopping {name}")
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for _name, process in self.processes:
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        self.processes.clear()
+
+
+def airflow_env(emulator_url: str, airflow_port: int) -> dict[str, str]:
+    AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
+    secret_file = AIRFLOW_HOME / "jwt_secret"
+    if not secret_file.exists():
+        secret_file.write_text(secrets.token_urlsafe(32))
+    passwords = AIRFLOW_HOME / "passwords.json"
+    passwords.write_text(json.dumps({USERNAME: PASSWORD}))
+    bin_dir = str(Path(sys.executable).parent)
+    return {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")]),
+        "AIRFLOW_HOME": str(AIRFLOW_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{airflow_port}/execution/",
+        "AIRFLOW__API__BASE_URL": f"http://localhost:{airflow_port}",
+        "AIRFLOW__API__PORT": str(airflow_port),
+        "AIRFLOW__API_AUTH__JWT_SECRET": secret_file.read_text(),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+        "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "10",
+        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
+            {"conn_type": "aws", "extra": {"endpoint_url": emulator_url, "region_name": "us-east-1"}}
+        ),
+        "AWS_ENDPOINT_URL": emulator_url,
+        "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
+        "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+
+
+class Api:
+    """The Airflow 3 REST API with a JWT from the simple auth manager."""
+
+    def __init__(self, base: str):
+        self.base = base
+        self.token: str | None = None
+
+    def _call(self, method: str, path: str, body: Any = None, auth: bool = True) -> Any:
+        headers = {"Content-Type": "application/json"}
+        if auth:
+            headers["Authorization"] = f"Bearer {self.token}"
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"null")
+
+    def login(self) -> None:
+        answer = self._call("POST", "/auth/token", {"username": USERNAME, "password": PASSWORD}, auth=False)
+        self.token = answer["access_token"]
+
+    def get(self, path: str) -> Any:
+        return self._call("GET", path)
+
+    def post(self, path: str, body: Any) -> Any:
+        return self._call("POST", path, body)
+
+    def patch(self, path: str, body: Any) -> Any:
+        return self._call("PATCH", path, body)
+
+
+def wait_until(what: str, check: Any, timeout: float, stack: Stack) -> Any:
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        stack.check()
+        try:
+            result = check()
+            if result:
+                return result
+        except (OSError, urllib.error.URLError, KeyError, ValueError) as exc:
+            last_error = exc
+        time.sleep(1)
+    raise RuntimeError(f"timed out waiting for {what}" + (f" ({last_error})" if last_error else ""))
+
+
+def follow_run(api: Api, run_id: str, stack: Stack) -> str:
+    """Print each task's state changes until ``run_id`` ends. Unpausing the DAG also makes the scheduler
+    start the latest nightly run, which our run queues behind (max one active run): follow both."""
+    seen: dict[str, str] = {}
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while time.monotonic() < deadline:
+        stack.check()
+        runs = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns?state=running&state=queued&limit=10")["dag_runs"]
+        ours = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{urllib.request.quote(run_id)}")
+        for run in [r for r in runs if r["dag_run_id"] != run_id] + [ours]:
+            tag = "" if run["dag_run_id"] == run_id else f"({run['dag_run_id'].split('__')[0]} run) "
+            if run["state"] == "queued":
+                if seen.get(run["dag_run_id"]) != "queued":
+                    say(f"  {tag or 'our run '}is queued behind the active run")
+                    seen[run["dag_run_id"]] = "queued"
+                continue
+            instances = api.get(
+                f"/api/v2/dags/{DAG_ID}/dagRuns/{urllib.request.quote(run['dag_run_id'])}/taskInstances?limit=1000"
+            )["task_instances"]
+            for ti in instances:
+                label = ti.get("rendered_map_index") or (str(ti["map_index"]) if ti["map_index"] >= 0 else "")
+                key = f"{tag}{ti['task_id']}{f' [{label}]' if label else ''}"
+                state = ti.get("state") or "none"
+                if seen.get(key) != state and state in (
+                    "running",
+                    "deferred",
+                    "success",
+                    "failed",
+                    "upstream_failed",
+                    "up_for_retry",
+                    "skipped",
+                ):
+                    say(f"  {key}: {state}")
+                    seen[key] = state
+        if ours["state"] in ("success", "failed"):
+            return ours["state"]
+        time.sleep(2)
+    raise RuntimeError(f"the run did not finish within {RUN_TIMEOUT_S} s")
+
+
+def sample_house(location: str, run_date: str) -> list[str]:
+    """The features of one of the day's listings for the location (the feed is deterministic)."""
+    import csv
+    import io
+
+    from include.housing.feed import FEATURE_COLUMNS, generate_listings
+
+    row = next(csv.DictReader(io.StringIO(generate_listings(location, run_date, 1))))
+    return [row[column] for column in FEATURE_COLUMNS]
+
+
+def print_summary(api: Api, run_id: str, emulator_url: str) -> None:
+    import boto3
+
+    from include.housing.naming import mme_artifact_key
+
+    quoted = urllib.request.quote(run_id)
+    try:
+        entry = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{quoted}/taskInstances/summary/xcomEntries/return_value")
+    except urllib.error.HTTPError as exc:
+        say(f"no summary available ({exc})")
+        return
+    report = entry.get("value")
+    if isinstance(report, str):
+        report = json.loads(report)
+    runtime = boto3.client("sagemaker-runtime", endpoint_url=emulator_url, region_name="us-east-1")
+    say(
+        f"Summary for {report['run_date']} (one prediction per location through the MME endpoint "
+        f"{report['endpoint_name']}):"
+    )
+    print(f"  {'location':<18}{'version':<12}{'test RMSE':>12}  {'status':<11}{'prediction':>12}  TargetModel")
+    for row in report["rows"]:
+        prediction, target = "-", "-"
+        if row.get("version") and row.get("status") in ("live", "registered"):
+            target = mme_artifact_key(row["location"], row["version"])
+            answer = runtime.invoke_endpoint(
+                EndpointName=report["endpoint_name"],
+                TargetModel=target,
+                ContentType="text/csv",
+                Body=",".join(sample_house(row["location"], report["run_date"])),
+            )
+            prediction = f"${float(json.loads(answer['Body'].read())[0]):,.0f}"
+        rmse = row.get("test_rmse")
+        print(
+            f"  {row['location']:<18}{str(row.get('version') or '-'):<12}"
+            f"{(f'{rmse:,.0f}' if isinstance(rmse, int | float) else '-'):>12}  "
+            f"{str(row.get('status') or '-'):<11}{prediction:>12}  {target}"
+        )
+
+
+def main() -> int:
+    airflow_port = int(os.environ.get("AIRFLOW_PORT", "8080"))
+    emulator_port = int(os.environ.get("EMULATOR_PORT", "4566"))
+    for name, port, variable in (
+        ("Airflow's UI", airflow_port, "AIRFLOW_PORT"),
+        ("the emulator", emulator_port, "EMULATOR_PORT"),
+    ):
+        if port_taken(port):
+            say(
+                f"port {port} for {name} is taken. Stop what uses it, or choose another port: "
+                f"make run {variable}={port + 1}"
+            )
+            return 2
+    emulator_url = f"http://127.0.0.1:{emulator_port}"
+    env = airflow_env(emulator_url, airflow_port)
+    stack = Stack()
+    interrupted = False
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        say(f"starting the SageMaker emulator on {emulator_url} (data in .local/emulator)")
+        stack.start(
+            "emulator",
+            [
+                sys.executable,
+                "-m",
+                "include.sagemaker_emulator",
+                "--port",
+                str(emulator_port),
+                "--data-dir",
+                str(LOCAL / "emulator"),
+            ],
+            env,
+        )
+        say("preparing Airflow's database in .local/airflow")
+        LOGS.mkdir(parents=True, exist_ok=True)
+        with open(LOGS / "db-migrate.log", "ab") as log:
+            subprocess.run(
+                ["airflow", "db", "migrate"], cwd=ROOT, env=env, check=True, stdout=log, stderr=subprocess.STDOUT
+            )
+        subprocess.run(
+            [
+                "airflow",
+                "pools",
+                "set",
+                "sagemaker_training",
+                "4",
+                "SageMaker training jobs in flight (the account quota)",
+                "--include-deferred",
+            ],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        for name in ("api-server", "scheduler", "dag-processor", "triggerer"):
+            argv = ["airflow", name] + (["--port", str(airflow_port)] if name == "api-server" else [])
+            stack.start(name, argv, env)
+        say(f"starting Airflow 3 (logs in {LOGS})")
+        wait_until(
+            "the emulator", lambda: urllib.request.urlopen(f"{emulator_url}/_emulator/health", timeout=2), 60, stack
+        )
+        api = Api(f"http://localhost:{airflow_port}")
+        wait_until("Airflow's API server", lambda: api.login() or True, 180, stack)
+        wait_until(f"the DAG {DAG_ID} to be parsed", lambda: api.get(f"/api/v2/dags/{DAG_ID}"), 180, stack)
+        for dag_id in ("housing_mme_nightly", "housing_ab_rollout"):
+            with contextlib.suppress(urllib.error.HTTPError):
+                api.patch(f"/api/v2/dags/{dag_id}", {"is_paused": False})
+        run = api.post(
+            f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": {}, "note": "triggered by make run"}
+        )
+        say(f"triggered {DAG_ID} run {run['dag_run_id']}; following it")
+        state = follow_run(api, run["dag_run_id"], stack)
+        say(f"the run ended: {state}")
+        print_summary(api, run["dag_run_id"], emulator_url)
+        say(f"Airflow UI: http://localhost:{airflow_port}  (log in as {USERNAME} / {PASSWORD})")
+        say("everything keeps running for the UI; press Ctrl-C to stop it all")
+        while True:
+            stack.check()
+            time.sleep(2)
+    except KeyboardInterrupt:
+        interrupted = True
+        return 0
+    except Exception as exc:
+        say(f"error: {exc}")
+        return 1
+    finally:
+        if interrupted:
+            say("Ctrl-C: stopping everything this run started")
+        stack.stop()
+        say("stopped")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
