@@ -19,6 +19,8 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from sagemaker_fleet.triggers import FIRST_POLL_SECONDS
+
 __all__ = [
     "FAILED_ENDPOINT_STATES",
     "TRANSITIONAL_ENDPOINT_STATES",
@@ -101,6 +103,7 @@ def wait_for_endpoint(
     """Blocking twin of the trigger for operators that do not defer; returns the same event dict."""
     deadline = time.monotonic() + timeout_seconds
     last_status = None
+    delay = min(FIRST_POLL_SECONDS, poll_interval)
     while True:
         description = describe(endpoint_name)
         outcome = endpoint_outcome(endpoint_name, description, expected_config_name)
@@ -120,7 +123,8 @@ def wait_for_endpoint(
                 "failure_reason": None,
                 "message": f"Endpoint {endpoint_name} still {status} after {timeout_seconds:.0f} s",
             }
-        time.sleep(min(poll_interval, remaining))
+        time.sleep(min(delay, remaining))
+        delay = min(delay * 2, poll_interval)
 
 
 class EndpointStateTrigger(BaseTrigger):
@@ -209,6 +213,7 @@ class EndpointStateTrigger(BaseTrigger):
         errors = 0
         last_status: str | None = None
         description: dict[str, Any] | None = {}
+        delay = min(FIRST_POLL_SECONDS, self.poll_interval)
         while True:
             try:
                 description = await asyncio.to_thread(describe_endpoint_or_none, hook, self.endpoint_name)
@@ -235,4 +240,5 @@ class EndpointStateTrigger(BaseTrigger):
                     description,
                 )
                 return
-            await asyncio.sleep(min(self.poll_interval, remaining))
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(delay * 2, self.poll_interval)
