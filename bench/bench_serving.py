@@ -139,6 +139,8 @@ def run(seconds: float = 5.0, warm_calls: int = 2000) -> dict[str, float]:
 
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    # Other processes on this machine change every figure here: report the load the run saw.
+    results_load = os.getloadavg()[0]
     booster, archive, row = train_model()
     floor = floor_us(booster, row)
     body = row.encode()
@@ -209,6 +211,8 @@ def run(seconds: float = 5.0, warm_calls: int = 2000) -> dict[str, float]:
             results["rss_mb"] = psutil.Process(emu.proc.pid).memory_info().rss / 2**20
             results["each_failed"] = failed
     results["floor_us"] = floor
+    results["load_avg_before"] = results_load
+    results["load_avg_after"] = os.getloadavg()[0]
     results["p50_ratio"] = results["p50_ms"] * 1000 / floor
     results["rps_ratio_vs_floor"] = (1e6 / floor) / results["rps"]
     print_table(results)
@@ -230,6 +234,9 @@ def print_table(r: dict[str, float]) -> None:
     print(f"{'measure':<{width}}  {'value':>14}  {'target':>16}  ok")
     for name, value, target, ok in rows:
         print(f"{name:<{width}}  {value:>14}  {target:>16}  {'yes' if ok else 'NO'}")
+    print(
+        f"machine load average (1 min) before/after: {r['load_avg_before']:.1f}/{r['load_avg_after']:.1f} on {os.cpu_count()} CPUs"
+    )
     print(f"failed requests: load {r['load_failed']:.0f}, 1,000-model sweep {r['each_failed']:.0f}")
 
 
