@@ -60,8 +60,10 @@ def runs(emulator, run_dag) -> dict:
     results: dict = {}
     results["first"] = run_dag(DAG_ID, conf(WEAK, STRONG), logical_date=DAYS[0], env=ENV)
     results["first_configs"], results["first_models"] = names(emulator, "config"), names(emulator, "model")
+    results["first_endpoint"] = client(emulator, "sagemaker").describe_endpoint(EndpointName=ENDPOINT)
     results["second"] = run_dag(DAG_ID, conf(STRONG, WEAK), logical_date=DAYS[1], env=ENV)
     results["second_configs"], results["second_models"] = names(emulator, "config"), names(emulator, "model")
+    results["second_endpoint"] = client(emulator, "sagemaker").describe_endpoint(EndpointName=ENDPOINT)
     # Every try of the A/B deployment fails to load (the task has two retries).
     inject_fault(emulator, {"type": "deployment_failure", "endpoint_name": ENDPOINT, "count": 3})
     results["failed"] = run_dag(DAG_ID, conf(STRONG, WEAK), logical_date=DAYS[2], env=ENV)
@@ -84,7 +86,7 @@ def test_first_run_creates_the_endpoint_and_promotes_the_better_challenger(emula
     probe = report["promotion"]["probe"]
     assert probe["failed"] == 0 and probe["requests"] >= 10 and probe["requests_during_update"] >= 1
     assert set(probe["variants_after_update"]) == {"challenger"}
-    endpoint = client(emulator, "sagemaker").describe_endpoint(EndpointName=ENDPOINT)
+    endpoint = runs["first_endpoint"]
     assert endpoint["EndpointStatus"] == "InService"
     assert endpoint["EndpointConfigName"] == f"{prefix}-challenger-only"
     assert [v["VariantName"] for v in endpoint["ProductionVariants"]] == ["challenger"]
@@ -105,7 +107,7 @@ def test_second_run_updates_in_place_and_keeps_a_better_champion(emulator, runs)
     )
     assert report["promotion"]["probe"]["failed"] == 0
     assert report["promotion"]["previous_endpoint_config_name"] == f"{prefix}-ab"
-    endpoint = client(emulator, "sagemaker").describe_endpoint(EndpointName=ENDPOINT)
+    endpoint = runs["second_endpoint"]
     assert endpoint["EndpointConfigName"] == f"{prefix}-champion-only"
     # The first run's config and model were superseded and removed; the endpoint name never changed.
     assert runs["second_configs"] == {f"{prefix}-champion-only"}
