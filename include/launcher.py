@@ -226,7 +226,13 @@ def print_summary(api: Api, run_id: str, emulator_url: str) -> None:
     report = entry.get("value")
     if isinstance(report, str):
         report = json.loads(report)
-    runtime = boto3.client("sagemaker-runtime", endpoint_url=emulator_url, region_name="us-east-1")
+    runtime = boto3.client(
+        "sagemaker-runtime",
+        endpoint_url=emulator_url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
     say(
         f"Summary for {report['run_date']} (one prediction per location through the MME endpoint "
         f"{report['endpoint_name']}):"
@@ -272,7 +278,9 @@ def main() -> int:
     def on_signal(signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt
 
+    # Installed explicitly: a launcher started in the background inherits an ignored SIGINT.
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     try:
         say(f"starting the SageMaker emulator on {emulator_url} (data in .local/emulator)")
         stack.start(
