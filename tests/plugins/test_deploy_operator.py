@@ -134,6 +134,9 @@ def test_deferrable_deploy_defers_and_its_trigger_really_completes(emulator, sm,
     assert event["status"] == "success" and event["endpoint_config_name"] == c1
     result = op.execute_complete({}, event, **deferred.value.kwargs)
     assert result["operation"] == "create" and result["endpoint_config_name"] == c1
+    # dag.test() resumes with the event only (no defer kwargs): the result is rebuilt and still verified.
+    rebuilt = op.execute_complete({}, event)
+    assert rebuilt["endpoint_config_name"] == c1 and rebuilt["endpoint_name"] == endpoint
     sm.delete_endpoint(EndpointName=endpoint)
 
 

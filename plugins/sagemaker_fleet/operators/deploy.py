@@ -391,8 +391,13 @@ class SageMakerDeployEndpointOperator(AwsBaseOperator[SageMakerFleetHook]):
     def execute_complete(
         self, context: Context, event: dict[str, Any] | None = None, result: dict[str, Any] | None = None
     ) -> dict[str, Any]:
-        if not event or not result:
-            raise AirflowException(f"Deployment of {self.endpoint_name}: no trigger event received ({event!r})")
+        if not event:
+            raise AirflowException(f"Deployment of {self.endpoint_name}: no trigger event received")
+        if not result:
+            # Resumed without the kwargs given to defer() (dag.test() passes only the event): rebuild the
+            # result from the rendered request and the config's own record of what it superseded.
+            config_name = self.endpoint_config["EndpointConfigName"]
+            result = self._result(config_name, self._config_tag(config_name), "update")
         config_name = result["endpoint_config_name"]
         if event.get("status") != "success":
             raise AirflowException(
