@@ -601,7 +601,9 @@ def summary_row(
         row.update(status="failed", promoted=False, reason=f"failed at {failed_task}" + (f": {error}" if error else ""))
     elif promotion:
         promoted = bool(promotion.get("promoted"))
-        row.update(status="live" if promoted else "registered", promoted=promoted)
+        # A rerun finds its version already live: that is "live", not merely "registered".
+        is_live = promoted or promotion.get("live_version") == promotion.get("version")
+        row.update(status="live" if is_live else "registered", promoted=promoted)
         if promotion.get("previous_version") is not None:
             row["previous_version"] = promotion["previous_version"]
         if not promoted and promotion.get("reason"):

@@ -172,6 +172,13 @@ def test_summary_rows_cover_every_outcome() -> None:
         failed_task=None,
     )
     assert older["status"] == "registered" and older["reason"] == "newer live"
+    rerun = nightly.summary_row(
+        "Dallas_TX",
+        evaluation=evaluation,
+        promotion={"promoted": False, "version": "20261124", "live_version": "20261124", "reason": "already live"},
+        failed_task=None,
+    )
+    assert rerun["status"] == "live" and rerun["promoted"] is False
     failed = nightly.summary_row("Chicago_IL", evaluation=None, promotion=None, failed_task="prepare")
     assert failed["status"] == "failed" and failed["reason"] == "failed at prepare"
     report = nightly.summary_report(_plan(), [live, failed])
