@@ -11,10 +11,11 @@ logical date uses the time it was queued for):
 3. **location** (mapped over the locations; the grid shows each location's name), per location:
    `ingest` -> `prepare` (quarantine bad rows, 60/30/10 channels under `date=/location=`) ->
    `train` (retry-safe, deferrable, pool `sagemaker_training`) -> `evaluate` (new vs live RMSE/MAE on
-   the test split) -> `gate` (register only if at least as good within the tolerance) -> `register`
-   (a new versioned artifact in the MME prefix, never overwritten) -> `smoke_test` (the endpoint with
-   `TargetModel` must predict what the artifact predicts locally) -> `promote` (live record; never moves
-   a newer live version backwards) -> `announce` (an Asset event for the location's live model).
+   the test split; the rest is skipped, with the reason, unless it is at least as good within the
+   tolerance) -> `register` (a new versioned artifact in the MME prefix, never overwritten) ->
+   `smoke_test` (the endpoint with `TargetModel` must predict what the artifact predicts locally) ->
+   `promote` (live record; never moves a newer live version backwards; an Asset event for the
+   location's live model when it changed).
 4. **summary** (runs even when locations failed): a table in the log and a JSON report in S3; it fails
    the run, after reporting, if any location failed.
 
@@ -238,9 +239,11 @@ def housing_mme_nightly() -> None:
             )
             return {"data": data, "training_config": build_training_config(plan, location, data["channels"])}
 
-        @task(multiple_outputs=True, map_index_template=location_label)
-        def evaluate(plan: dict[str, Any], location: str, data: dict[str, Any], trained: dict[str, Any]):
-            """Score the new model and the live one on today's test split; decide on registration."""
+        # Evaluation is also the gate: it returns the decision (False skips registration, with the
+        # reason in the log) and pushes its figures under their own keys for the tasks after it.
+        @task.short_circuit(ignore_downstream_trigger_rules=False, map_index_template=location_label)
+        def evaluate(plan: dict[str, Any], location: str, data: dict[str, Any], trained: dict[str, Any]) -> bool:
+            """Score the new model and the live one on today's test split; register only if good enough."""
             _label(location)
             from include.housing.nightly import evaluate_artifacts
             from sagemaker_fleet.operators.mme import read_live_record
@@ -260,14 +263,10 @@ def housing_mme_nightly() -> None:
                 tolerance=plan["promotion_tolerance"],
             )
             print(f"{location} {result['version']}: {result['reason']}")
-            return result
-
-        @task.short_circuit(ignore_downstream_trigger_rules=False, map_index_template=location_label)
-        def gate(location: str, promote: bool, reason: str) -> bool:
-            """Continue to registration only when the evaluation said so."""
-            _label(location)
-            print(f"{location}: {reason}")
-            return bool(promote)
+            ti = get_current_context()["ti"]
+            for key in ("evaluation", "model_artifact", "version", "metrics"):
+                ti.xcom_push(key=key, value=result if key == "evaluation" else result[key])
+            return bool(result["promote"])
 
         @task(map_index_template=location_label)
         def smoke_test(plan: dict[str, Any], location: str, data: dict[str, Any], registered: dict[str, Any], endpoint):
@@ -290,22 +289,6 @@ def housing_mme_nightly() -> None:
             print(f"{location}: endpoint and local predictions agree on {result['rows']} rows")
             return result
 
-        @task(outlets=[LIVE_MODELS], map_index_template=location_label)
-        def announce(plan: dict[str, Any], location: str, promotion: dict[str, Any]) -> dict[str, Any]:
-            """Emit an Asset event for the location's live model when the live version changed."""
-            _label(location)
-            from airflow.sdk import Asset
-
-            context = get_current_context()
-            changed = promotion["promoted"] and promotion.get("previous_version") != promotion["live_version"]
-            if changed:
-                asset = Asset(f"{plan['registry_prefix']}{location}.json")
-                context["outlet_events"][LIVE_MODELS].add(
-                    asset, extra={"location": location, "version": promotion["live_version"]}
-                )
-            print(f"{location}: live {promotion['live_version']} ({'changed' if changed else 'unchanged'})")
-            return {**promotion, "asset_event": changed}
-
         ingested = ingest(plan, location)
         prepared = prepare(plan, location, ingested)
         trained = SageMakerRetrySafeTrainingOperator(
@@ -317,7 +300,6 @@ def housing_mme_nightly() -> None:
             map_index_template="{{ task.config['Tags'][0]['Value'] }}",
         )
         evaluation = evaluate(plan, location, prepared["data"], trained.output)
-        allowed = gate(location, evaluation["promote"], evaluation["reason"])
         registered = MMERegisterModelOperator(
             task_id="register",
             model_artifact=evaluation["model_artifact"],
@@ -328,7 +310,7 @@ def housing_mme_nightly() -> None:
             metrics=evaluation["metrics"],
             map_index_template="{{ task.location }}",
         )
-        allowed >> registered
+        evaluation >> registered
         smoked = smoke_test(plan, location, prepared["data"], registered.output, endpoint)
         promoted = MMEPromoteModelOperator(
             task_id="promote",
@@ -336,10 +318,11 @@ def housing_mme_nightly() -> None:
             registry_prefix=plan["registry_prefix"],
             location=location,
             version=evaluation["version"],
+            # A promotion emits an Asset event for the location's record through this alias.
+            outlets=[LIVE_MODELS],
             map_index_template="{{ task.location }}",
         )
         smoked >> promoted
-        announce(plan, location, promoted.output)
 
     locations = per_location.partial(plan=plan, endpoint=endpoint.output).expand(location=locations_of(plan))
 
@@ -363,7 +346,7 @@ def housing_mme_nightly() -> None:
             rows.append(
                 summary_row(
                     location,
-                    evaluation=ti.xcom_pull(task_ids=f"{GROUP}.evaluate", map_indexes=index),
+                    evaluation=ti.xcom_pull(task_ids=f"{GROUP}.evaluate", key="evaluation", map_indexes=index),
                     promotion=ti.xcom_pull(task_ids=f"{GROUP}.promote", map_indexes=index),
                     failed_task=first_failed,
                 )
@@ -382,6 +365,6 @@ def housing_mme_nightly() -> None:
     locations >> summary(plan)
 
 
-_TASK_ORDER = ("ingest", "prepare", "train", "evaluate", "gate", "register", "smoke_test", "promote", "announce")
+_TASK_ORDER = ("ingest", "prepare", "train", "evaluate", "register", "smoke_test", "promote")
 
 housing_mme_nightly()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import pytest
 
@@ -24,7 +25,7 @@ LATER_NIGHT = dt.datetime(2026, 11, 24, 2, tzinfo=dt.UTC)
 CONF = {"locations": LOCATIONS, "houses_per_location": 300, "endpoint_name": ENDPOINT}
 ENV = {"AIRFLOW_VAR_HOUSING_BUCKET": BUCKET, "HOUSING_RETRY_DELAY_SECONDS": "1"}
 MME_PREFIX = f"mme/{ENDPOINT}/"
-LOCATION_TASKS = ("ingest", "prepare", "train", "evaluate", "gate", "register", "smoke_test", "promote", "announce")
+LOCATION_TASKS = ("ingest", "prepare", "train", "evaluate", "register", "smoke_test", "promote")
 
 pytestmark = pytest.mark.usefixtures("emulator")
 
@@ -63,7 +64,7 @@ def first_night(run_dag, emulator) -> DagRunResult:
     return run_dag(DAG_ID, CONF, FIRST_NIGHT, env=ENV)
 
 
-def test_first_night_serves_every_location_from_the_mme(first_night: DagRunResult, emulator) -> None:
+def test_first_night_serves_every_location_from_the_mme(first_night: DagRunResult, emulator, airflow_home) -> None:
     s3, runtime = client(emulator, "s3"), client(emulator, "sagemaker-runtime")
     assert first_night.state == "success", first_night.log[-6000:]
     for location in LOCATIONS:
@@ -95,6 +96,16 @@ def test_first_night_serves_every_location_from_the_mme(first_night: DagRunResul
     for row in rows.values():
         assert row["status"] == "live" and row["version"] == "20261123" and row["test_rmse"] > 0
     assert "location" in first_night.log and "test_rmse" in first_night.log  # the table is in the log
+
+    # Each promotion emitted an Asset event for its location's registry record through the alias.
+    import sqlite3
+
+    with sqlite3.connect(Path(airflow_home["AIRFLOW_HOME"]) / "airflow.db") as db:
+        uris = {
+            uri
+            for (uri,) in db.execute("SELECT asset.uri FROM asset_event JOIN asset ON asset.id = asset_event.asset_id")
+        }
+    assert {uri.rsplit("/", 1)[1] for uri in uris} >= {f"{loc}.json" for loc in LOCATIONS}, uris
 
 
 def test_rerun_of_the_same_night_adds_nothing(first_night: DagRunResult, run_dag, emulator) -> None:

@@ -120,7 +120,43 @@ def test_promotion_never_moves_live_backwards_unless_asked(s3, prefixes):
         "previous_version": "20261123",
         "promoted": True,
         "reason": "20261120 is live (was 20261123)",
+        "asset_event": False,  # no AssetAlias among the outlets
     }
+
+
+def test_promotion_emits_an_asset_event_through_the_alias_only_when_live_changes(s3, prefixes):
+    from collections import defaultdict
+
+    from airflow.sdk import AssetAlias
+
+    alias = AssetAlias("housing_mme_live_models")
+    mme, registry = prefixes
+    register(prefixes, artifact(s3, "m"), "20261123")
+    events: dict = defaultdict(list)
+
+    class Accessor:
+        def __init__(self, key):
+            self.key = key
+
+        def add(self, asset, extra=None):
+            events[self.key].append((asset.uri, extra))
+
+    context = {"outlet_events": {alias: Accessor(alias)}}
+    promote_task = MMEPromoteModelOperator(
+        task_id="promote",
+        mme_prefix=mme,
+        registry_prefix=registry,
+        location="Chicago_IL",
+        version="20261123",
+        outlets=[alias],
+    )
+    assert promote_task.execute(context=context)["asset_event"] is True
+    assert events[alias] == [
+        (f"{registry}Chicago_IL.json", {"location": "Chicago_IL", "version": "20261123", "previous_version": None})
+    ]
+    # Already live: no second event.
+    assert promote_task.execute(context=context)["asset_event"] is False
+    assert len(events[alias]) == 1
 
 
 def test_promoting_an_unregistered_version_fails_clearly(s3, prefixes):

@@ -309,7 +309,11 @@ class MMEPromoteModelOperator(AwsBaseOperator[SageMakerFleetHook]):
     A version older than the live one is not made live unless ``allow_older`` (a backfill must not move
     live backwards); that is a success with ``promoted`` False and the reason.
 
-    Returns ``{"location", "version", "live_version", "previous_version", "promoted", "reason"}``.
+    With ``outlets=[AssetAlias(...)]``, a promotion also emits an Asset event for the location's registry
+    record (``s3://<registry>/<location>.json``) through each alias.
+
+    Returns ``{"location", "version", "live_version", "previous_version", "promoted", "reason",
+    "asset_event"}``.
     """
 
     aws_hook_class = SageMakerFleetHook
@@ -375,4 +379,23 @@ class MMEPromoteModelOperator(AwsBaseOperator[SageMakerFleetHook]):
 
         update_record(self.hook, self.registry_prefix, self.location, promote)
         self.log.info("%s: %s", self.location, outcome["reason"])
+        outcome["asset_event"] = self._announce(context, outcome) if outcome["promoted"] else False
         return {"location": self.location, "version": self.version, **outcome}
+
+    def _announce(self, context: Context, outcome: dict[str, Any]) -> bool:
+        """An Asset event for the location's record through each AssetAlias in ``outlets``: consumers learn
+        which location's live model changed (the asset is only known at run time, hence the alias)."""
+        from airflow.sdk import Asset, AssetAlias
+
+        aliases = [outlet for outlet in self.outlets if isinstance(outlet, AssetAlias)]
+        bucket, key = record_key(self.registry_prefix, self.location)
+        for alias in aliases:
+            context["outlet_events"][alias].add(
+                Asset(f"s3://{bucket}/{key}"),
+                extra={
+                    "location": self.location,
+                    "version": self.version,
+                    "previous_version": outcome["previous_version"],
+                },
+            )
+        return bool(aliases)
