@@ -216,7 +216,13 @@ def run(seconds: float = 5.0, warm_calls: int = 2000) -> dict[str, float]:
     results["p50_ratio"] = results["p50_ms"] * 1000 / floor
     results["rps_ratio_vs_floor"] = (1e6 / floor) / results["rps"]
     print_table(results)
-    return results
+    return {f"serving.{key}": round(value, 3) for key, value in results.items()} | {
+        # The names make bench reports (issue #8) with: see bench/results.json.
+        "serving.warm_p50_ms": round(results["p50_ms"], 3),
+        "serving.warm_p99_ms": round(results["p99_ms"], 3),
+        "serving.floor_predict_us": round(results["floor_us"], 1),
+        "memory.emulator_1000_models_mb": round(results["rss_mb"], 1),
+    }
 
 
 def print_table(r: dict[str, float]) -> None:
