@@ -30,6 +30,7 @@ from include.housing.feed import FEATURE_COLUMNS, generate_listings, stable_seed
 from include.housing.naming import coerce_run_date, dag_prefix, sagemaker_name
 from include.housing.params import InvalidParamsError, hyperparameters_for_sagemaker, validate_ab_params
 from include.housing.prepare import prepare_listings
+from include.housing.training import csv_training_request
 
 __all__ = [
     "ALGORITHM_IMAGES",
@@ -60,8 +61,6 @@ ALGORITHM_IMAGES: dict[str, tuple[str, str | None]] = {
 # Weighted traffic routes each request at random: with n requests a variant's observed share has a
 # standard deviation of at most 0.5/sqrt(n), 0.05 for 100 rows; 0.15 (absolute) is three of them.
 TRAFFIC_TOLERANCE = 0.15
-MAX_TRAINING_SECONDS = 3600
-TRAINING_CHANNELS = ("train", "validation")
 DATA_CHANNELS = ("train", "validation", "test")
 
 
@@ -277,31 +276,16 @@ def build_training_config(plan: Mapping[str, Any], role: str, channels: Mapping[
     if spec["algorithm"] == "linear-learner":
         # Linear Learner reads label-first CSV too; it wants the feature count when told the format.
         hyperparameters.setdefault("feature_dim", len(FEATURE_COLUMNS))
-    return {
-        "TrainingJobName": spec["training_job_name"],
-        "AlgorithmSpecification": {"TrainingImage": spec["image_uri"], "TrainingInputMode": "File"},
-        "RoleArn": plan["role_arn"],
-        "InputDataConfig": [
-            {
-                "ChannelName": name,
-                "DataSource": {
-                    "S3DataSource": {
-                        "S3DataType": "S3Prefix",
-                        "S3Uri": channels[name],
-                        "S3DataDistributionType": "FullyReplicated",
-                    }
-                },
-                "ContentType": "text/csv",
-                "CompressionType": "None",
-            }
-            for name in TRAINING_CHANNELS
-        ],
-        "OutputDataConfig": {"S3OutputPath": f"{plan['training_output']}/{role}/"},
-        "ResourceConfig": {"InstanceType": plan["instance_type"], "InstanceCount": 1, "VolumeSizeInGB": 5},
-        "StoppingCondition": {"MaxRuntimeInSeconds": MAX_TRAINING_SECONDS},
-        "HyperParameters": hyperparameters_for_sagemaker(hyperparameters),
-        "Tags": _tags(plan, role),
-    }
+    return csv_training_request(
+        job_name=spec["training_job_name"],
+        image_uri=spec["image_uri"],
+        role_arn=plan["role_arn"],
+        channels=channels,
+        output_path=f"{plan['training_output']}/{role}/",
+        instance_type=plan["instance_type"],
+        hyperparameters=hyperparameters_for_sagemaker(hyperparameters),
+        tags=_tags(plan, role),
+    )
 
 
 def _tags(plan: Mapping[str, Any], role: str | None = None) -> list[dict[str, str]]:

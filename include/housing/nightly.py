@@ -40,6 +40,7 @@ from include.housing.naming import (
 )
 from include.housing.params import InvalidParamsError, hyperparameters_for_sagemaker, validate_nightly_params
 from include.housing.prepare import channel_prefix, prepare_listings
+from include.housing.training import csv_training_request
 
 if TYPE_CHECKING:
     import numpy as np
@@ -91,10 +92,8 @@ ENVIRONMENT_SETTINGS: dict[str, tuple[str, str, str]] = {
 }
 
 CHANNELS = ("train", "validation", "test")
-TRAINING_CHANNELS = ("train", "validation")
 SMOKE_TEST_ROWS = 20
 XGBOOST_VERSION = "1.7-1"
-MAX_TRAINING_SECONDS = 3600
 # Endpoint and local predictions come from the same artifact and xgboost; only float32 rounding differs.
 SMOKE_RELATIVE_TOLERANCE = 1e-5
 SMOKE_ABSOLUTE_TOLERANCE = 1e-2
@@ -405,35 +404,20 @@ def prepare_location(s3: Any, plan: Mapping[str, Any], location: str, raw_uri: s
 def build_training_config(plan: Mapping[str, Any], location: str, channels: Mapping[str, str]) -> dict[str, Any]:
     """The whole CreateTrainingJob request; its name is deterministic from dag_id, location and date."""
     run_date = plan["run_date"]
-    return {
-        "TrainingJobName": training_job_name(plan["dag_id"], location, run_date),
-        "AlgorithmSpecification": {"TrainingImage": plan["image_uri"], "TrainingInputMode": "File"},
-        "RoleArn": plan["role_arn"],
-        "InputDataConfig": [
-            {
-                "ChannelName": name,
-                "DataSource": {
-                    "S3DataSource": {
-                        "S3DataType": "S3Prefix",
-                        "S3Uri": channels[name],
-                        "S3DataDistributionType": "FullyReplicated",
-                    }
-                },
-                "ContentType": "text/csv",
-                "CompressionType": "None",
-            }
-            for name in TRAINING_CHANNELS
-        ],
-        "OutputDataConfig": {"S3OutputPath": s3_uri(plan["bucket"], f"training-output/{location}/")},
-        "ResourceConfig": {"InstanceType": plan["instance_type"], "InstanceCount": 1, "VolumeSizeInGB": 5},
-        "StoppingCondition": {"MaxRuntimeInSeconds": MAX_TRAINING_SECONDS},
-        "HyperParameters": hyperparameters_for_sagemaker(plan["hyperparameters"]),
-        "Tags": [
+    return csv_training_request(
+        job_name=training_job_name(plan["dag_id"], location, run_date),
+        image_uri=plan["image_uri"],
+        role_arn=plan["role_arn"],
+        channels=channels,
+        output_path=s3_uri(plan["bucket"], f"training-output/{location}/"),
+        instance_type=plan["instance_type"],
+        hyperparameters=hyperparameters_for_sagemaker(plan["hyperparameters"]),
+        tags=[
             {"Key": "location", "Value": location},
             {"Key": "run_date", "Value": run_date},
             {"Key": "dag_id", "Value": plan["dag_id"]},
         ],
-    }
+    )
 
 
 # --- models: load, predict, evaluate, smoke-test -------------------------------------------------------
