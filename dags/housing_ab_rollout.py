@@ -45,7 +45,7 @@ from include.housing.locations import LOCATION_PATTERN
 from include.housing.naming import NAME_PATTERN
 from include.housing.params import AB_DEFAULTS, INSTANCE_TYPE_PATTERN, MAX_HOUSES, MIN_HOUSES
 from sagemaker_fleet.operators.ab_evaluation import SageMakerABEvaluationOperator
-from sagemaker_fleet.operators.deploy import SageMakerDeployEndpointOperator
+from sagemaker_fleet.operators.deploy import SageMakerDeployEndpointOperator, SageMakerProbedDeployEndpointOperator
 from sagemaker_fleet.operators.teardown import SageMakerTeardownOperator
 from sagemaker_fleet.operators.traffic import SageMakerShiftTrafficOperator
 from sagemaker_fleet.operators.training import SageMakerRetrySafeTrainingOperator
@@ -71,36 +71,6 @@ def _setting(variable: str, env_var: str, default: str) -> str:
     from airflow.sdk import Variable
 
     return Variable.get(variable, default=None) or os.environ.get(env_var) or default
-
-
-class ProbedDeployEndpointOperator(SageMakerDeployEndpointOperator):
-    """The deploy operator with a probe thread invoking the endpoint before, during and after the update.
-
-    It waits on the worker (not deferrable): the probe has to live as long as the update does.
-    The task fails if a single probe request failed, even when the update itself succeeded.
-    """
-
-    def __init__(self, *, probe_body: str = "", **kwargs: Any) -> None:
-        super().__init__(deferrable=False, **kwargs)
-        self.probe_body = probe_body
-
-    def execute(self, context):
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from include.housing.ab_rollout import EndpointProbe
-
-        with EndpointProbe(self.hook.runtime_client, self.endpoint_name, self.probe_body or _PROBE_ROW) as probe:
-            probe.mark("update_started")
-            result = super().execute(context)
-            probe.mark("update_done")
-            summary = probe.stop()
-        self.log.info("Probe of %s: %s", self.endpoint_name, summary)
-        if summary["failed"]:
-            raise AirflowFailException(
-                f"{summary['failed']} of {summary['requests']} probe requests failed while {self.endpoint_name} "
-                f"was updated to {result['endpoint_config_name']}: {summary['errors'][:3]}"
-            )
-        return {**result, "probe": summary}
 
 
 @dag(
@@ -367,8 +337,9 @@ def housing_ab_rollout() -> None:
         task_id="shift_traffic", endpoint_name=spec["endpoint_name"], steps=steps, check_interval=CHECK_INTERVAL
     )
     final = winner_spec(plan, decision, shift.output)
-    promote = ProbedDeployEndpointOperator(
+    promote = SageMakerProbedDeployEndpointOperator(
         task_id="promote_winner",
+        probe_body=_PROBE_ROW,
         endpoint_name=final["endpoint_name"],
         endpoint_config=final["endpoint_config"],
         check_interval=CHECK_INTERVAL,

@@ -14,6 +14,7 @@ from sagemaker_fleet.endpoint_triggers import EndpointStateTrigger
 from sagemaker_fleet.operators.deploy import (
     SUPERSEDES_TAG,
     SageMakerDeployEndpointOperator,
+    SageMakerProbedDeployEndpointOperator,
     cast_numbers,
     definition_differences,
 )
@@ -90,6 +91,31 @@ def test_create_update_in_place_and_noop_retry(emulator, sm, artifacts):
     assert retried["operation"] == "noop" and retried["previous_endpoint_config_name"] == c1
     assert sm.describe_endpoint(EndpointName=endpoint)["LastModifiedTime"] == described["LastModifiedTime"]
     assert json.loads(json.dumps(retried)) == retried
+    sm.delete_endpoint(EndpointName=endpoint)
+
+
+def test_probed_deploy_counts_no_failed_request_during_a_blue_green_update(emulator, sm, artifacts):
+    endpoint = unique("ep-probed")
+    m1, m2 = unique("m-a"), unique("m-b")
+    c1, c2 = unique("cfg-a"), unique("cfg-b")
+    operator(endpoint, config_request(c1, {"AllTraffic": m1}), [model_request(m1, artifacts["good"])]).execute(
+        context={}
+    )
+    probed = SageMakerProbedDeployEndpointOperator(
+        task_id="promote",
+        endpoint_name=endpoint,
+        endpoint_config=config_request(c2, {"AllTraffic": m2}),
+        models=[model_request(m2, artifacts["weak"])],
+        probe_body="0.5,0.5,0.5",
+        check_interval=0.1,
+    )
+    result = probed.execute(context={})
+    assert result["endpoint_config_name"] == c2 and result["operation"] == "update"
+    probe = result["probe"]
+    assert probe["failed"] == 0 and probe["requests"] >= 10, probe
+    assert sm.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"] == c2
+    with pytest.raises(ValueError, match="probe_body"):
+        SageMakerProbedDeployEndpointOperator(task_id="p", endpoint_name="e", endpoint_config={}, probe_body="")
     sm.delete_endpoint(EndpointName=endpoint)
 
 

@@ -29,7 +29,13 @@ from sagemaker_fleet.links import SageMakerEndpointLink
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["SUPERSEDES_TAG", "SageMakerDeployEndpointOperator", "cast_numbers", "definition_differences"]
+__all__ = [
+    "SUPERSEDES_TAG",
+    "SageMakerDeployEndpointOperator",
+    "SageMakerProbedDeployEndpointOperator",
+    "cast_numbers",
+    "definition_differences",
+]
 
 # Recorded on each config this operator creates, so a retry that finds the endpoint already on it can
 # still report (and clean up) the config it replaced.
@@ -424,3 +430,40 @@ class SageMakerDeployEndpointOperator(AwsBaseOperator[SageMakerFleetHook]):
                 self.log.info("Deleted superseded endpoint config %s", previous)
                 result = {**result, "deleted_endpoint_configs": [previous]}
         return result
+
+
+class SageMakerProbedDeployEndpointOperator(SageMakerDeployEndpointOperator):
+    """The deploy operator with a probe: a thread invokes the endpoint with ``probe_body`` before, during and
+    after the update, and the task fails if a single request failed, even when the update succeeded.
+
+    It waits on the worker instead of deferring: the probe must live as long as the update does.
+    Returns the deploy result plus ``probe`` (requests and failures before, during and after the update).
+    """
+
+    template_fields = (*SageMakerDeployEndpointOperator.template_fields, "probe_body")
+
+    def __init__(self, *, probe_body: str, **kwargs: Any) -> None:
+        kwargs["deferrable"] = False
+        super().__init__(**kwargs)
+        if not probe_body:
+            raise ValueError("probe_body must be a payload the endpoint accepts (e.g. one CSV row)")
+        self.probe_body = probe_body
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.housing.ab_rollout import EndpointProbe
+
+        # CSV, as the built-in algorithms take it.
+        with EndpointProbe(self.hook.runtime_client, self.endpoint_name, self.probe_body) as probe:
+            probe.mark("update_started")
+            result = super().execute(context)
+            probe.mark("update_done")
+            summary = probe.stop()
+        self.log.info("Probe of %s: %s", self.endpoint_name, summary)
+        if summary["failed"]:
+            raise AirflowFailException(
+                f"{summary['failed']} of {summary['requests']} probe requests failed while {self.endpoint_name} "
+                f"was updated to {result['endpoint_config_name']}: {summary['errors'][:3]}"
+            )
+        return {**result, "probe": summary}
