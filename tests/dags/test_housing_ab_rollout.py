@@ -1,7 +1,8 @@
 """housing_ab_rollout end to end with ``dag.test()`` against the emulator (real training and serving).
 
-One endpoint goes through three runs, in order: a first run that creates it and promotes a better
-challenger, a second run that updates it in place and keeps the better champion, and a run whose
+One endpoint goes through three runs, in order: a first run that creates it and promotes a better Linear Learner
+challenger over a weak XGBoost champion, a second run that updates it in place and keeps the better
+XGBoost champion, and a run whose
 endpoint update fails (injected), which must leave the second run's config serving and nothing of its own.
 """
 
@@ -22,6 +23,8 @@ ENDPOINT = "ab-rollout-test"
 BUCKET = "sagemaker-fleet-local"
 WEAK = {"algorithm": "xgboost", "hyperparameters": {"num_round": 1, "max_depth": 1, "eta": 0.1}}
 STRONG = {"algorithm": "xgboost", "hyperparameters": {"num_round": 25, "max_depth": 5}}
+# The seed notebook's pair: XGBoost against Linear Learner (the house price is linear in its features).
+LINEAR = {"algorithm": "linear-learner", "hyperparameters": {"predictor_type": "regressor", "epochs": 15}}
 ENV = {"HOUSING_RETRY_DELAY_SECONDS": "1"}
 DAYS = [dt.datetime(2026, 11, day, tzinfo=dt.UTC) for day in (20, 21, 22)]
 
@@ -58,7 +61,7 @@ def names(emulator, kind: str) -> set[str]:
 def runs(emulator, run_dag) -> dict:
     """The three runs, in order; each later test reads what it needs."""
     results: dict = {}
-    results["first"] = run_dag(DAG_ID, conf(WEAK, STRONG), logical_date=DAYS[0], env=ENV)
+    results["first"] = run_dag(DAG_ID, conf(WEAK, LINEAR), logical_date=DAYS[0], env=ENV)
     results["first_configs"], results["first_models"] = names(emulator, "config"), names(emulator, "model")
     results["first_endpoint"] = client(emulator, "sagemaker").describe_endpoint(EndpointName=ENDPOINT)
     results["second"] = run_dag(DAG_ID, conf(STRONG, WEAK), logical_date=DAYS[1], env=ENV)
