@@ -1,9 +1,9 @@
 """housing_ab_rollout end to end with ``dag.test()`` against the emulator (real training and serving).
 
-One endpoint goes through three runs, in order: a first run that creates it and promotes a better Linear Learner
-challenger over a weak XGBoost champion, a second run that updates it in place and keeps the better
-XGBoost champion, and a run whose
-endpoint update fails (injected), which must leave the second run's config serving and nothing of its own.
+One endpoint goes through three runs, in order: a first run that creates it and promotes a better
+Linear Learner challenger over a weak XGBoost champion, a second run that updates it in place and keeps
+the better XGBoost champion, and a run whose endpoint update fails (injected), which must leave the
+second run's config serving and nothing of its own.
 """
 
 from __future__ import annotations
