@@ -17,9 +17,9 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import TriggerEvent
 
-from sagemaker_fleet.triggers import FIRST_POLL_SECONDS
+from sagemaker_fleet.triggers import PollingAwsTrigger, backoff_delays
 
 __all__ = [
     "FAILED_ENDPOINT_STATES",
@@ -103,7 +103,7 @@ def wait_for_endpoint(
     """Blocking twin of the trigger for operators that do not defer; returns the same event dict."""
     deadline = time.monotonic() + timeout_seconds
     last_status = None
-    delay = min(FIRST_POLL_SECONDS, poll_interval)
+    delays = backoff_delays(poll_interval)
     while True:
         description = describe(endpoint_name)
         outcome = endpoint_outcome(endpoint_name, description, expected_config_name)
@@ -123,11 +123,10 @@ def wait_for_endpoint(
                 "failure_reason": None,
                 "message": f"Endpoint {endpoint_name} still {status} after {timeout_seconds:.0f} s",
             }
-        time.sleep(min(delay, remaining))
-        delay = min(delay * 2, poll_interval)
+        time.sleep(min(next(delays), remaining))
 
 
-class EndpointStateTrigger(BaseTrigger):
+class EndpointStateTrigger(PollingAwsTrigger):
     """Poll DescribeEndpoint until the endpoint leaves Creating/Updating/SystemUpdating/RollingBack/Deleting.
 
     Yields one ``TriggerEvent`` with ``status`` ``success`` (InService on the expected config), ``failed``
@@ -155,44 +154,19 @@ class EndpointStateTrigger(BaseTrigger):
         verify: bool | str | None = None,
         botocore_config: dict | None = None,
     ) -> None:
-        super().__init__()
-        if poll_interval <= 0:
-            raise ValueError(f"poll_interval must be > 0, got {poll_interval}")
-        if timeout_seconds <= 0:
-            raise ValueError(f"timeout_seconds must be > 0, got {timeout_seconds}")
+        super().__init__(
+            poll_interval=poll_interval,
+            timeout_seconds=timeout_seconds,
+            aws_conn_id=aws_conn_id,
+            region_name=region_name,
+            verify=verify,
+            botocore_config=botocore_config,
+        )
         self.endpoint_name = endpoint_name
         self.expected_config_name = expected_config_name
-        self.poll_interval = float(poll_interval)
-        self.timeout_seconds = float(timeout_seconds)
-        self.aws_conn_id = aws_conn_id
-        self.region_name = region_name
-        self.verify = verify
-        self.botocore_config = botocore_config
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "endpoint_name": self.endpoint_name,
-                "expected_config_name": self.expected_config_name,
-                "poll_interval": self.poll_interval,
-                "timeout_seconds": self.timeout_seconds,
-                "aws_conn_id": self.aws_conn_id,
-                "region_name": self.region_name,
-                "verify": self.verify,
-                "botocore_config": self.botocore_config,
-            },
-        )
-
-    def hook(self) -> Any:
-        from sagemaker_fleet.hooks import SageMakerFleetHook
-
-        return SageMakerFleetHook(
-            aws_conn_id=self.aws_conn_id,
-            region_name=self.region_name,
-            verify=self.verify,
-            config=self.botocore_config,
-        )
+        return self._serialized(endpoint_name=self.endpoint_name, expected_config_name=self.expected_config_name)
 
     def _event(self, status: str, message: str, description: dict[str, Any] | None = None) -> TriggerEvent:
         description = description or {}
@@ -213,7 +187,7 @@ class EndpointStateTrigger(BaseTrigger):
         errors = 0
         last_status: str | None = None
         description: dict[str, Any] | None = {}
-        delay = min(FIRST_POLL_SECONDS, self.poll_interval)
+        delays = backoff_delays(self.poll_interval)
         while True:
             try:
                 description = await asyncio.to_thread(describe_endpoint_or_none, hook, self.endpoint_name)
@@ -240,5 +214,4 @@ class EndpointStateTrigger(BaseTrigger):
                     description,
                 )
                 return
-            await asyncio.sleep(min(delay, remaining))
-            delay = min(delay * 2, self.poll_interval)
+            await asyncio.sleep(min(next(delays), remaining))

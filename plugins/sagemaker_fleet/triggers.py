@@ -9,20 +9,80 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-__all__ = ["TrainingJobTrigger"]
+__all__ = ["PollingAwsTrigger", "TrainingJobTrigger", "backoff_delays"]
 
 DEFAULT_TIMEOUT_SECONDS = 6 * 3600
-# Transient describe errors (throttling, a blip in the network) are retried this many times in a row.
 FIRST_POLL_SECONDS = 0.25
+# Transient describe errors (throttling, a blip in the network) are retried this many times in a row.
 MAX_CONSECUTIVE_ERRORS = 5
 
 
-class TrainingJobTrigger(BaseTrigger):
+def backoff_delays(poll_interval: float) -> Iterator[float]:
+    """Seconds to wait before each next poll: soon, then doubling up to ``poll_interval``. Short jobs and
+    emulator endpoints finish in seconds; on AWS this costs a few extra describes per wait."""
+    delay = min(FIRST_POLL_SECONDS, poll_interval)
+    while True:
+        yield delay
+        delay = min(delay * 2, poll_interval)
+
+
+class PollingAwsTrigger(BaseTrigger):
+    """What our triggers share: the AWS settings that must survive serialization (so the deferred half talks
+    to the same account, region and endpoint URL as the worker half), the hook, and the poll schedule."""
+
+    def __init__(
+        self,
+        *,
+        poll_interval: float,
+        timeout_seconds: float,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict | None = None,
+    ) -> None:
+        super().__init__()
+        if poll_interval <= 0:
+            raise ValueError(f"poll_interval must be > 0, got {poll_interval}")
+        if timeout_seconds <= 0:
+            raise ValueError(f"timeout_seconds must be > 0, got {timeout_seconds}")
+        self.poll_interval = float(poll_interval)
+        self.timeout_seconds = float(timeout_seconds)
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+        self.verify = verify
+        self.botocore_config = botocore_config
+
+    def _serialized(self, **own: Any) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                **own,
+                "poll_interval": self.poll_interval,
+                "timeout_seconds": self.timeout_seconds,
+                "aws_conn_id": self.aws_conn_id,
+                "region_name": self.region_name,
+                "verify": self.verify,
+                "botocore_config": self.botocore_config,
+            },
+        )
+
+    def hook(self) -> Any:
+        from sagemaker_fleet.hooks import SageMakerFleetHook
+
+        return SageMakerFleetHook(
+            aws_conn_id=self.aws_conn_id,
+            region_name=self.region_name,
+            verify=self.verify,
+            config=self.botocore_config,
+        )
+
+
+class TrainingJobTrigger(PollingAwsTrigger):
     """Poll DescribeTrainingJob until the job is Completed, Failed or Stopped.
 
     Yields exactly one ``TriggerEvent({"status", "job_name", "message"})`` where status is one of
@@ -47,42 +107,18 @@ class TrainingJobTrigger(BaseTrigger):
         verify: bool | str | None = None,
         botocore_config: dict | None = None,
     ) -> None:
-        super().__init__()
-        if poll_interval <= 0:
-            raise ValueError(f"poll_interval must be > 0, got {poll_interval}")
-        if timeout_seconds <= 0:
-            raise ValueError(f"timeout_seconds must be > 0, got {timeout_seconds}")
+        super().__init__(
+            poll_interval=poll_interval,
+            timeout_seconds=timeout_seconds,
+            aws_conn_id=aws_conn_id,
+            region_name=region_name,
+            verify=verify,
+            botocore_config=botocore_config,
+        )
         self.job_name = job_name
-        self.poll_interval = float(poll_interval)
-        self.timeout_seconds = float(timeout_seconds)
-        self.aws_conn_id = aws_conn_id
-        self.region_name = region_name
-        self.verify = verify
-        self.botocore_config = botocore_config
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "job_name": self.job_name,
-                "poll_interval": self.poll_interval,
-                "timeout_seconds": self.timeout_seconds,
-                "aws_conn_id": self.aws_conn_id,
-                "region_name": self.region_name,
-                "verify": self.verify,
-                "botocore_config": self.botocore_config,
-            },
-        )
-
-    def hook(self) -> Any:
-        from sagemaker_fleet.hooks import SageMakerFleetHook
-
-        return SageMakerFleetHook(
-            aws_conn_id=self.aws_conn_id,
-            region_name=self.region_name,
-            verify=self.verify,
-            config=self.botocore_config,
-        )
+        return self._serialized(job_name=self.job_name)
 
     def _event(self, status: str, message: str) -> TriggerEvent:
         return TriggerEvent({"status": status, "job_name": self.job_name, "message": message})
@@ -92,9 +128,7 @@ class TrainingJobTrigger(BaseTrigger):
         deadline = time.monotonic() + self.timeout_seconds
         errors = 0
         last_secondary: str | None = None
-        # Short jobs finish in seconds: poll soon, then back off to poll_interval (a few extra describes
-        # per job on AWS, seconds saved per job on a fast backend).
-        delay = min(FIRST_POLL_SECONDS, self.poll_interval)
+        delays = backoff_delays(self.poll_interval)
         while True:
             try:
                 description = await asyncio.to_thread(hook.describe_training_job_or_none, self.job_name)
@@ -132,8 +166,7 @@ class TrainingJobTrigger(BaseTrigger):
                     "(it keeps running; a retry of the task re-attaches to it)",
                 )
                 return
-            await asyncio.sleep(min(delay, remaining))
-            delay = min(delay * 2, self.poll_interval)
+            await asyncio.sleep(min(next(delays), remaining))
 
     async def on_kill(self) -> None:
         """The user killed the deferred task (mark failed/success, clear): stop the job too."""
