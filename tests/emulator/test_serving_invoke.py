@@ -207,12 +207,17 @@ def test_metrics_and_logs_reach_cloudwatch(emulator, runtime, trained, endpoints
         Statistics=["Sum"],
     )
     assert sum(p["Sum"] for p in errors["Datapoints"]) >= 1
-    streams = logs.describe_log_streams(logGroupName=f"/aws/sagemaker/Endpoints/{endpoint}")["logStreams"]
-    assert streams and streams[0]["logStreamName"].startswith("xgboost-model/i-")
-    events = logs.get_log_events(
-        logGroupName=f"/aws/sagemaker/Endpoints/{endpoint}", logStreamName=streams[0]["logStreamName"]
-    )["events"]
-    assert any("Feature size" in e["message"] for e in events)
+    group = f"/aws/sagemaker/Endpoints/{endpoint}"
+    events: list[dict] = []
+    while not any("Feature size" in e["message"] for e in events):  # logs ship in batches, like metrics
+        assert time.monotonic() < deadline + 10, events
+        time.sleep(0.3)
+        try:
+            streams = logs.describe_log_streams(logGroupName=group)["logStreams"]
+        except logs.exceptions.ResourceNotFoundException:
+            continue
+        assert streams and streams[0]["logStreamName"].startswith("xgboost-model/i-")
+        events = logs.get_log_events(logGroupName=group, logStreamName=streams[0]["logStreamName"])["events"]
 
 
 def test_variant_faults(emulator, runtime, trained, endpoints, clear_faults):
