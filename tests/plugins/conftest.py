@@ -6,16 +6,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from include.sagemaker_emulator.process import EmulatorProcess
 
+# Shared with the emulator tests; re-exported for this folder's test modules.
+from tests.emulator.helpers import ROLE_ARN, unique, wait_for_job, xgboost_image  # noqa: F401
+
 REGION = "us-east-1"
-ROLE_ARN = "arn:aws:iam::123456789012:role/SageMakerExecution"
 BUCKET = "plugin-tests"
 HYPERPARAMETERS = {"max_depth": "3", "eta": "0.3", "objective": "reg:squarederror", "num_round": "10"}
 
@@ -30,16 +30,6 @@ def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         os.environ.pop("AIRFLOW_HOME", None)
     else:
         os.environ["AIRFLOW_HOME"] = previous
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def xgboost_image() -> str:
-    from sagemaker.core import image_uris
-
-    return image_uris.retrieve("xgboost", region=REGION, version="1.7-1")
 
 
 def upload_channels(s3, prefix: str, location: str = "Chicago_IL", houses: int = 200) -> dict[str, str]:
@@ -84,16 +74,6 @@ def training_config(name: str, channels: dict[str, str], **overrides) -> dict:
     }
     config.update(overrides)
     return config
-
-
-def wait_for_job(sm, name: str, timeout: float = 60.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = sm.describe_training_job(TrainingJobName=name)
-        if job["TrainingJobStatus"] in ("Completed", "Failed", "Stopped"):
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"training job {name} did not finish within {timeout} s")
 
 
 def jobs_named(sm, text: str) -> list[str]:
