@@ -49,6 +49,8 @@ from sagemaker_fleet.operators.deploy import SageMakerDeployEndpointOperator, Sa
 from sagemaker_fleet.operators.teardown import SageMakerTeardownOperator
 from sagemaker_fleet.operators.traffic import SageMakerShiftTrafficOperator
 from sagemaker_fleet.operators.training import SageMakerRetrySafeTrainingOperator
+from sagemaker_fleet.run_settings import environment_setting
+from sagemaker_fleet.run_settings import run_date as run_date_of
 from sagemaker_fleet.sensors_endpoint import SageMakerEndpointStateSensor
 
 AWS_CONN_ID = "aws_default"
@@ -62,15 +64,6 @@ def _hook():
     from sagemaker_fleet.hooks import SageMakerFleetHook
 
     return SageMakerFleetHook(aws_conn_id=AWS_CONN_ID)
-
-
-def _setting(variable: str, env_var: str, default: str) -> str:
-    """An environment-level setting: the Airflow Variable, else the environment variable, else the default."""
-    import os
-
-    from airflow.sdk import Variable
-
-    return Variable.get(variable, default=None) or os.environ.get(env_var) or default
 
 
 @dag(
@@ -125,16 +118,14 @@ def housing_ab_rollout() -> None:
         from sagemaker.core import image_uris
 
         from include.housing.ab_rollout import ALGORITHM_IMAGES, build_plan
-        from include.housing.nightly import environment_settings, resolve_run_date
+        from include.housing.nightly import environment_settings
         from include.housing.params import InvalidParamsError
 
         context = get_current_context()
         dag_run = context["dag_run"]
         try:
-            settings = environment_settings(_setting)
-            run_date = resolve_run_date(
-                context.get("data_interval_end"), context.get("logical_date"), getattr(dag_run, "run_after", None)
-            )
+            settings = environment_settings(environment_setting)
+            run_date = run_date_of(context)
             region = _hook().conn_region_name or "us-east-1"
             images = {
                 algorithm: image_uris.retrieve(framework, region=region, **({"version": v} if v else {}))

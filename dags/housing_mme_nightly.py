@@ -52,6 +52,8 @@ from include.housing.params import INSTANCE_TYPE_PATTERN, MAX_HOUSES, MIN_HOUSES
 from sagemaker_fleet.operators.deploy import SageMakerDeployEndpointOperator
 from sagemaker_fleet.operators.mme import MMEPromoteModelOperator, MMERegisterModelOperator
 from sagemaker_fleet.operators.training import SageMakerRetrySafeTrainingOperator
+from sagemaker_fleet.run_settings import environment_setting
+from sagemaker_fleet.run_settings import run_date as run_date_of
 
 AWS_CONN_ID = "aws_default"
 TRAINING_POOL = "sagemaker_training"
@@ -70,13 +72,6 @@ def _hook():
 def _label(location: str) -> None:
     """Show the location instead of the map index in the grid (``map_index_template="{{ location_label }}"``)."""
     get_current_context()["location_label"] = location  # type: ignore[typeddict-unknown-key]
-
-
-def _setting(variable: str, env_var: str, default: str) -> str:
-    """An environment-level setting: the Airflow Variable, else the environment variable, else the default."""
-    from airflow.sdk import Variable
-
-    return Variable.get(variable, default=None) or os.environ.get(env_var) or default
 
 
 @dag(
@@ -146,16 +141,14 @@ def housing_mme_nightly() -> None:
         """Check Params and environment settings; return the run's plan (every later task reads it)."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.housing.nightly import build_plan, environment_settings, resolve_run_date
+        from include.housing.nightly import build_plan, environment_settings
         from include.housing.params import InvalidParamsError
 
         context = get_current_context()
         dag_run = context["dag_run"]
         try:
-            settings = environment_settings(_setting)
-            run_date = resolve_run_date(
-                context.get("data_interval_end"), context.get("logical_date"), getattr(dag_run, "run_after", None)
-            )
+            settings = environment_settings(environment_setting)
+            run_date = run_date_of(context)
             from sagemaker.core import image_uris
 
             region = _hook().conn_region_name or "us-east-1"
