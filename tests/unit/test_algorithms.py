@@ -285,8 +285,14 @@ def test_multi_model_formats(trained: tuple[pathlib.Path, list[str]]) -> None:
 def test_invocation_errors(trained: tuple[pathlib.Path, list[str]]) -> None:
     predictor = load_predictor(trained[0] / "model")
     cases = [
-        (b"1,2,3,4,5", "text/csv", None, False, 400, "Feature size of csv inference data 5 is not consistent "
-                                                     "with feature size of trained model 6."),
+        (
+            b"1,2,3,4,5",
+            "text/csv",
+            None,
+            False,
+            400,
+            "Feature size of csv inference data 5 is not consistent with feature size of trained model 6.",
+        ),
         (b"1,2,x,4,5,6", "text/csv", None, False, 400, "row 1, column 3"),
         (ROW + b"\n1,2,3", "text/csv", None, False, 400, "row 2 has 3 values"),
         (ROW, "image/png", None, False, 415, "Content-type image/png is not supported."),

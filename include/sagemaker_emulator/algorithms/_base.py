@@ -14,7 +14,5 @@ class Predictor:
     algorithm: str = ""
     feature_count: int | None = None
 
-    def invoke(
-        self, body: bytes, content_type: str | None, accept: str | None, multi_model: bool
-    ) -> tuple[bytes, str]:
+    def invoke(self, body: bytes, content_type: str | None, accept: str | None, multi_model: bool) -> tuple[bytes, str]:
         raise NotImplementedError

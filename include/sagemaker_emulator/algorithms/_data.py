@@ -55,8 +55,7 @@ def xgboost_training_format(content_type: str | None) -> str:
     if media in ("csv", "text/csv"):
         if "label_size" in params and params["label_size"] != "1":
             raise AlgorithmClientError(
-                f"{content_type} is not an accepted csv ContentType. "
-                "Optional parameter label_size must be equal to 1"
+                f"{content_type} is not an accepted csv ContentType. Optional parameter label_size must be equal to 1"
             )
         return CSV
     if media in ("libsvm", "text/libsvm", "text/x-libsvm"):
@@ -65,9 +64,7 @@ def xgboost_training_format(content_type: str | None) -> str:
         return PARQUET
     if media in ("recordio-protobuf", "application/x-recordio-protobuf"):
         return RECORDIO_PROTOBUF
-    raise AlgorithmClientError(
-        f"{content_type} is not an accepted ContentType: {', '.join(VALID_CONTENT_TYPES)}."
-    )
+    raise AlgorithmClientError(f"{content_type} is not an accepted ContentType: {', '.join(VALID_CONTENT_TYPES)}.")
 
 
 def read_json(path: pathlib.Path, default: object) -> object:
@@ -320,4 +317,3 @@ def load_parquet(files: list[pathlib.Path], channel: str) -> np.ndarray:
         raise AlgorithmClientError(f"Failed to load parquet data with exception:\n{e}") from e
     data = np.vstack([f.to_numpy(dtype=np.float64) for f in frames])
     return data
-

@@ -114,8 +114,9 @@ _SPEC: dict[str, Callable[[str], Any]] = {
     ),
     "target_recall": _num("target_recall", float, 0, 1),
     "target_precision": _num("target_precision", float, 0, 1),
-    "positive_example_weight_mult": lambda v: v if v in ("auto", "balanced") else _num(
-        "positive_example_weight_mult", float, 0, lo_open=True)(v),
+    "positive_example_weight_mult": lambda v: (
+        v if v in ("auto", "balanced") else _num("positive_example_weight_mult", float, 0, lo_open=True)(v)
+    ),
     "num_models": _num("num_models", int, 1, auto=True),
     "num_calibration_samples": _num("num_calibration_samples", int, 1),
     "init_method": _choice("init_method", ["uniform", "normal"]),
@@ -458,8 +459,12 @@ def _final_metrics(model: _Model, x: np.ndarray, y: np.ndarray, objective: str) 
         precision = tp / max(int(pred.sum()), 1)
         recall = tp / max(int(yi.sum()), 1)
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        lines += [f"binary_classification_accuracy <score>={float((pred == yi).mean())}",
-                  f"binary_f_beta <score>={f1}", f"precision <score>={precision}", f"recall <score>={recall}"]
+        lines += [
+            f"binary_classification_accuracy <score>={float((pred == yi).mean())}",
+            f"binary_f_beta <score>={f1}",
+            f"precision <score>={precision}",
+            f"recall <score>={recall}",
+        ]
         try:
             from sklearn.metrics import roc_auc_score
 
@@ -520,9 +525,7 @@ class LinearLearnerPredictor(Predictor):
             )
         return x
 
-    def invoke(
-        self, body: bytes, content_type: str | None, accept: str | None, multi_model: bool
-    ) -> tuple[bytes, str]:
+    def invoke(self, body: bytes, content_type: str | None, accept: str | None, multi_model: bool) -> tuple[bytes, str]:
         ctype = (content_type or "text/csv").split(";", 1)[0].strip().lower()
         acc = (accept or "").split(";", 1)[0].strip().lower()
         if not acc or acc == "*/*":

@@ -153,8 +153,22 @@ def build_spec(version: str) -> Spec:
         Param("tree_method", "cat", ["auto", "exact", "approx", "hist", "gpu_hist"]),
         Param("sketch_eps", "float", Interval(0, False, 1, False)),
         Param("scale_pos_weight", "float", Interval(0, False)),
-        Param("updater", "list", ["grow_colmaker", "distcol", "grow_histmaker", "grow_skmaker", "sync",
-                                  "refresh", "prune", "shotgun", "coord_descent", "grow_quantile_histmaker"]),
+        Param(
+            "updater",
+            "list",
+            [
+                "grow_colmaker",
+                "distcol",
+                "grow_histmaker",
+                "grow_skmaker",
+                "sync",
+                "refresh",
+                "prune",
+                "shotgun",
+                "coord_descent",
+                "grow_quantile_histmaker",
+            ],
+        ),
         Param("dsplit", "cat", ["row", "col"]),
         Param("refresh_leaf", "int", closed(0, 1)),
         Param("process_type", "cat", ["default", "update"]),
@@ -213,8 +227,7 @@ def _check_dependencies(hp: dict[str, Any]) -> None:
     tree_method = hp.get("tree_method")
     if "monotone_constraints" in hp and tree_method not in ("exact", "hist"):
         raise AlgorithmClientError(
-            "monotone_constraints can be used only when the tree_method parameter is set to "
-            "either 'exact' or 'hist'."
+            "monotone_constraints can be used only when the tree_method parameter is set to either 'exact' or 'hist'."
         )
     if "interaction_constraints" in hp and tree_method not in ("exact", "hist", "approx"):
         raise AlgorithmClientError(
@@ -487,8 +500,12 @@ def train(job_dir: pathlib.Path, log: Callable[[str], None], version: str = DEFA
             es_metric = (tuning_names or eval_metric)[-1]
         else:
             why = "there is no validation channel" if val_set is None else "eval_metric is not set"
-            log(warn(f"early_stopping_rounds={early_stopping_rounds} has no effect because {why} "
-                     "(same as the SageMaker XGBoost 1.3-1+ container)."))
+            log(
+                warn(
+                    f"early_stopping_rounds={early_stopping_rounds} has no effect because {why} "
+                    "(same as the SageMaker XGBoost 1.3-1+ container)."
+                )
+            )
             early_stopping_rounds = None
 
     if fmt == _data.LIBSVM and val_set is not None and val_set.num_cols != train_set.num_cols:
@@ -612,9 +629,7 @@ class XGBoostPredictor(Predictor):
             try:
                 rows.append([float(c) if c.strip() else math.nan for c in cells])
             except ValueError:
-                bad = next(
-                    (j, c) for j, c in enumerate(cells, 1) if c.strip() and not _data._looks_like_number(c)
-                )
+                bad = next((j, c) for j, c in enumerate(cells, 1) if c.strip() and not _data._looks_like_number(c))
                 raise ModelInvocationError(
                     400,
                     "Unable to evaluate payload provided: Loading csv data failed with Exception, please ensure "
@@ -693,9 +708,7 @@ class XGBoostPredictor(Predictor):
         )
 
     # -- invoke --------------------------------------------------------------------------------
-    def invoke(
-        self, body: bytes, content_type: str | None, accept: str | None, multi_model: bool
-    ) -> tuple[bytes, str]:
+    def invoke(self, body: bytes, content_type: str | None, accept: str | None, multi_model: bool) -> tuple[bytes, str]:
         ctype = _media(content_type)
         acc = _media(accept)
         if multi_model:
