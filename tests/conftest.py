@@ -22,6 +22,22 @@ os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
 os.environ.pop("AWS_PROFILE", None)
 
 
+KINDS = ("unit", "emulator", "plugins", "dags", "scheduler", "chaos", "distributed", "ui", "package")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with its kind, taken from its folder (tests/<kind>/...), so `-m unit` and the
+    make targets select suites without a decorator on every test."""
+    tests_dir = Path(__file__).resolve().parent
+    for item in items:
+        try:
+            kind = Path(item.fspath).resolve().relative_to(tests_dir).parts[0]
+        except ValueError:
+            continue
+        if kind in KINDS:
+            item.add_marker(getattr(pytest.mark, kind))
+
+
 @pytest.fixture(scope="session")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
     """One emulator for the session on a free port; its URL becomes the default AWS endpoint and the
