@@ -1,12 +1,18 @@
 # Two commands matter: `make run` (the main job on the local emulator) and `make test`.
-# Both create .venv and install requirements.txt when needed.
+# Every target creates .venv and installs requirements.txt when needed.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell md5sum requirements.txt 2>/dev/null | cut -c1-12)
 export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
+export PY
+# Suites that `make test` leaves out: CI runs scheduler, distributed and ui after it (.ci/run);
+# package downloads, so it runs by hand only.
+SEPARATE_SUITES := scheduler or distributed or ui or package
+# Kill -9 rounds of the chaos suite: 5 in `make test`, 20 (or CHAOS_ROUNDS=N) in `make chaos`.
+CHAOS_ROUNDS ?= 20
 
-.PHONY: install test lint run emulator bench clean
+.PHONY: install lint test test-fast chaos test-scheduler test-distributed test-ui test-package run emulator bench clean
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,9 +25,30 @@ install: $(STAMP)
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
+# ruff, then unit, emulator, plugins, dags and chaos (5 rounds).
 test: lint
-	$(PY) -m pytest -q
+	CHAOS_ROUNDS=5 $(PY) -m pytest -q -m "not ($(SEPARATE_SUITES))"
+
+# Unit tests only: no server, under a minute.
+test-fast: install
+	.ci/suite unit -q
+
+chaos: install
+	CHAOS_ROUNDS=$(CHAOS_ROUNDS) .ci/suite chaos -q
+
+test-scheduler: install
+	.ci/suite scheduler -q
+
+test-distributed: install
+	.ci/suite distributed -q
+
+test-ui: install
+	.ci/suite ui -q
+
+test-package: install
+	.ci/suite package -q
 
 run: install
 	$(PY) -m include.launcher

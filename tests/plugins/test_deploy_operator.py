@@ -8,7 +8,8 @@ import json
 from unittest import mock
 
 import pytest
-from airflow.exceptions import AirflowException, TaskDeferred
+from airflow.exceptions import AirflowException
+from airflow.sdk.exceptions import TaskDeferred
 
 from sagemaker_fleet.endpoint_triggers import EndpointStateTrigger
 from sagemaker_fleet.operators.deploy import (

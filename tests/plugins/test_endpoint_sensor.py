@@ -6,7 +6,8 @@ import asyncio
 from unittest import mock
 
 import pytest
-from airflow.exceptions import AirflowException, TaskDeferred
+from airflow.exceptions import AirflowException
+from airflow.sdk.exceptions import TaskDeferred
 
 from sagemaker_fleet.endpoint_triggers import EndpointStateTrigger
 from sagemaker_fleet.sensors_endpoint import SageMakerEndpointStateSensor

@@ -69,7 +69,7 @@ def test_registered_model_answers_with_a_real_prediction(mme_endpoint):
 
 
 def test_missing_target_model_is_not_available_and_times_out(mme_endpoint):
-    from airflow.exceptions import AirflowSensorTimeout
+    from airflow.sdk.exceptions import AirflowSensorTimeout
 
     endpoint, _, row = mme_endpoint
     missing = sensor(endpoint, "Chicago_IL/Chicago_IL-20990101.tar.gz", row, timeout=0.5)

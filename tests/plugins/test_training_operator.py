@@ -7,7 +7,8 @@ import json
 from unittest import mock
 
 import pytest
-from airflow.exceptions import AirflowException, TaskDeferred
+from airflow.exceptions import AirflowException
+from airflow.sdk.exceptions import TaskDeferred
 
 from sagemaker_fleet.operators.training import (
     SageMakerRetrySafeTrainingOperator,
