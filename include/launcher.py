@@ -8,11 +8,19 @@ through the multi-model endpoint, then keeps everything running for the UI until
 every process it started. A second ``make run`` reuses the state in ``.local/``.
 
 Ports: ``AIRFLOW_PORT`` (8080) and ``EMULATOR_PORT`` (4566), e.g. ``make run AIRFLOW_PORT=8081``.
+
+Local-only by default: the API server (UI) and the emulator listen on 127.0.0.1; ``AIRFLOW_HOST=0.0.0.0``
+(or an address of this machine) opens the UI to the network, ``EMULATOR_HOST`` the emulator, which has no
+authentication. Airflow 3.3 binds its log servers (scheduler 8793, triggerer 8794) to every interface
+with no setting to change that, so they only start when ``AIRFLOW_HOST`` is not loopback; on one machine
+the API server reads task logs from the files directly. The UI login is ``admin`` with a random password
+generated on the first run; it and every secret are created 0600 (and ``.local/`` under umask 077).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import secrets
@@ -31,7 +39,9 @@ LOCAL = ROOT / ".local"
 AIRFLOW_HOME = LOCAL / "airflow"
 LOGS = LOCAL / "logs"
 DAG_ID = "housing_mme_nightly"
-USERNAME, PASSWORD = "admin", "admin"
+USERNAME = "admin"
+# The password older versions of this launcher wrote: replaced on sight.
+KNOWN_PASSWORD = "admin"
 RUN_TIMEOUT_S = int(os.environ.get("RUN_TIMEOUT_S", "1800"))
 
 
@@ -43,6 +53,65 @@ def port_taken(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def bind_host(variable: str) -> str:
+    """The address a server binds: 127.0.0.1 unless the user asked otherwise in ``variable``."""
+    host = os.environ.get(variable, "").strip() or "127.0.0.1"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise SystemExit(f"[make run] {variable}={host!r} is not an IP address (e.g. 127.0.0.1 or 0.0.0.0)") from None
+    return host
+
+
+def is_loopback(host: str) -> bool:
+    return ipaddress.ip_address(host).is_loopback
+
+
+def url_host(host: str) -> str:
+    """How this machine reaches a server bound to ``host`` (a wildcard bind is reached on loopback)."""
+    address = ipaddress.ip_address(host)
+    if address.is_unspecified:
+        address = ipaddress.ip_address("::1" if address.version == 6 else "127.0.0.1")
+    return f"[{address}]" if address.version == 6 else str(address)
+
+
+def private_file(path: Path, content: str, replace_if: Any = None) -> str:
+    """The content of a secret file, created 0600 from the first byte (never readable by others, not even
+    between creating and chmod-ing); an existing one is kept, tightened to 0600 if an older run left it
+    wider, and rewritten when ``replace_if(old_content)`` says so."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        os.chmod(path, 0o600)
+        existing = path.read_text()
+        if replace_if is None or not replace_if(existing):
+            return existing
+        scratch = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+        descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(content)
+        os.replace(scratch, path)
+        return content
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(content)
+    return content
+
+
+def ui_password() -> str:
+    """The UI user's password from the simple auth manager's passwords file, generated on the first run."""
+    passwords_file = AIRFLOW_HOME / "passwords.json"
+    generated = json.dumps({USERNAME: secrets.token_urlsafe(12)})
+
+    def unusable(text: str) -> bool:
+        try:
+            password = json.loads(text).get(USERNAME)
+        except (ValueError, AttributeError):
+            return True
+        return not password or password == KNOWN_PASSWORD
+
+    return json.loads(private_file(passwords_file, generated, replace_if=unusable))[USERNAME]
 
 
 class Stack:
@@ -80,13 +149,21 @@ class Stack:
         self.processes.clear()
 
 
-def airflow_env(emulator_url: str, airflow_port: int) -> dict[str, str]:
-    AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
-    secret_file = AIRFLOW_HOME / "jwt_secret"
-    if not secret_file.exists():
-        secret_file.write_text(secrets.token_urlsafe(32))
-    passwords = AIRFLOW_HOME / "passwords.json"
-    passwords.write_text(json.dumps({USERNAME: PASSWORD}))
+def exposure(host: str, variable: str) -> str:
+    if is_loopback(host):
+        return f"loopback only; {variable}=0.0.0.0 opens it to the network"
+    return f"OPEN to the network as {variable}={host} asked"
+
+
+def airflow_env(emulator_url: str, airflow_host: str, airflow_port: int) -> dict[str, str]:
+    AIRFLOW_HOME.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # Older runs created these 0755/0644; airflow.cfg holds the Fernet key and the API's secret_key.
+    for private in (LOCAL, AIRFLOW_HOME):
+        os.chmod(private, 0o700)
+    if (AIRFLOW_HOME / "airflow.cfg").exists():
+        os.chmod(AIRFLOW_HOME / "airflow.cfg", 0o600)
+    jwt_secret = private_file(AIRFLOW_HOME / "jwt_secret", secrets.token_urlsafe(32))
+    api_url = f"http://{url_host(airflow_host)}:{airflow_port}"
     bin_dir = str(Path(sys.executable).parent)
     return {
         **os.environ,
@@ -98,12 +175,13 @@ def airflow_env(emulator_url: str, airflow_port: int) -> dict[str, str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{airflow_port}/execution/",
-        "AIRFLOW__API__BASE_URL": f"http://localhost:{airflow_port}",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api_url}/execution/",
+        "AIRFLOW__API__BASE_URL": api_url,
+        "AIRFLOW__API__HOST": airflow_host,
         "AIRFLOW__API__PORT": str(airflow_port),
-        "AIRFLOW__API_AUTH__JWT_SECRET": secret_file.read_text(),
+        "AIRFLOW__API_AUTH__JWT_SECRET": jwt_secret,
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(AIRFLOW_HOME / "passwords.json"),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
         "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "10",
         "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
@@ -132,8 +210,8 @@ class Api:
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read() or b"null")
 
-    def login(self) -> None:
-        answer = self._call("POST", "/auth/token", {"username": USERNAME, "password": PASSWORD}, auth=False)
+    def login(self, password: str) -> None:
+        answer = self._call("POST", "/auth/token", {"username": USERNAME, "password": password}, auth=False)
         self.token = answer["access_token"]
 
     def get(self, path: str) -> Any:
@@ -258,6 +336,10 @@ def print_summary(api: Api, run_id: str, emulator_url: str) -> None:
 
 
 def main() -> int:
+    # Everything this run and its children create under .local/ (database, logs, airflow.cfg with its
+    # Fernet key, the emulator's data) is private to the user from the moment it exists.
+    os.umask(0o077)
+    airflow_host, emulator_host = bind_host("AIRFLOW_HOST"), bind_host("EMULATOR_HOST")
     airflow_port = int(os.environ.get("AIRFLOW_PORT", "8080"))
     emulator_port = int(os.environ.get("EMULATOR_PORT", "4566"))
     for name, port, variable in (
@@ -270,8 +352,10 @@ def main() -> int:
                 f"make run {variable}={port + 1}"
             )
             return 2
-    emulator_url = f"http://127.0.0.1:{emulator_port}"
-    env = airflow_env(emulator_url, airflow_port)
+    emulator_url = f"http://{url_host(emulator_host)}:{emulator_port}"
+    LOCAL.mkdir(exist_ok=True, mode=0o700)
+    env = airflow_env(emulator_url, airflow_host, airflow_port)
+    password = ui_password()
     stack = Stack()
     interrupted = False
 
@@ -282,13 +366,18 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        say(f"starting the SageMaker emulator on {emulator_url} (data in .local/emulator)")
+        say(
+            f"starting the SageMaker emulator, listening on {emulator_host}:{emulator_port} "
+            f"({exposure(emulator_host, 'EMULATOR_HOST')}; data in .local/emulator)"
+        )
         stack.start(
             "emulator",
             [
                 sys.executable,
                 "-m",
                 "include.sagemaker_emulator",
+                "--host",
+                emulator_host,
                 "--port",
                 str(emulator_port),
                 "--data-dir",
@@ -317,15 +406,28 @@ def main() -> int:
             check=True,
             stdout=subprocess.DEVNULL,
         )
-        for name in ("api-server", "scheduler", "dag-processor", "triggerer"):
-            argv = ["airflow", name] + (["--port", str(airflow_port)] if name == "api-server" else [])
+        # Airflow 3.3 binds its log servers to every interface, with no setting for the address.
+        log_servers = [] if is_loopback(airflow_host) else ["scheduler", "triggerer"]
+        for name, argv in (
+            ("api-server", ["airflow", "api-server", "--host", airflow_host, "--port", str(airflow_port)]),
+            ("scheduler", ["airflow", "scheduler"]),
+            ("dag-processor", ["airflow", "dag-processor"]),
+            ("triggerer", ["airflow", "triggerer"]),
+        ):
+            if name in ("scheduler", "triggerer") and name not in log_servers:
+                argv.append("--skip-serve-logs")
             stack.start(name, argv, env)
-        say(f"starting Airflow 3 (logs in {LOGS})")
+        say(
+            f"starting Airflow 3: the API server and UI listen on {airflow_host}:{airflow_port} "
+            f"({exposure(airflow_host, 'AIRFLOW_HOST')}); logs in {LOGS}"
+        )
+        if log_servers:
+            say("the log servers of the scheduler (8793) and the triggerer (8794) listen on every interface")
         wait_until(
             "the emulator", lambda: urllib.request.urlopen(f"{emulator_url}/_emulator/health", timeout=2), 60, stack
         )
-        api = Api(f"http://localhost:{airflow_port}")
-        wait_until("Airflow's API server", lambda: api.login() or True, 180, stack)
+        api = Api(env["AIRFLOW__API__BASE_URL"])
+        wait_until("Airflow's API server", lambda: api.login(password) or True, 180, stack)
         wait_until(f"the DAG {DAG_ID} to be parsed", lambda: api.get(f"/api/v2/dags/{DAG_ID}"), 180, stack)
         for dag_id in ("housing_mme_nightly", "housing_ab_rollout"):
             with contextlib.suppress(urllib.error.HTTPError):
@@ -337,7 +439,10 @@ def main() -> int:
         state = follow_run(api, run["dag_run_id"], stack)
         say(f"the run ended: {state}")
         print_summary(api, run["dag_run_id"], emulator_url)
-        say(f"Airflow UI: http://localhost:{airflow_port}  (log in as {USERNAME} / {PASSWORD})")
+        say(
+            f"Airflow UI: {env['AIRFLOW__API__BASE_URL']}  (log in as {USERNAME} / {password}; "
+            f"the password is kept in {AIRFLOW_HOME.relative_to(ROOT) / 'passwords.json'}, mode 0600)"
+        )
         say("everything keeps running for the UI; press Ctrl-C to stop it all")
         while True:
             stack.check()

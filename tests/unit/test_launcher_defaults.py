@@ -1,0 +1,116 @@
+"""``make run``'s secure defaults (include/launcher.py): secret files private from their first byte, a
+generated UI password instead of admin/admin, loopback binds unless asked otherwise. The full launcher is
+checked by hand (README, "What is local-only"); these pin the pieces it is built from."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from include import launcher
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def airflow_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "airflow"
+    home.mkdir()
+    monkeypatch.setattr(launcher, "AIRFLOW_HOME", home)
+    return home
+
+
+@pytest.fixture
+def open_umask():
+    """The most permissive umask: a file that comes out 0600 anyway was created 0600, not chmod-ed."""
+    previous = os.umask(0)
+    yield
+    os.umask(previous)
+
+
+def test_a_new_secret_file_is_created_0600(tmp_path: Path, open_umask: None) -> None:
+    path = tmp_path / "jwt_secret"
+    assert launcher.private_file(path, "s3cret") == "s3cret"
+    assert path.read_text() == "s3cret"
+    assert mode(path) == 0o600
+
+
+def test_an_existing_secret_is_kept_and_tightened(tmp_path: Path, open_umask: None) -> None:
+    path = tmp_path / "jwt_secret"
+    path.write_text("from an older run")
+    path.chmod(0o644)
+    assert launcher.private_file(path, "new") == "from an older run"
+    assert mode(path) == 0o600
+
+
+def test_ui_password_is_random_private_and_stable(
+    airflow_home: Path, open_umask: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = launcher.ui_password()
+    passwords = airflow_home / "passwords.json"
+    assert mode(passwords) == 0o600
+    assert json.loads(passwords.read_text()) == {"admin": first}
+    assert first != "admin" and len(first) >= 16
+    assert launcher.ui_password() == first, "a second make run keeps the login"
+    other_home = airflow_home.parent / "other"
+    other_home.mkdir()
+    monkeypatch.setattr(launcher, "AIRFLOW_HOME", other_home)
+    assert launcher.ui_password() != first, "each checkout gets its own password"
+
+
+@pytest.mark.parametrize("old", ['{"admin": "admin"}', "not json", '{"someone": "x"}', "[]"])
+def test_the_old_known_password_or_a_broken_file_is_replaced(airflow_home: Path, open_umask: None, old: str) -> None:
+    passwords = airflow_home / "passwords.json"
+    passwords.write_text(old)
+    passwords.chmod(0o644)
+    password = launcher.ui_password()
+    assert password != "admin"
+    assert json.loads(passwords.read_text()) == {"admin": password}
+    assert mode(passwords) == 0o600
+    assert [p.name for p in airflow_home.iterdir()] == ["passwords.json"], "no scratch file left behind"
+
+
+def test_airflow_env_binds_loopback_and_keeps_secrets_private(
+    airflow_home: Path, monkeypatch: pytest.MonkeyPatch, open_umask: None
+) -> None:
+    monkeypatch.setattr(launcher, "LOCAL", airflow_home.parent)
+    (airflow_home / "airflow.cfg").write_text("[core]\nfernet_key = abc\n")
+    env = launcher.airflow_env("http://127.0.0.1:4566", "127.0.0.1", 8080)
+    assert env["AIRFLOW__API__HOST"] == "127.0.0.1"
+    assert env["AIRFLOW__API__BASE_URL"] == "http://127.0.0.1:8080"
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:8080/execution/"
+    assert env["AIRFLOW__API_AUTH__JWT_SECRET"] == (airflow_home / "jwt_secret").read_text()
+    assert len(env["AIRFLOW__API_AUTH__JWT_SECRET"]) >= 32
+    assert mode(airflow_home / "jwt_secret") == 0o600
+    assert mode(airflow_home / "airflow.cfg") == 0o600
+    assert mode(airflow_home) == 0o700
+
+
+def test_bind_host_defaults_to_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AIRFLOW_HOST", raising=False)
+    assert launcher.bind_host("AIRFLOW_HOST") == "127.0.0.1"
+    monkeypatch.setenv("AIRFLOW_HOST", "")
+    assert launcher.bind_host("AIRFLOW_HOST") == "127.0.0.1"
+    monkeypatch.setenv("AIRFLOW_HOST", "0.0.0.0")
+    assert launcher.bind_host("AIRFLOW_HOST") == "0.0.0.0"
+    assert not launcher.is_loopback("0.0.0.0") and launcher.is_loopback("127.0.0.1") and launcher.is_loopback("::1")
+
+
+def test_bind_host_rejects_what_is_not_an_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EMULATOR_HOST", "0.0.0.0; rm -rf /")
+    with pytest.raises(SystemExit, match="EMULATOR_HOST="):
+        launcher.bind_host("EMULATOR_HOST")
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [("127.0.0.1", "127.0.0.1"), ("0.0.0.0", "127.0.0.1"), ("::", "[::1]"), ("192.168.1.7", "192.168.1.7")],
+)
+def test_a_wildcard_bind_is_reached_on_loopback(host: str, expected: str) -> None:
+    assert launcher.url_host(host) == expected
