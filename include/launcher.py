@@ -408,26 +408,22 @@ def main() -> int:
         )
         # Airflow 3.3 binds its log servers to every interface, with no setting for the address.
         log_servers = [] if is_loopback(airflow_host) else ["scheduler", "triggerer"]
-        for name, argv in (
-            ("api-server", ["airflow", "api-server", "--host", airflow_host, "--port", str(airflow_port)]),
-            ("scheduler", ["airflow", "scheduler"]),
-            ("dag-processor", ["airflow", "dag-processor"]),
-            ("triggerer", ["airflow", "triggerer"]),
-        ):
-            if name in ("scheduler", "triggerer") and name not in log_servers:
-                argv.append("--skip-serve-logs")
-            stack.start(name, argv, env)
+        stack.start("api-server", ["airflow", "api-server", "--host", airflow_host, "--port", str(airflow_port)], env)
+        stack.start("dag-processor", ["airflow", "dag-processor"], env)
         say(
             f"starting Airflow 3: the API server and UI listen on {airflow_host}:{airflow_port} "
             f"({exposure(airflow_host, 'AIRFLOW_HOST')}); logs in {LOGS}"
         )
-        if log_servers:
-            say("the log servers of the scheduler (8793) and the triggerer (8794) listen on every interface")
         wait_until(
             "the emulator", lambda: urllib.request.urlopen(f"{emulator_url}/_emulator/health", timeout=2), 60, stack
         )
         api = Api(env["AIRFLOW__API__BASE_URL"])
         wait_until("Airflow's API server", lambda: api.login(password) or True, 180, stack)
+        # Tasks report to the API server's Execution API: started before it answers, the first ones time out.
+        for name in ("scheduler", "triggerer"):
+            stack.start(name, ["airflow", name] + ([] if name in log_servers else ["--skip-serve-logs"]), env)
+        if log_servers:
+            say("the log servers of the scheduler (8793) and the triggerer (8794) listen on every interface")
         wait_until(f"the DAG {DAG_ID} to be parsed", lambda: api.get(f"/api/v2/dags/{DAG_ID}"), 180, stack)
         for dag_id in ("housing_mme_nightly", "housing_ab_rollout"):
             with contextlib.suppress(urllib.error.HTTPError):
