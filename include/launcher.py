@@ -149,6 +149,11 @@ class Stack:
         self.processes.clear()
 
 
+def api_server_url(airflow_host: str, airflow_port: int) -> str:
+    """Where this machine's processes (launcher, tasks) reach the API server."""
+    return f"http://{url_host(airflow_host)}:{airflow_port}"
+
+
 def exposure(host: str, variable: str) -> str:
     if is_loopback(host):
         return f"loopback only; {variable}=0.0.0.0 opens it to the network"
@@ -163,7 +168,10 @@ def airflow_env(emulator_url: str, airflow_host: str, airflow_port: int) -> dict
     if (AIRFLOW_HOME / "airflow.cfg").exists():
         os.chmod(AIRFLOW_HOME / "airflow.cfg", 0o600)
     jwt_secret = private_file(AIRFLOW_HOME / "jwt_secret", secrets.token_urlsafe(32))
-    api_url = f"http://{url_host(airflow_host)}:{airflow_port}"
+    api_url = api_server_url(airflow_host, airflow_port)
+    # The UI's own links use base_url: pinned to loopback only when that is the one way in; opened up, the
+    # address comes from each request (unless you set AIRFLOW__API__BASE_URL yourself).
+    base_url = {"AIRFLOW__API__BASE_URL": api_url} if is_loopback(airflow_host) else {}
     bin_dir = str(Path(sys.executable).parent)
     return {
         **os.environ,
@@ -176,7 +184,7 @@ def airflow_env(emulator_url: str, airflow_host: str, airflow_port: int) -> dict
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api_url}/execution/",
-        "AIRFLOW__API__BASE_URL": api_url,
+        **base_url,
         "AIRFLOW__API__HOST": airflow_host,
         "AIRFLOW__API__PORT": str(airflow_port),
         "AIRFLOW__API_AUTH__JWT_SECRET": jwt_secret,
@@ -417,7 +425,7 @@ def main() -> int:
         wait_until(
             "the emulator", lambda: urllib.request.urlopen(f"{emulator_url}/_emulator/health", timeout=2), 60, stack
         )
-        api = Api(env["AIRFLOW__API__BASE_URL"])
+        api = Api(api_server_url(airflow_host, airflow_port))
         wait_until("Airflow's API server", lambda: api.login(password) or True, 180, stack)
         # Tasks report to the API server's Execution API: started before it answers, the first ones time out.
         for name in ("scheduler", "triggerer"):
@@ -436,7 +444,7 @@ def main() -> int:
         say(f"the run ended: {state}")
         print_summary(api, run["dag_run_id"], emulator_url)
         say(
-            f"Airflow UI: {env['AIRFLOW__API__BASE_URL']}  (log in as {USERNAME} / {password}; "
+            f"Airflow UI: {api.base}  (log in as {USERNAME} / {password}; "
             f"the password is kept in {AIRFLOW_HOME.relative_to(ROOT) / 'passwords.json'}, mode 0600)"
         )
         say("everything keeps running for the UI; press Ctrl-C to stop it all")

@@ -90,6 +90,11 @@ def test_airflow_env_binds_loopback_and_keeps_secrets_private(
     assert mode(airflow_home / "jwt_secret") == 0o600
     assert mode(airflow_home / "airflow.cfg") == 0o600
     assert mode(airflow_home) == 0o700
+    monkeypatch.delenv("AIRFLOW__API__BASE_URL", raising=False)
+    opened = launcher.airflow_env("http://127.0.0.1:4566", "0.0.0.0", 8080)
+    assert opened["AIRFLOW__API__HOST"] == "0.0.0.0"
+    assert opened["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:8080/execution/"
+    assert "AIRFLOW__API__BASE_URL" not in opened, "opened up, the UI's links must follow the address used"
 
 
 def test_bind_host_defaults_to_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
