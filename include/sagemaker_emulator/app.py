@@ -200,7 +200,11 @@ class EmulatorApp:
         try:
             body = await _read_body(receive, _headers(scope), MAX_CONTROL_PLANE_BODY)
         except BodyTooLarge:
-            await _send_json(send, 413, {"error": f"request body exceeds {MAX_CONTROL_PLANE_BODY} bytes"})
+            await _send_json(
+                send,
+                413,
+                {"code": "RequestEntityTooLarge", "error": f"request body exceeds {MAX_CONTROL_PLANE_BODY} bytes"},
+            )
             return
         if path == "/_emulator/health" and method == "GET":
             await _send_json(send, 200, self.emulator.health())
@@ -218,10 +222,10 @@ class EmulatorApp:
             try:
                 active = self.emulator.faults.add(parse_json(body or b"null"))
             except FaultSpecError as exc:
-                await _send_json(send, 400, {"error": f"invalid fault spec: {exc}"})
+                await _send_json(send, 400, {"code": "InvalidFaultSpec", "error": f"invalid fault spec: {exc}"})
                 return
             except AwsError as exc:
-                await _send_json(send, 400, {"error": f"invalid fault spec: {exc.message}"})
+                await _send_json(send, 400, {"code": "InvalidFaultSpec", "error": f"invalid fault spec: {exc.message}"})
                 return
             await _send_json(send, 200, {"faults": active})
         elif path == "/_emulator/faults" and method == "DELETE":

@@ -215,7 +215,7 @@ def _check_container(ctx: RequestContext, container: dict[str, Any], member: str
 
     image = container.get("Image")
     if not image:
-        raise constraint_error("null", f"{member}.image", "Member must not be null")
+        raise constraint_error(None, f"{member}.image", "Member must not be null")
     try:
         algorithm_for_image(image)
     except UnsupportedImageError as exc:

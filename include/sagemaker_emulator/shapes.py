@@ -204,7 +204,13 @@ class _Checker:
             if not isinstance(value, list):
                 raise self._wrong_type(shape, value, path)
             self._length(shape, value, len(value), path)
-            return [self.value(shape.member, item, f"{path}.{i}.member") for i, item in enumerate(value, 1)]
+            items = []
+            for index, item in enumerate(value, 1):
+                if item is None:
+                    self._violation(shape.member, None, f"{path}.{index}.member", "Member must not be null")
+                else:
+                    items.append(self.value(shape.member, item, f"{path}.{index}.member"))
+            return items
         if kind == "map":
             if not isinstance(value, dict):
                 raise self._wrong_type(shape, value, path)
