@@ -47,6 +47,11 @@ def _check_field(kind: str, key: str, value: Any) -> None:
     elif key == "operations":
         if not isinstance(value, list) or not value or not all(isinstance(op, str) and op for op in value):
             raise FaultSpecError(f"{where} must be a non-empty list of operation names, got {value!r}")
+        from .shapes import operation_names
+
+        unknown = sorted(set(value) - operation_names())
+        if unknown:
+            raise FaultSpecError(f"{where} names no SageMaker operation: {unknown} (e.g. CreateTrainingJob)")
     elif key == "latency_ms":
         if not _is_number(value) or not math.isfinite(value) or not 0 <= value <= MAX_LATENCY_MS:
             raise FaultSpecError(f"{where} must be a number of milliseconds from 0 to {MAX_LATENCY_MS}, got {value!r}")

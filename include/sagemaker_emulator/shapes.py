@@ -65,6 +65,11 @@ def _service_model() -> Any:
     return ServiceModel(Loader().load_service_model("sagemaker", "service-2"), "sagemaker")
 
 
+def operation_names() -> frozenset[str]:
+    with _model_lock:
+        return frozenset(_service_model().operation_names)
+
+
 @functools.cache
 def _pattern(pattern: str) -> Any:
     """The model's (Java) pattern compiled for a whole-value match; None when Python cannot express it."""

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import client
 from tests.emulator.serving_helpers import (
@@ -743,6 +745,7 @@ def fault_cases() -> list[Case]:
         ),
         spec("operations-empty", {"type": "throttle", "operations": []}, "operations must be a non-empty list"),
         spec("operations-number", {"type": "throttle", "operations": [1]}, "got [1]"),
+        spec("operations-typo", {"type": "throttle", "operations": ["CreateModle"]}, "names no SageMaker operation"),
         spec("endpoint-missing", {"type": "variant_model_error"}, "needs endpoint_name"),
         spec("endpoint-number", {**model_error, "endpoint_name": 5}, "endpoint_name must be a non-empty string"),
         spec("name-contains-empty", {"type": "training_failure", "name_contains": ""}, "name_contains must be"),
@@ -999,3 +1002,53 @@ def test_an_empty_invoke_body_is_answered_as_the_container_does(emulator, contex
         {"Authorization": AUTH, **target, "Content-Type": "text/csv"},
     )
     assert status == 200 and float(payload.decode().strip().strip("[]").split(",")[0]) > 0
+
+
+# -- generated bad input: whatever a member holds, the answer is AWS's kind of error, never ours ------------
+FUZZED_OPERATIONS = (
+    "CreateModel",
+    "CreateEndpointConfig",
+    "ListModels",
+    "ListTrainingJobs",
+    "ListEndpoints",
+    "AddTags",
+    "DeleteTags",
+    "ListTags",
+    "DescribeModel",
+)
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=80),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def member_paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    paths = [prefix] if prefix else []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            paths += member_paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            paths += member_paths(value, (*prefix, index))
+    return paths
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_generated_bad_members_never_reach_a_handler_unchecked(emulator, context, data):
+    operation = data.draw(st.sampled_from(FUZZED_OPERATIONS), label="operation")
+    path = data.draw(st.sampled_from(member_paths(BASES[operation])), label="path")
+    value = data.draw(JSON_VALUES, label="value")
+    request = with_value(operation, path, value)
+    if operation in CREATED and path != (CREATED[operation][1],):
+        request[CREATED[operation][1]] = "fuzzed"  # what gets created stays out of the bad-input listings
+    body = json.dumps(request).encode()  # NaN and Infinity go out as bare tokens
+    status, _, payload = control_plane(emulator, operation, body)
+    code = json.loads(payload).get("__type") if status != 200 else None
+    assert status == 200 or (status == 400 and code in (SER, VAL)), (operation, path, value, payload[:400])
+    assert emulator.health()
