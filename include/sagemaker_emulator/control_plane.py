@@ -246,7 +246,7 @@ def create_model(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
         raise validation_error(
             "The local emulator serves one container per model (inference pipelines are not emulated)."
         )
-    container = _check_container(ctx, primary or containers[0], "primaryContainer")
+    container = _check_container(ctx, primary if primary is not None else containers[0], "primaryContainer")
     tags = check_tags(body.get("Tags"))
     model_arn = arn(ctx.region, "model", name)
     store = ctx.emulator.store
