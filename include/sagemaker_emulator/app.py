@@ -19,6 +19,7 @@ from .control_plane import RequestContext
 from .emulator import Emulator
 from .errors import AwsError
 from .faults import FaultSpecError
+from .shapes import parse_json
 from .store import public
 
 log = logging.getLogger(__name__)
@@ -27,17 +28,36 @@ INVOKE_PATH = re.compile(r"^/endpoints/([^/]+)/invocations$")
 CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
 RESOURCE_KINDS = ("training-job", "model", "endpoint-config", "endpoint")
 JSON_11 = [(b"content-type", b"application/x-amz-json-1.1")]
+# The largest control-plane (and /_emulator) request body accepted; bigger ones are refused unread.
+MAX_CONTROL_PLANE_BODY = 1024 * 1024
 
 
 def _headers(scope: dict[str, Any]) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
 
 
-async def _read_body(receive: Any) -> bytes:
+class BodyTooLarge(Exception):
+    def __init__(self, size: int | None):
+        super().__init__(size)
+        self.size = size  # the declared Content-Length, None when the body came chunked
+
+
+async def _read_body(receive: Any, headers: dict[str, str] | None = None, limit: int | None = None) -> bytes:
+    """The request body; with ``limit``, BodyTooLarge as soon as it is known to be longer (from
+    Content-Length before reading anything, or while reading a chunked body), never holding more."""
+    if limit is not None and headers is not None:
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise BodyTooLarge(int(declared))
     chunks = []
+    size = 0
     while True:
         message = await receive()
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if limit is not None and size > limit:
+            raise BodyTooLarge(None)
+        chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
 
@@ -85,11 +105,16 @@ class EmulatorApp:
         if match and match.group(2) == "sagemaker":
             region = match.group(1)
             invoke = INVOKE_PATH.match(path)
-            body = await _read_body(receive)
             if invoke:
+                body = await _read_body(receive)
                 await self._runtime(region, invoke.group(1), headers, body, send)
-            else:
-                await self._control_plane(region, headers, body, send)
+                return
+            try:
+                body = await _read_body(receive, headers, MAX_CONTROL_PLANE_BODY)
+            except BodyTooLarge as exc:
+                await self._body_too_large(exc, send)
+                return
+            await self._control_plane(region, headers, body, send)
             return
         await self.moto_asgi(scope, receive, send)
         if scope["method"] not in ("GET", "HEAD"):
@@ -118,10 +143,7 @@ class EmulatorApp:
         try:
             if service != "SageMaker" or not operation:
                 raise AwsError("UnknownOperationException", f"Missing or unknown X-Amz-Target {target!r}.")
-            try:
-                request = json.loads(body or b"{}")
-            except ValueError as exc:
-                raise AwsError("SerializationException", f"Request body is not valid JSON: {exc}") from exc
+            request = parse_json(body or b"{}")
             ctx = RequestContext(self.emulator, region, operation)
             result = await asyncio.to_thread(control_plane.dispatch, ctx, request)
             await _send_json(send, 200, result, [*JSON_11, (b"x-amzn-requestid", request_id)])
@@ -140,6 +162,20 @@ class EmulatorApp:
                 {"__type": "InternalEmulatorError", "message": f"{operation}: {exc!r}"},
                 [*JSON_11, (b"x-amzn-requestid", request_id)],
             )
+
+    @staticmethod
+    async def _body_too_large(exc: BodyTooLarge, send: Any) -> None:
+        size = f"of {exc.size} bytes " if exc.size is not None else ""
+        await _send_json(
+            send,
+            413,
+            {
+                "__type": "ValidationException",
+                "message": f"Request body {size}exceeds the {MAX_CONTROL_PLANE_BODY} bytes (1 MiB) the emulator "
+                "accepts in a SageMaker control-plane request.",
+            },
+            [*JSON_11, (b"x-amzn-requestid", str(uuid.uuid4()).encode())],
+        )
 
     async def _runtime(self, region: str, endpoint: str, headers: dict[str, str], body: bytes, send: Any) -> None:
         serving = self.emulator.serving
@@ -161,7 +197,15 @@ class EmulatorApp:
 
     async def _emulator_api(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         path, method = scope["path"], scope["method"]
-        body = await _read_body(receive)
+        try:
+            body = await _read_body(receive, _headers(scope), MAX_CONTROL_PLANE_BODY)
+        except BodyTooLarge:
+            await _send_json(
+                send,
+                413,
+                {"code": "RequestEntityTooLarge", "error": f"request body exceeds {MAX_CONTROL_PLANE_BODY} bytes"},
+            )
+            return
         if path == "/_emulator/health" and method == "GET":
             await _send_json(send, 200, self.emulator.health())
         elif path.startswith("/_emulator/resources/") and method == "GET":
@@ -176,9 +220,12 @@ class EmulatorApp:
             await _send_json(send, 200, {"faults": self.emulator.faults.active()})
         elif path == "/_emulator/faults" and method == "POST":
             try:
-                active = self.emulator.faults.add(json.loads(body or b"null"))
-            except (ValueError, FaultSpecError) as exc:
-                await _send_json(send, 400, {"error": str(exc)})
+                active = self.emulator.faults.add(parse_json(body or b"null"))
+            except FaultSpecError as exc:
+                await _send_json(send, 400, {"code": "InvalidFaultSpec", "error": f"invalid fault spec: {exc}"})
+                return
+            except AwsError as exc:
+                await _send_json(send, 400, {"code": "InvalidFaultSpec", "error": f"invalid fault spec: {exc.message}"})
                 return
             await _send_json(send, 200, {"faults": active})
         elif path == "/_emulator/faults" and method == "DELETE":

@@ -4,12 +4,17 @@ configurations. Training jobs live in ``training.py`` and endpoints in ``serving
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
+import json
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import AwsError, constraint_error, validation_error
+from .shapes import check_request
 from .store import public
 from .validation import MODEL_NAME, arn, check_max_results, check_name, check_role, require, split_s3_uri
 
@@ -77,16 +82,53 @@ def list_page(
     if order not in ("Ascending", "Descending"):
         raise constraint_error(order, "sortOrder", "Member must satisfy enum value set: [Ascending, Descending]")
     records.sort(key=lambda r: (r.get(sort_keys[sort_by]) or "", r[name_key]), reverse=order == "Descending")
-    start = 0
-    if body.get("NextToken"):
-        try:
-            start = int(base64.urlsafe_b64decode(body["NextToken"].encode()).decode())
-        except ValueError as exc:
-            raise validation_error("Invalid pagination token.") from exc
+    listing = _listing_digest(name_key, body)
+    start = _token_offset(body["NextToken"], listing) if body.get("NextToken") else 0
     page = records[start : start + max_results]
     more = start + max_results < len(records)
-    token = base64.urlsafe_b64encode(str(start + max_results).encode()).decode() if more else None
+    token = _make_token(start + max_results, listing) if more else None
     return page, token
+
+
+# Tokens are opaque and tamper-evident: an HMAC (key made at start, so tokens do not outlive the process,
+# as AWS's expire) over the offset and a digest of the listing they continue (kind, filters, sort).
+_TOKEN_KEY = secrets.token_bytes(32)
+_PAGING_KEYS = ("NextToken", "MaxResults")
+
+
+def _listing_digest(name_key: str, body: dict[str, Any]) -> str:
+    query = {k: v for k, v in body.items() if k not in _PAGING_KEYS}
+    raw = json.dumps([name_key, query], sort_keys=True, default=str).encode()
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def _sign(payload: bytes) -> str:
+    return hmac.new(_TOKEN_KEY, payload, hashlib.sha256).hexdigest()[:32]
+
+
+def _make_token(offset: int, listing: str) -> str:
+    payload = json.dumps({"offset": offset, "listing": listing}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(payload).decode().rstrip("=") + "." + _sign(payload)
+
+
+def _token_offset(token: str, listing: str) -> int:
+    encoded, _, signature = token.rpartition(".")
+    try:
+        payload = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+    except ValueError:
+        payload = b""
+    if not payload or not hmac.compare_digest(signature, _sign(payload)):
+        raise validation_error(
+            "Invalid pagination token: it was not issued by this service (or the emulator restarted since). "
+            "Start the listing again without NextToken."
+        )
+    state = json.loads(payload)
+    if state["listing"] != listing:
+        raise validation_error(
+            "Invalid pagination token: it continues a different listing (other operation, filters or sort). "
+            "Pass the same parameters as the call that returned it."
+        )
+    return int(state["offset"])
 
 
 def paged(result_key: str, items: list[dict[str, Any]], token: str | None) -> dict[str, Any]:
@@ -97,6 +139,9 @@ def paged(result_key: str, items: list[dict[str, Any]], token: str | None) -> di
 
 
 # -- tags ---------------------------------------------------------------------------------------------
+TAGGABLE_KINDS = ("training-job", "model", "endpoint-config", "endpoint")
+
+
 def check_tags(tags: Any) -> list[dict[str, str]]:
     if tags is None:
         return []
@@ -117,25 +162,27 @@ def save_tags(ctx: RequestContext, resource_arn: str, tags: list[dict[str, str]]
 
 
 def _resource_for_arn(ctx: RequestContext, resource_arn: str) -> dict[str, Any] | None:
-    kinds = {
-        "training-job": "training-job",
-        "model": "model",
-        "endpoint-config": "endpoint-config",
-        "endpoint": "endpoint",
-    }
+    """The resource an ARN names in this account and region, or None (nothing is created for the others)."""
     try:
         kind, name = resource_arn.split(":", 5)[5].split("/", 1)
     except (IndexError, ValueError):
         return None
-    return ctx.emulator.store.get(kinds[kind], name) if kind in kinds else None
+    if kind not in TAGGABLE_KINDS or arn(ctx.region, kind, name) != resource_arn.lower():
+        return None
+    return ctx.emulator.store.get(kind, name)
+
+
+def _tagged_resource(ctx: RequestContext, resource_arn: str) -> None:
+    # AWS answers a ValidationException for an ARN that names no resource (a deleted one included).
+    if _resource_for_arn(ctx, resource_arn) is None:
+        raise validation_error(f"Resource {resource_arn} not found")
 
 
 @operation("AddTags")
 def add_tags(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
     resource_arn = require(body, "ResourceArn")
     tags = check_tags(require(body, "Tags"))
-    if _resource_for_arn(ctx, resource_arn) is None:
-        raise validation_error(f"Resource {resource_arn} not found")
+    _tagged_resource(ctx, resource_arn)
     save_tags(ctx, resource_arn, tags)
     return {"Tags": tags}
 
@@ -143,8 +190,7 @@ def add_tags(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
 @operation("ListTags")
 def list_tags(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
     resource_arn = require(body, "ResourceArn")
-    if _resource_for_arn(ctx, resource_arn) is None:
-        raise validation_error(f"Resource {resource_arn} not found")
+    _tagged_resource(ctx, resource_arn)
     tags = (ctx.emulator.store.get("tags", resource_arn) or {}).get("Tags", [])
     return {"Tags": tags}
 
@@ -153,10 +199,13 @@ def list_tags(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
 def delete_tags(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
     resource_arn = require(body, "ResourceArn")
     keys = set(require(body, "TagKeys"))
+    _tagged_resource(ctx, resource_arn)
     store = ctx.emulator.store
     with store.locked():
         tags = (store.get("tags", resource_arn) or {}).get("Tags", [])
-        store.put("tags", resource_arn, {"Tags": [t for t in tags if t["Key"] not in keys]})
+        kept = [t for t in tags if t["Key"] not in keys]
+        if len(kept) != len(tags):
+            store.put("tags", resource_arn, {"Tags": kept})
     return {}
 
 
@@ -166,7 +215,7 @@ def _check_container(ctx: RequestContext, container: dict[str, Any], member: str
 
     image = container.get("Image")
     if not image:
-        raise constraint_error("null", f"{member}.image", "Member must not be null")
+        raise constraint_error(None, f"{member}.image", "Member must not be null")
     try:
         algorithm_for_image(image)
     except UnsupportedImageError as exc:
@@ -197,7 +246,7 @@ def create_model(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
         raise validation_error(
             "The local emulator serves one container per model (inference pipelines are not emulated)."
         )
-    container = _check_container(ctx, primary or containers[0], "primaryContainer")
+    container = _check_container(ctx, primary if primary is not None else containers[0], "primaryContainer")
     tags = check_tags(body.get("Tags"))
     model_arn = arn(ctx.region, "model", name)
     store = ctx.emulator.store
@@ -346,4 +395,4 @@ def dispatch(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
     fault = ctx.emulator.faults.take("throttle", operation=ctx.operation)
     if fault is not None:
         raise AwsError("ThrottlingException", "Rate exceeded")
-    return handler(ctx, body)
+    return handler(ctx, check_request(ctx.operation, body))

@@ -23,7 +23,8 @@ def not_found() -> AwsError:
 
 def constraint_error(value: object, member: str, constraint: str) -> AwsError:
     # AWS's own wording for a request that fails a shape constraint.
+    shown = "null" if value is None else f"'{value}'"  # AWS writes a missing value as a bare null
     return AwsError(
         "ValidationException",
-        f"1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: {constraint}",
+        f"1 validation error detected: Value {shown} at '{member}' failed to satisfy constraint: {constraint}",
     )

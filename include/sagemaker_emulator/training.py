@@ -129,7 +129,12 @@ def create_training_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str, 
         raise constraint_error(
             count, "resourceConfig.instanceCount", "Member must have value greater than or equal to 1"
         )
-    require(resources, "VolumeSizeInGB")
+    volume = require(resources, "VolumeSizeInGB")
+    if not isinstance(volume, int) or volume < 1:
+        # The model allows 0 for instance groups, which are not emulated; one instance needs a volume.
+        raise constraint_error(
+            volume, "resourceConfig.volumeSizeInGB", "Member must have value greater than or equal to 1"
+        )
     stopping = require(body, "StoppingCondition")
     max_runtime = stopping.get("MaxRuntimeInSeconds", 86400)
     if not isinstance(max_runtime, int) or max_runtime < 1:

@@ -38,7 +38,7 @@ def require(body: dict[str, Any], *path: str) -> Any:
     for depth, part in enumerate(path):
         if not isinstance(node, dict) or node.get(part) in (None, ""):
             member = ".".join(p[0].lower() + p[1:] for p in path[: depth + 1])
-            raise constraint_error("null", member, "Member must not be null")
+            raise constraint_error(None, member, "Member must not be null")
         node = node[part]
     return node
 
