@@ -249,3 +249,34 @@ def test_generated_names_and_arns_over_http(emulator: EmulatorProcess, outside: 
     tags_dir = emulator.data_dir / "sagemaker" / "tags"
     assert all(p.is_file() for p in tags_dir.iterdir()), "a tag record made a directory"
     assert_nothing_outside(emulator, outside)
+
+
+# -- moto's other doors ------------------------------------------------------------------------------------------------
+def test_moto_admin_api_and_unserved_services_are_refused(
+    emulator: EmulatorProcess, outside: tuple[Path, set[str]]
+) -> None:
+    """moto's dispatcher would serve /moto-api (whose recorder writes an upload to a file in the server's
+    working directory, and whose reset wipes every bucket) and every AWS service it knows."""
+    from include.sagemaker_emulator.process import PROJECT_ROOT
+
+    recording = PROJECT_ROOT / "moto_recording"
+    assert not recording.exists()
+    s3 = _client(emulator, "s3")
+    ensure_bucket(s3, BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="survives-reset", Body=b"1")
+    for path in ("/moto-api/recorder/upload-recording", "/moto-api/reset", "/moto-api/recorder/start-recording"):
+        request = urllib.request.Request(emulator.url + path, data=b"recorded", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 400
+        assert b"does not serve moto's admin API" in refused.value.read()
+    assert not recording.exists(), "a client's upload became a file in the server's working directory"
+    assert s3.get_object(Bucket=BUCKET, Key="survives-reset")["Body"].read() == b"1"
+
+    with pytest.raises(ClientError) as cloudformation:
+        _client(emulator, "cloudformation").validate_template(TemplateBody="{}")
+    assert cloudformation.value.response["Error"]["Code"] == "UnsupportedService"
+    with pytest.raises(ClientError) as lambda_:
+        _client(emulator, "lambda").list_functions()
+    assert b"does not serve the AWS service" in lambda_.value.response["Error"]["Message"].encode()
+    assert_nothing_outside(emulator, outside)
