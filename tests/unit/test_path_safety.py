@@ -25,10 +25,12 @@ from include.sagemaker_emulator import safe_paths
 from include.sagemaker_emulator.algorithms import ModelInvocationError
 from include.sagemaker_emulator.aws import MotoFacade
 from include.sagemaker_emulator.config import ACCOUNT_ID, EmulatorConfig
+from include.sagemaker_emulator.errors import AwsError
 from include.sagemaker_emulator.safe_paths import KeyEscapesChannel, channel_file, derived_name, record_file_stem
 from include.sagemaker_emulator.serving import runtime
 from include.sagemaker_emulator.store import Store
 from include.sagemaker_emulator.training import TrainingRunner, _Failed
+from include.sagemaker_emulator.validation import check_name
 from tests.path_like import climbs_out, path_like, relative_paths, sandbox_dir, tree
 
 PROPERTY = settings(
@@ -99,6 +101,14 @@ def test_record_file_names_are_single_path_components() -> None:
     assert record_file_stem("a\x00b") == "a%00b"
     assert record_file_stem("MyEndpoint") == record_file_stem("myendpoint")
     assert record_file_stem("a" * 300).startswith("sha256-")
+
+
+@pytest.mark.parametrize("name", ["job\n", "job/../x", "..", "job\x00", "a" * 64])
+def test_resource_names_that_become_directories_follow_the_pattern(name: str) -> None:
+    # Training job names become job directories: only [a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}, no trailing newline.
+    with pytest.raises(AwsError) as refused:
+        check_name(name, "trainingJobName")
+    assert refused.value.code == "ValidationException" and "trainingJobName" in refused.value.message
 
 
 # -- channel staging: the real staging code, moto in this process, thousands of keys ------------------------------
