@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from include.sagemaker_emulator.process import EmulatorProcess
 from tests.emulator.helpers import training_request, unique, wait_for_job
 from tests.emulator.serving_helpers import (
+    XGB_IMAGE,
     create_config,
     create_model,
     csv_row,
@@ -87,7 +88,11 @@ def raw_put(emulator: EmulatorProcess, raw_path: str, body: bytes) -> int:
 
 def _job(sm, name: str, prefix: str) -> dict:
     request = training_request(
-        name, {"train": f"s3://{BUCKET}/{prefix}"}, f"s3://{BUCKET}/output/", hyperparameters=HYPERPARAMETERS
+        name,
+        {"train": f"s3://{BUCKET}/{prefix}"},
+        f"s3://{BUCKET}/output/",
+        hyperparameters=HYPERPARAMETERS,
+        image=XGB_IMAGE,  # a literal: importing the sagemaker SDK to look it up costs seconds
     )
     sm.create_training_job(**request)
     return wait_for_job(sm, name, timeout=120)
@@ -139,7 +144,9 @@ def test_channel_names_that_name_other_directories_are_refused(emulator: Emulato
     prefix = f"{unique('p')}/train/"
     s3.put_object(Bucket=BUCKET, Key=prefix + "train.csv", Body=TRAIN_CSV)
     for channel in (".", ".."):
-        request = training_request(unique("dots"), {"train": f"s3://{BUCKET}/{prefix}"}, f"s3://{BUCKET}/output/")
+        request = training_request(
+            unique("dots"), {"train": f"s3://{BUCKET}/{prefix}"}, f"s3://{BUCKET}/output/", image=XGB_IMAGE
+        )
         request["InputDataConfig"][0]["ChannelName"] = channel
         with pytest.raises(ClientError) as refused:
             sm.create_training_job(**request)
