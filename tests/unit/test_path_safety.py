@@ -321,3 +321,20 @@ def test_safe_paths_inside() -> None:
     assert safe_paths.inside(root, root / "a" / "b")
     assert not safe_paths.inside(root, root / ".." / "x")
     assert not safe_paths.inside(root, Path("/srv/database"))
+
+
+def test_archive_inflating_past_the_scratch_space_is_refused_before_filling_it(tmp_path: Path) -> None:
+    zeros = b"\0" * 1500  # 1.5 KB that gzip packs into a few dozen bytes: a decompression bomb in miniature
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo("xgboost-model")
+        info.size = len(zeros)
+        tar.addfile(info, io.BytesIO(zeros))
+    free = shutil.disk_usage(tmp_path)._replace(free=2000)  # half of it, 1000 bytes, is the budget
+    scratch = mock.patch.object(runtime, "_TMP_ROOT", str(tmp_path))
+    small_disk = mock.patch.object(runtime.shutil, "disk_usage", return_value=free)
+    with scratch, small_disk, pytest.raises(ModelInvocationError) as refused:
+        runtime.load_archive(buffer.getvalue(), "s3://bucket/bomb/model.tar.gz")
+    message = refused.value.message
+    assert "'xgboost-model' takes the archive past 1000 bytes" in message and "s3://bucket/bomb" in message
+    assert list(tmp_path.iterdir()) == []

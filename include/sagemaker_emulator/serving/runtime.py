@@ -14,6 +14,7 @@ import hashlib
 import io
 import os
 import random
+import shutil
 import tarfile
 import tempfile
 import time
@@ -59,12 +60,30 @@ def model_member_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
     return tarfile.data_filter(member, dest)
 
 
+def _within_space(scratch: str) -> Callable[[tarfile.TarInfo, str], tarfile.TarInfo]:
+    """model_member_filter, plus a budget: a small archive that inflates to more than half the scratch file
+    system's free space (a decompression bomb; the scratch dir is in RAM when /dev/shm exists) is refused
+    before it fills it. Sizes come from the members' headers, which bound what extraction writes."""
+    budget = shutil.disk_usage(scratch).free // 2
+    used = 0
+
+    def check(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
+        nonlocal used
+        checked = model_member_filter(member, dest)
+        used += max(0, member.size)
+        if used > budget:
+            raise UnsafeMember(member, f"takes the archive past {budget} bytes, half the free scratch space")
+        return checked
+
+    return check
+
+
 def load_archive(raw: bytes, source: str) -> Predictor:
     """Untar a model.tar.gz held in memory into a scratch directory and load it like the container."""
     with tempfile.TemporaryDirectory(prefix="sm-model-", dir=_TMP_ROOT) as tmp:
         try:
             with tarfile.open(fileobj=io.BytesIO(raw), mode="r:*") as tar:
-                tar.extractall(tmp, filter=model_member_filter)
+                tar.extractall(tmp, filter=_within_space(tmp))
         except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
             raise ModelInvocationError(
                 500, f"Unable to load model: {source} is not a readable model.tar.gz archive ({exc})."
