@@ -102,6 +102,8 @@ def test_hostile_pickles_never_run(tmp_path: Path) -> None:
 def test_refusals_say_what_the_pickle_names() -> None:
     with pytest.raises(RefusedPickle, match=r"calls posix\.system, which a pickled xgboost Booster never does"):
         load_pickled_booster(pickle.dumps(_RunsCode(os.system, "true")))
+    with pytest.raises(RefusedPickle, match=r"bytearray\(int\) is not part of a pickled Booster"):
+        load_pickled_booster(pickle.dumps(_RunsCode(bytearray, 10**12)))  # would allocate a terabyte
     with pytest.raises(RefusedPickle, match="holds a dict, not an xgboost Booster"):
         load_pickled_booster(pickle.dumps({"a": 1}))
     with pytest.raises(RefusedPickle, match="not a readable pickle"):

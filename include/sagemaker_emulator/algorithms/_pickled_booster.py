@@ -7,8 +7,9 @@ to a harmless stand-in:
 
 * ``xgboost.core.Booster`` -> :class:`PickledBooster`, a plain holder of the pickled state, so no xgboost
   code runs while unpickling;
-* ``builtins.bytearray`` (the model bytes, protocols 3 and 4), ``_codecs.encode`` to latin-1 only (bytes in
-  protocols 0-2) and ``copyreg._reconstructor`` only as ``(PickledBooster, object, None)`` (protocols 0-1).
+* ``builtins.bytearray`` of bytes or text only (the model bytes, protocols 2-4), ``_codecs.encode`` to
+  latin-1 only (bytes in protocols 0-2) and ``copyreg._reconstructor`` only as
+  ``(PickledBooster, object, None)`` (protocols 0-1).
 
 Any other name is refused before anything is called. The state's ``handle`` (the Booster as xgboost
 serialised it) then goes to a fresh ``xgb.Booster`` through its ``__setstate__``, which parses it exactly as
@@ -54,6 +55,14 @@ def _latin1_encode(text: Any, encoding: str = "utf-8") -> bytes:
     return text.encode("latin-1")
 
 
+def _bytearray(*args: Any) -> bytearray:
+    # Pickles spell a bytearray as bytearray(b"...") or bytearray("...", "latin-1"); never bytearray(<int>),
+    # which would make the unpickler allocate whatever size the file asks for.
+    if args and not isinstance(args[0], bytes | str):
+        raise RefusedPickle(f"bytearray({type(args[0]).__name__}) is not part of a pickled Booster")
+    return bytearray(*args)
+
+
 def _reconstructor(cls: Any, base: Any, state: Any) -> PickledBooster:
     # Protocols 0-1 rebuild objects as copyreg._reconstructor(cls, object, None).
     if cls is not PickledBooster or base is not object or state is not None:
@@ -63,8 +72,8 @@ def _reconstructor(cls: Any, base: Any, state: Any) -> PickledBooster:
 
 ALLOWED: dict[tuple[str, str], Any] = {
     ("xgboost.core", "Booster"): PickledBooster,
-    ("builtins", "bytearray"): bytearray,
-    ("__builtin__", "bytearray"): bytearray,
+    ("builtins", "bytearray"): _bytearray,
+    ("__builtin__", "bytearray"): _bytearray,
     ("builtins", "object"): object,
     ("__builtin__", "object"): object,
     ("_codecs", "encode"): _latin1_encode,
