@@ -21,6 +21,25 @@ log = logging.getLogger(__name__)
 PERSISTED_SERVICES = ("s3", "logs", "cloudwatch", "iam", "sts")
 
 
+# The moto backends reachable over HTTP (the README's API coverage); everything else is refused.
+SERVED_SERVICES = frozenset(PERSISTED_SERVICES)
+
+
+def _not_served(backend: str) -> Any:
+    what = "moto's admin API" if backend == "moto_api" else f"the AWS service {backend!r}"
+    body = (
+        "<ErrorResponse><Error><Type>Sender</Type><Code>UnsupportedService</Code><Message>"
+        f"The local SageMaker emulator does not serve {what}; it serves SageMaker, "
+        f"{', '.join(sorted(SERVED_SERVICES))}.</Message></Error></ErrorResponse>"
+    ).encode()
+
+    def refuse(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("400 Bad Request", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    return refuse
+
+
 class MissingObject(KeyError):
     """No S3 object (or bucket) at the given location."""
 
@@ -43,7 +62,13 @@ class MotoFacade:
         if self._app is None:
             from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-            self._app = DomainDispatcherApplication(create_backend_app)
+            def served_only(backend: str) -> Any:
+                # moto's dispatcher serves every AWS service it knows, signed or not, and its own admin API
+                # (/moto-api: reset, a recorder that writes a client's upload to a file in the working
+                # directory). Only the services the emulator offers get through.
+                return create_backend_app(backend) if backend in SERVED_SERVICES else _not_served(backend)
+
+            self._app = DomainDispatcherApplication(served_only)
         return self._app
 
     def mark_dirty(self) -> None:

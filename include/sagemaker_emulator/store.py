@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .safe_paths import record_file_stem
+
 KINDS = ("training-job", "model", "endpoint-config", "endpoint", "tags")
 
 
@@ -30,8 +32,8 @@ class Store:
 
     @staticmethod
     def _key(name: str) -> str:
-        # File names must not carry '/' (tags are keyed by ARN).
-        return name.lower().replace("/", "%2F").replace(":", "%3A")
+        # Also the record's file name: percent-encoded, so no name (tags are keyed by ARN) leaves its folder.
+        return record_file_stem(name)
 
     def _write(self, kind: str, key: str, record: dict[str, Any]) -> None:
         path = self.root / kind / f"{key}.json"

@@ -13,7 +13,6 @@ import io
 import json
 import logging
 import multiprocessing
-import os
 import re
 import shutil
 import sys
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from .aws import MissingObject
 from .control_plane import RequestContext, check_tags, list_page, now, operation, paged, save_tags
 from .errors import AwsError, constraint_error, not_found, validation_error
+from .safe_paths import KeyEscapesChannel, channel_file, inside
 from .store import public
 from .validation import arn, check_name, check_role, require, split_s3_uri
 
@@ -66,6 +66,12 @@ def _check_channels(ctx: RequestContext, body: dict[str, Any], role: str) -> lis
         if not name or len(name) > 64 or not CHANNEL_NAME.match(name):
             raise constraint_error(
                 name, f"{member}.channelName", "Member must satisfy regular expression pattern: [A-Za-z0-9\\.\\-_]+"
+            )
+        if name in (".", ".."):
+            # The pattern allows them, but as a directory below /opt/ml/input/data they would name another one.
+            raise validation_error(
+                f"Channel name {name!r} is not supported by the local emulator: it names a directory outside "
+                "/opt/ml/input/data. Choose a channel name with a letter or digit."
             )
         if name in seen:
             raise validation_error(f"Channel names must be unique. Channel {name} is specified more than once.")
@@ -489,11 +495,7 @@ class TrainingRunner:
             bucket, prefix = split_s3_uri(source["S3Uri"])
             target = job_dir / "input" / "data" / name
             target.mkdir(parents=True, exist_ok=True)
-            for key, _size in self.emulator.moto.s3_list(bucket, prefix):
-                if key.endswith("/"):
-                    continue
-                relative = key[len(prefix) :].lstrip("/") or os.path.basename(key)
-                path = target / relative
+            for key, path in _channel_files(name, source["S3Uri"], bucket, prefix, target, self.emulator.moto):
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(self.emulator.moto.s3_get(bucket, key))
             entry = {
@@ -569,6 +571,41 @@ class TrainingRunner:
 
 class _Failed(Exception):
     pass
+
+
+def _channel_files(
+    channel: str, uri: str, bucket: str, prefix: str, channel_dir: Path, moto: Any
+) -> list[tuple[str, Path]]:
+    """(key, file) for every object of a channel, all checked before the first byte is written: a key that
+    climbs out of the channel, then two keys that would need the same file, fail the job as ClientError."""
+    mapped: list[tuple[str, Path]] = []
+    for key, _size in moto.s3_list(bucket, prefix):
+        if key.endswith("/"):
+            continue
+        try:
+            path = channel_dir / channel_file(key, prefix)
+        except KeyEscapesChannel:
+            raise _Failed(
+                f"ClientError: The S3 object key {key!r} in channel {channel} ({uri}) names a path outside the "
+                f"channel directory /opt/ml/input/data/{channel} ('..' above the prefix). Rename the object."
+            ) from None
+        if not inside(channel_dir, path):  # cannot happen after channel_file; checked so a bug cannot write out
+            raise _Failed(f"ClientError: The S3 object key {key!r} in channel {channel} escapes the channel directory.")
+        mapped.append((key, path))
+    files: dict[Path, str] = {}  # file -> key
+    directories: dict[Path, str] = {}  # directory some file needs -> the first key needing it
+    for key, path in mapped:
+        parents = [channel_dir / p for p in path.relative_to(channel_dir).parents]
+        clash = files.get(path) or directories.get(path) or next((files[p] for p in parents if p in files), None)
+        if clash is not None:
+            raise _Failed(
+                f"ClientError: The S3 objects {clash!r} and {key!r} in channel {channel} ({uri}) cannot both be "
+                "downloaded: they need the same file, or one needs as a file what the other needs as a directory."
+            )
+        files[path] = key
+        for parent in parents:
+            directories.setdefault(parent, key)
+    return mapped
 
 
 def _times(record: dict[str, Any] | None) -> dict[str, Any]:

@@ -21,13 +21,13 @@ def check_name(value: Any, member: str, pattern: str = RESOURCE_NAME, max_length
         raise constraint_error(value, member, "Member must not be null")
     if len(value) > max_length:
         raise constraint_error(value, member, f"Member must have length less than or equal to {max_length}")
-    if not _COMPILED[pattern].match(value):
+    if not _COMPILED[pattern].fullmatch(value):  # not match(): '$' also matches before a trailing newline
         raise constraint_error(value, member, f"Member must satisfy regular expression pattern: {pattern}")
     return value
 
 
 def check_role(value: Any, member: str = "roleArn") -> str:
-    if not isinstance(value, str) or not _COMPILED[ROLE_ARN].match(value):
+    if not isinstance(value, str) or not _COMPILED[ROLE_ARN].fullmatch(value):
         raise constraint_error(value, member, f"Member must satisfy regular expression pattern: {ROLE_ARN}")
     return value
 

@@ -28,7 +28,6 @@ import json
 import math
 import os
 import pathlib
-import pickle
 import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -40,6 +39,7 @@ from . import _data
 from ._base import Predictor
 from ._errors import AlgorithmClientError, AlgorithmError, ModelInvocationError
 from ._hyperparameters import Interval, Param, Spec, closed
+from ._pickled_booster import load_pickled_booster
 
 MODEL_NAME = "xgboost-model"
 SUPPORTED_VERSIONS = ("1.0-1", "1.2-1", "1.2-2", "1.3-1", "1.5-1", "1.7-1")
@@ -773,7 +773,8 @@ class XGBoostPredictor(Predictor):
 
 def load(model_dir: pathlib.Path) -> XGBoostPredictor:
     """Load like the container: ignore dotfiles, take ``xgboost-model`` (else the first file),
-    accept native xgboost formats and pickled Boosters; predict with one thread."""
+    accept native xgboost formats (JSON, UBJSON) and pickled Boosters (through the restricted unpickler
+    of :mod:`._pickled_booster`, never ``pickle.load``); predict with one thread."""
     import xgboost as xgb
 
     files = sorted(p for p in model_dir.iterdir() if p.is_file() and not p.name.startswith("."))
@@ -787,10 +788,8 @@ def load(model_dir: pathlib.Path) -> XGBoostPredictor:
             booster.load_model(str(path))
     except Exception as native_error:
         try:
-            with path.open("rb") as f:
-                booster = pickle.load(f)  # 1.0-1/1.2-x artifacts are pickled Boosters
-            if not isinstance(booster, xgb.Booster):
-                raise TypeError(f"unpickled a {type(booster).__name__}, not an xgboost Booster")
+            # 1.0-1/1.2-x artifacts are pickled Boosters; a pickle from a client is never pickle.load()ed.
+            booster = load_pickled_booster(path.read_bytes())
         except Exception as pickle_error:
             raise ModelInvocationError(
                 500,

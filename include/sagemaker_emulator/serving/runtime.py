@@ -14,6 +14,7 @@ import hashlib
 import io
 import os
 import random
+import shutil
 import tarfile
 import tempfile
 import time
@@ -31,17 +32,67 @@ if TYPE_CHECKING:
 _TMP_ROOT = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
 
 
+class UnsafeMember(tarfile.FilterError):
+    """A model.tar.gz member that could land outside the scratch directory, or is not plain data."""
+
+    def __init__(self, member: tarfile.TarInfo, why: str):
+        super().__init__(f"member {member.name!r} {why}")
+        self.tarinfo = member
+
+
+def model_member_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
+    """Only regular files and directories with relative names that stay inside ``dest``.
+
+    Stricter than tarfile's "data" filter, which maps absolute names and allows links within ``dest``:
+    a model archive has no business holding either.
+    """
+    name = member.name
+    if name.startswith("/"):
+        raise UnsafeMember(member, "has an absolute path")
+    if ".." in name.split("/"):
+        raise UnsafeMember(member, "climbs out of the archive with '..'")
+    if "\x00" in name:
+        raise UnsafeMember(member, "has a NUL character in its name")
+    if member.issym() or member.islnk():
+        raise UnsafeMember(member, f"is a link (to {member.linkname!r}); a model archive holds only files")
+    if not (member.isreg() or member.isdir()):
+        raise UnsafeMember(member, "is a device, FIFO or other special file; a model archive holds only files")
+    return tarfile.data_filter(member, dest)
+
+
+def _within_space(scratch: str) -> Callable[[tarfile.TarInfo, str], tarfile.TarInfo]:
+    """model_member_filter, plus a budget: a small archive that inflates to more than half the scratch file
+    system's free space (a decompression bomb; the scratch dir is in RAM when /dev/shm exists) is refused
+    before it fills it. Sizes come from the members' headers, which bound what extraction writes."""
+    budget = shutil.disk_usage(scratch).free // 2
+    used = 0
+
+    def check(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
+        nonlocal used
+        checked = model_member_filter(member, dest)
+        used += max(0, member.size)
+        if used > budget:
+            raise UnsafeMember(member, f"takes the archive past {budget} bytes, half the free scratch space")
+        return checked
+
+    return check
+
+
 def load_archive(raw: bytes, source: str) -> Predictor:
     """Untar a model.tar.gz held in memory into a scratch directory and load it like the container."""
     with tempfile.TemporaryDirectory(prefix="sm-model-", dir=_TMP_ROOT) as tmp:
         try:
             with tarfile.open(fileobj=io.BytesIO(raw), mode="r:*") as tar:
-                tar.extractall(tmp, filter="data")
-        except (tarfile.TarError, OSError, EOFError) as exc:
+                tar.extractall(tmp, filter=_within_space(tmp))
+        except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
             raise ModelInvocationError(
                 500, f"Unable to load model: {source} is not a readable model.tar.gz archive ({exc})."
             ) from None
-        return load_predictor(Path(tmp))
+        try:
+            return load_predictor(Path(tmp))
+        except ModelInvocationError as exc:
+            # Name the artifact: the scratch directory means nothing to the user.
+            raise ModelInvocationError(exc.status_code, f"{exc.message} (model artifact {source})") from None
 
 
 class MissingModelData(Exception):
