@@ -1,20 +1,38 @@
-"""SageMaker built-in Linear Learner, emulated with scikit-learn SGD models.
+"""SageMaker built-in Linear Learner: num_models linear models trained at once, the best one served.
 
-Training: CSV (label first, no header) in ``train`` and optional ``validation`` channels; hyperparameters
+Training input: RecordIO-protobuf (``application/x-recordio-protobuf``, the default when a channel has no
+ContentType; float32 tensors only, dense or sparse, read by :mod:`include.formats.recordio`) or ``text/csv``
+(label first, no header) in ``train`` and optional ``validation``/``test`` channels. Hyperparameters are
 validated with Linear Learner's names and the first-party algorithms' jsonschema-style messages
-(``Additional properties are not allowed ('foo' was unexpected)``, ``'predictor_type' is a required
-property``). Each epoch streams shuffled mini-batches through ``partial_fit`` (seeded, deterministic),
-logs ``#quality_metric`` lines like the real container, and early-stops on the validation loss
-(``early_stopping_patience`` / ``early_stopping_tolerance``), keeping the best epoch's model.
+(``Additional properties are not allowed ('foo' was unexpected)``, ``'predictor_type' is a required property``).
 
-Model artifact (EMULATOR-SPECIFIC): ``model_algo-1`` is a JSON document holding the learned weights,
-bias, the data/label normalisation and the classification threshold. The real container writes an
-MXNet parameter archive under the same name, which nobody opens outside SageMaker; artifacts are not
-interchangeable between the emulator and AWS.
+How it trains (vectorised numpy, seeded, deterministic):
 
-Serving: ``text/csv``, ``application/json`` (``{"instances": [{"features": [...]}]}`` or a list of rows)
-and ``application/jsonlines`` in; ``application/json`` (default), ``application/jsonlines`` and
-``text/csv`` out, with ``score`` (+ ``predicted_label`` for classifiers) per record.
+* data normalised on the first ``num_point_for_scaler`` rows (``normalize_data``), regression labels too
+  (``normalize_label``); weights of all ``num_models`` models (auto: 32) live in one (d, models, outputs)
+  tensor, so a mini-batch step updates every model with one matrix product;
+* model 0 uses the hyperparameters as given; the others vary whatever is ``auto`` among ``learning_rate``
+  and ``wd``/``l1`` (a fixed ``learning_rate`` is varied by 0.3x..3x around it);
+* ``loss`` per ``predictor_type``: squared, absolute, huber, eps-insensitive squared/absolute and quantile for
+  ``regressor``; logistic and hinge for ``binary_classifier``; softmax for ``multiclass_classifier``;
+  ``optimizer`` adam (auto), sgd (with ``momentum``) or rmsprop; a step learning-rate schedule;
+* each epoch logs ``#metrics`` per model and ``#quality_metric`` lines for the leading model; every model keeps
+  its best epoch; training stops early when no model improved for ``early_stopping_patience`` epochs;
+* the served model is chosen on the validation channel as the container reports it: regression by the
+  objective loss, binary classification by ``binary_classifier_model_selection_criteria`` after calibrating
+  each model's threshold there; without validation data, on the training data (the container's documents say
+  choosing is "not possible" then and are silent on what it keeps);
+* final ``#quality_metric`` lines for train/validation/test (``test absolute_loss``, ``validation mse``, ...)
+  feed the platform's metric regexes, hence ``FinalMetricDataList``.
+
+Model artifact (EMULATOR-SPECIFIC): ``model_algo-1`` is a JSON document holding the chosen model's weights,
+bias, the data/label normalisation and the classification threshold. The real container writes an MXNet
+parameter archive under the same name; artifacts are not interchangeable between the emulator and AWS.
+
+Serving: ``text/csv``, ``application/json`` (``{"instances": [{"features": [...]}]}`` or a list of rows),
+``application/jsonlines`` and ``application/x-recordio-protobuf`` in; ``application/json`` (default),
+``application/jsonlines``, ``text/csv`` and ``application/x-recordio-protobuf`` out, with ``score``
+(+ ``predicted_label`` for classifiers) per record (in recordIO, float32 tensors under ``label``).
 """
 
 from __future__ import annotations
@@ -29,6 +47,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+
+from include.formats import recordio
 
 from . import _data
 from ._base import Predictor
@@ -700,6 +720,9 @@ def _final_metrics(model: _Model, objective: _Objective, x: np.ndarray, y: np.nd
 # ----------------------------------------------------------------------------------------------- serving
 
 
+_ACCEPTS = ("application/json", "application/jsonlines", "text/csv", recordio.CONTENT_TYPE)
+
+
 class LinearLearnerPredictor(Predictor):
     algorithm = "linear-learner"
 
@@ -708,6 +731,8 @@ class LinearLearnerPredictor(Predictor):
         self.feature_count: int | None = int(meta["feature_dim"])
 
     def _rows(self, body: bytes, ctype: str, content_type: str | None) -> np.ndarray:
+        if ctype in (recordio.CONTENT_TYPE, "recordio-protobuf"):
+            return self._check_width(self._recordio_rows(body))
         try:
             text = body.decode("utf-8").strip()
         except UnicodeDecodeError:
@@ -736,6 +761,22 @@ class LinearLearnerPredictor(Predictor):
             raise
         except (ValueError, TypeError, AttributeError) as e:
             raise ModelInvocationError(400, f"Unable to evaluate payload provided: {e}") from None
+        return self._check_width(x)
+
+    def _recordio_rows(self, body: bytes) -> np.ndarray:
+        """``features["values"]`` of each record, dense or sparse (``keys`` within ``shape``)."""
+        try:
+            matrix = recordio.to_matrix([("request body", body)], dtype=np.float64)
+        except recordio.RecordIOError as e:
+            raise ModelInvocationError(400, f"Unable to evaluate payload provided: {e}") from None
+        features = matrix.features
+        if not matrix.sparse:
+            return features
+        if features.shape[1] < (self.feature_count or 0):  # trailing all-zero columns carry no keys
+            features.resize((features.shape[0], self.feature_count))
+        return features.toarray()
+
+    def _check_width(self, x: np.ndarray) -> np.ndarray:
         if x.ndim != 2 or x.shape[1] != self.feature_count:
             got = x.shape[1] if x.ndim == 2 else 0
             raise ModelInvocationError(
@@ -750,11 +791,9 @@ class LinearLearnerPredictor(Predictor):
         acc = (accept or "").split(";", 1)[0].strip().lower()
         if not acc or acc == "*/*":
             acc = "application/json"
-        if acc not in ("application/json", "application/jsonlines", "text/csv"):
+        if acc not in _ACCEPTS:
             raise ModelInvocationError(
-                406,
-                f"Accept type {accept} is not supported. Please use one of: application/json, "
-                "application/jsonlines, text/csv.",
+                406, f"Accept type {accept} is not supported. Please use one of: {', '.join(_ACCEPTS)}."
             )
         if not body:
             return b"", acc
@@ -772,6 +811,10 @@ class LinearLearnerPredictor(Predictor):
             return json.dumps({"predictions": records}).encode(), acc
         if acc == "application/jsonlines":
             return "".join(json.dumps(r) + "\n" for r in records).encode(), acc
+        if acc == recordio.CONTENT_TYPE:
+            # one Record per row, label {"score": [...], "predicted_label": [...]} as float32 tensors
+            labels = ({key: np.asarray(value, dtype=np.float32) for key, value in r.items()} for r in records)
+            return recordio.encode_records((None, label) for label in labels), acc
         lines = []
         for r in records:
             score = r["score"]
