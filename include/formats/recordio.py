@@ -59,6 +59,7 @@ class Tensor:
     kind: str = "float32"
     keys: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
     shape: tuple[int, ...] = ()
+    span: tuple[int, int] | None = None  # byte range of the values in the payload, when one packed run
 
     @property
     def is_sparse(self) -> bool:
@@ -300,6 +301,7 @@ def _decode_tensor(reader: _Reader, start: int, stop: int, kind: str) -> Tensor:
     sub = _Reader(reader.buf, start, stop, reader.where)
     width, fixed_wire = {"float32": (4, _I32), "float64": (8, _I64), "int32": (0, _VARINT)}[kind]
     chunks: list[np.ndarray] = []
+    spans: list[tuple[int, int]] = []
     ints: list[int] = []
     keys: list[int] = []
     shape: list[int] = []
@@ -312,6 +314,7 @@ def _decode_tensor(reader: _Reader, start: int, stop: int, kind: str) -> Tensor:
                 if (b - a) % width:
                     raise sub.fail(f"packed {kind} values of {b - a} bytes (not a multiple of {width})")
                 chunks.append(np.frombuffer(sub.buf[a:b], dtype="<f4" if width == 4 else "<f8"))
+                spans.append((a, b))
             elif wire == fixed_wire:
                 a = sub.pos
                 sub.skip(wire)
@@ -330,7 +333,8 @@ def _decode_tensor(reader: _Reader, start: int, stop: int, kind: str) -> Tensor:
         values = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
     else:
         values = np.empty(0, dtype=np.float32 if kind == "float32" else np.float64)
-    return Tensor(values=values, kind=kind, keys=np.asarray(keys, dtype=np.uint64), shape=tuple(shape))
+    span = spans[0] if len(spans) == 1 and len(chunks) == 1 else None
+    return Tensor(values=values, kind=kind, keys=np.asarray(keys, dtype=np.uint64), shape=tuple(shape), span=span)
 
 
 def _decode_value(reader: _Reader, start: int, stop: int) -> Tensor:
@@ -427,6 +431,55 @@ def read_records_from(file: IO[bytes], source: str | None = None) -> Iterator[Re
     return read_records(file.read(), source or getattr(file, "name", "<file>"))
 
 
+def _uniform_block(
+    data: bytes | memoryview, source: str, feature_key: str, label_key: str
+) -> tuple[Record, np.ndarray, np.ndarray | None] | None:
+    """Fast path for what the SDK writer produces: equal-size frames of dense rows that differ only in their
+    feature and label values. Record 0 is parsed in full; every other frame must match it byte for byte
+    outside those values, so parsing it would find its values at the same offsets (protobuf structure is
+    in the tags and lengths, which are then identical). Returns None when that does not hold."""
+    view = memoryview(data)
+    if len(view) < _HEADER.size:
+        return None
+    magic, word = _HEADER.unpack_from(view, 0)
+    frame_size = _HEADER.size + word + (-word % 4)
+    if magic != MAGIC or word >> 29 or len(view) % frame_size or len(view) // frame_size < 2:
+        return None
+    record = decode_record(view[_HEADER.size : _HEADER.size + word], f"{source}: record 0 at byte 0")
+    features, label = record.features.get(feature_key), record.label.get(label_key)
+    regions = []
+    for tensor in (features, label):
+        if tensor is not None:
+            if tensor.span is None or tensor.is_sparse or tensor.kind == "int32":
+                return None
+            regions.append((_HEADER.size + tensor.span[0], _HEADER.size + tensor.span[1], tensor))
+    if features is None:
+        return None
+    frames = np.frombuffer(view, dtype=np.uint8).reshape(-1, frame_size)
+    structure = np.ones(frame_size, dtype=bool)
+    for start, stop, _ in regions:
+        structure[start:stop] = False
+    if not (frames[:, structure] == frames[0, structure]).all():
+        return None
+    blocks = []
+    for start, stop, tensor in regions:
+        dtype = "<f4" if tensor.kind == "float32" else "<f8"
+        blocks.append(np.ascontiguousarray(frames[:, start:stop]).view(dtype).reshape(len(frames), -1))
+    return record, blocks[0], (blocks[1][:, 0] if label is not None else None)
+
+
+_NO_KEYS = np.empty(0, dtype=np.uint64)
+
+
+def _check_kinds(features: Tensor, label: Tensor | None, allowed: frozenset[str] | None, where: str) -> None:
+    for role, found in (("features", features), ("label", label)):
+        if allowed and found is not None and found.kind not in allowed:
+            raise RecordIOError(
+                f"{where}: the {role} are a {found.kind} tensor; only {' or '.join(sorted(allowed))} "
+                "tensors are supported here (write the arrays as float32)"
+            )
+
+
 @dataclass
 class Matrix:
     """Records gathered into one feature matrix: dense ndarray or scipy CSR, plus labels if every row had one."""
@@ -459,6 +512,26 @@ def to_matrix(
     width: int | None = None
     width_where = ""
     for source, data in sources:
+        block = _uniform_block(data, source, feature_key, label_key)
+        if block is not None:
+            record, values, block_labels = block
+            where = f"{source}: record 0 at byte 0"
+            _check_kinds(record.features[feature_key], record.label.get(label_key), allowed_kinds, where)
+            if width is None:
+                width, width_where = values.shape[1], where
+            elif values.shape[1] != width:
+                raise RecordIOError(
+                    f"{where}: {values.shape[1]} feature values, but {width_where} has {width}; "
+                    "dense records must all have the same number of features"
+                )
+            rows.extend(values)
+            keys.extend([_NO_KEYS] * len(values))
+            if block_labels is None:
+                missing_label = missing_label or where
+                labels.extend([np.nan] * len(values))
+            else:
+                labels.extend(block_labels.tolist())
+            continue
         for index, (offset, payload) in enumerate(iter_payloads(data, source)):
             where = f"{source}: record {index} at byte {offset}"
             record = decode_record(payload, where)
@@ -466,12 +539,7 @@ def to_matrix(
             if tensor is None:
                 raise RecordIOError(f"{where}: no features[{feature_key!r}] (found {sorted(record.features)})")
             label = record.label.get(label_key)
-            for role, found in (("features", tensor), ("label", label)):
-                if allowed_kinds and found is not None and found.kind not in allowed_kinds:
-                    raise RecordIOError(
-                        f"{where}: the {role} are a {found.kind} tensor; only {' or '.join(sorted(allowed_kinds))} "
-                        "tensors are supported here (write the arrays as float32)"
-                    )
+            _check_kinds(tensor, label, allowed_kinds, where)
             if tensor.is_sparse:
                 if tensor.keys.size != tensor.values.size:
                     raise RecordIOError(f"{where}: {tensor.keys.size} keys but {tensor.values.size} values")

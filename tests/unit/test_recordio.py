@@ -167,3 +167,27 @@ def test_writer_refuses_what_the_format_cannot_carry() -> None:
         recordio.dense_tensor_bytes(np.ones((3, 2), dtype=np.float32), np.ones(2, dtype=np.float32))
     with pytest.raises(recordio.RecordIOError, match="must be sparse"):
         recordio.sparse_tensor_bytes(np.ones((3, 2), dtype=np.float32))
+
+
+def test_uniform_frames_take_the_fast_path_and_agree_with_the_record_parser() -> None:
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(300, 7)).astype(np.float32)
+    y = rng.normal(size=300).astype(np.float32)
+    data = recordio.dense_tensor_bytes(x, y)
+    assert recordio._uniform_block(data, "s", "values", "values") is not None
+    fast = recordio.to_matrix([("s", data)])
+    by_record = list(recordio.read_records(data))
+    np.testing.assert_array_equal(fast.features, np.vstack([r.features["values"].values for r in by_record]))
+    np.testing.assert_array_equal(fast.labels, [r.label["values"].values[0] for r in by_record])
+
+
+def test_frames_that_differ_in_structure_fall_back_to_the_record_parser() -> None:
+    x = np.ones((3, 2), dtype=np.float32)
+    good = recordio.dense_tensor_bytes(x, np.zeros(3, dtype=np.float32))
+    # same frame size, but record 2's label is under another key of the same length
+    odd = recordio.frame(recordio.encode_record({"values": x[0]}, {"valuez": np.zeros(1, dtype=np.float32)}))
+    data = good[: 2 * len(good) // 3] + odd
+    assert len(odd) == len(good) // 3
+    assert recordio._uniform_block(data, "s", "values", "values") is None
+    with pytest.raises(recordio.RecordIOError, match=r"s: record 2 at byte \d+: no label\['values'\] value"):
+        recordio.to_matrix([("s", data)], require_labels=True)
