@@ -308,3 +308,14 @@ def test_xgboost_trains_on_recordio_and_answers_recordio_requests(tmp_path, aste
     with pytest.raises(ModelInvocationError) as err:
         predictor.invoke(recordio.dense_tensor_bytes(test_x[:, :5]), recordio.CONTENT_TYPE, None, False)
     assert err.value.status_code == 400 and "not consistent with feature size" in err.value.message
+
+
+def test_roc_auc_matches_scikit_learn_with_ties() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from include.sagemaker_emulator.algorithms.linear_learner import _roc_auc
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    scores = np.round(rng.random(400) + 0.3 * y, 1)  # rounded: many ties
+    assert _roc_auc(y, scores) == pytest.approx(roc_auc_score(y, scores), rel=1e-12)
