@@ -308,6 +308,9 @@ def test_xgboost_trains_on_recordio_and_answers_recordio_requests(tmp_path, aste
     with pytest.raises(ModelInvocationError) as err:
         predictor.invoke(recordio.dense_tensor_bytes(test_x[:, :5]), recordio.CONTENT_TYPE, None, False)
     assert err.value.status_code == 400 and "not consistent with feature size" in err.value.message
+    with pytest.raises(ModelInvocationError) as err:  # the MME handler decodes only CSV and libsvm
+        predictor.invoke(recordio.dense_tensor_bytes(test_x), recordio.CONTENT_TYPE, None, True)
+    assert err.value.status_code == 415
 
 
 def test_roc_auc_matches_scikit_learn_with_ties() -> None:

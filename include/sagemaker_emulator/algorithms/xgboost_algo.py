@@ -737,6 +737,8 @@ class XGBoostPredictor(Predictor):
         if not body:
             return b"", acc  # the container answers 204 No Content
         if ctype in ("application/x-recordio-protobuf", "recordio-protobuf"):
+            if multi_model:  # the MME handler decodes only CSV and libsvm
+                raise ModelInvocationError(415, "Content type must be either libsvm or csv.")
             x = self._parse_recordio(body)  # binary: never decoded as text
         else:
             x = self._parse_text(body, ctype, content_type)
