@@ -276,10 +276,13 @@ def test_csv_channels_still_train_when_content_type_says_so(tmp_path) -> None:
          "the features are a float64 tensor; only float32"),
         ({"train": recordio.dense_tensor_bytes(np.ones((4, 2), np.float32))}, None, "no label['values'] value"),
         ({"train": b""}, "application/x-parquet", "Requested content-type is 'application/x-parquet'"),
+        ({"train": recordio.dense_tensor_bytes(np.ones((4, 2), np.float32), np.ones(4, np.float32))}, None,
+         "lower num_models"),
     ],
 )  # fmt: skip
 def test_bad_channels_fail_with_a_clear_client_error(tmp_path, channels, content_type, message) -> None:
-    root = make_job(tmp_path / "job", {"predictor_type": "regressor"}, channels, content_type)
+    hp = {"predictor_type": "regressor", **({"num_models": "3000000"} if "num_models" in message else {})}
+    root = make_job(tmp_path / "job", hp, channels, content_type)
     with pytest.raises(AlgorithmClientError) as err:
         train("linear-learner", root, lambda _: None)
     assert message in str(err.value)

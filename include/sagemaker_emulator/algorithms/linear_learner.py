@@ -205,7 +205,8 @@ _FLOAT32_ONLY = frozenset({"float32"})
 _LR_GRID = (0.1, 0.01, 0.3, 0.03)
 _LR_FACTORS = (1.0, 0.3, 3.0, 0.1)  # "nearby" learning rates when the user fixed learning_rate
 _REG_GRID = ((0.0, 0.0), (1e-4, 0.0), (1e-3, 0.0), (1e-2, 0.0), (0.0, 1e-4), (0.0, 1e-3), (1e-4, 1e-4), (1e-3, 1e-3))
-_DEFAULT_NUM_MODELS = 32  # what the container trained with num_models=auto in the observed job logs
+_DEFAULT_NUM_MODELS = 32
+_MAX_PARAMETERS = 5_000_000  # all models' weights live in memory at once, several copies (optimiser state)  # what the container trained with num_models=auto in the observed job logs
 
 
 def _prefix() -> str:
@@ -507,8 +508,13 @@ def train(job_dir: pathlib.Path, log: Callable[[str], None]) -> None:
     objective_name = _objective_name(ptype, loss)
     num_models = hp.get("num_models", "auto")
     k = _DEFAULT_NUM_MODELS if num_models == "auto" else int(num_models)
-    variants = _variants(hp, k)
     c = int(num_classes) if ptype == "multiclass_classifier" else 1
+    if d * k * c > _MAX_PARAMETERS:
+        raise AlgorithmClientError(
+            f"Customer Error: {k} models x {d} features x {c} outputs = {d * k * c:,} weights is more than the local "
+            f"emulator trains at once ({_MAX_PARAMETERS:,}); lower num_models."
+        )
+    variants = _variants(hp, k)
     lr = np.array([v["learning_rate"] for v in variants])[None, :, None]
     wd = np.array([v["wd"] for v in variants])[None, :, None]
     l1 = np.array([v["l1"] for v in variants])[None, :, None]
