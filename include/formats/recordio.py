@@ -174,6 +174,17 @@ def _check_labels(array_rows: int, labels: Any) -> tuple[np.ndarray | None, str 
     return labels, _tensor_kind(labels.dtype)
 
 
+def _dense_frame(row: np.ndarray, kind: str, label: np.ndarray | None, label_kind: str | None) -> bytes:
+    """One framed Record: the row in ``features["values"]``, the label (1 value) in ``label["values"]``."""
+    packed = _packed_values(row, kind)
+    tensor = _len_field(1, packed) if packed else b""
+    entry = _len_field(1, b"values") + _len_field(2, _len_field(_KIND_FIELD[kind], tensor))
+    payload = _len_field(1, entry)
+    if label is not None:
+        payload += _encode_map(2, {"values": Tensor(values=label, kind=label_kind or "float32")})
+    return frame(payload)
+
+
 def dense_tensor_bytes(array: Any, labels: Any = None) -> bytes:
     """The bytes ``write_numpy_to_dense_tensor(file, array, labels)`` writes: one Record per row."""
     array = np.asarray(array)
@@ -181,16 +192,22 @@ def dense_tensor_bytes(array: Any, labels: Any = None) -> bytes:
         raise RecordIOError("Array must be a Matrix")
     kind = _tensor_kind(array.dtype)
     labels, label_kind = _check_labels(array.shape[0], labels)
-    values_tag, value_tag = _varint(1 << 3 | _LEN), _varint(_KIND_FIELD[kind] << 3 | _LEN)
+    rows = array.shape[0]
+    if rows and array.shape[1] and kind != "int32" and label_kind != "int32":
+        # Fixed-width values: every frame has row 0's layout, so build row 0 and fill the others' values in.
+        first = _dense_frame(array[0], kind, None if labels is None else labels[:1], label_kind)
+        record = decode_record(first[_HEADER.size :])
+        frames = np.tile(np.frombuffer(first, dtype=np.uint8), (rows, 1))
+        for tensor, values in ((record.features["values"], array), (record.label.get("values"), labels)):
+            if tensor is not None and tensor.span is not None:
+                start, stop = (_HEADER.size + offset for offset in tensor.span)
+                little_endian = values.astype("<f4" if tensor.kind == "float32" else "<f8", copy=False)
+                frames[:, start:stop] = np.ascontiguousarray(little_endian).view(np.uint8).reshape(rows, -1)
+        return frames.tobytes()
     out = []
     for index, row in enumerate(array):
-        packed = _packed_values(row, kind)
-        tensor = (values_tag + _varint(len(packed)) + packed) if packed else b""
-        entry = _len_field(1, b"values") + _len_field(2, value_tag + _varint(len(tensor)) + tensor)
-        payload = _len_field(1, entry)
-        if labels is not None:
-            payload += _encode_map(2, {"values": Tensor(values=labels[index : index + 1], kind=label_kind)})
-        out.append(frame(payload))
+        label = None if labels is None else labels[index : index + 1]
+        out.append(_dense_frame(row, kind, label, label_kind))
     return b"".join(out)
 
 

@@ -191,3 +191,16 @@ def test_frames_that_differ_in_structure_fall_back_to_the_record_parser() -> Non
     assert recordio._uniform_block(data, "s", "values", "values") is None
     with pytest.raises(recordio.RecordIOError, match=r"s: record 2 at byte \d+: no label\['values'\] value"):
         recordio.to_matrix([("s", data)], require_labels=True)
+
+
+def test_vectorised_writer_matches_the_per_row_encoder() -> None:
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(50, 6)).astype(np.float32)
+    x[0, 0], x[1, 1], x[2, 2] = np.nan, -0.0, np.inf
+    for labels in (None, rng.normal(size=50), rng.normal(size=50).astype(np.float32)):
+        kind = None if labels is None else ("float64" if labels.dtype == np.float64 else "float32")
+        per_row = b"".join(
+            recordio._dense_frame(x[i], "float32", None if labels is None else labels[i : i + 1], kind)
+            for i in range(len(x))
+        )
+        assert recordio.dense_tensor_bytes(x, labels) == per_row
