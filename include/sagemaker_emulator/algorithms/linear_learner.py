@@ -561,14 +561,14 @@ def train(job_dir: pathlib.Path, log: Callable[[str], None]) -> None:
     sched_min = hp.get("lr_scheduler_minimum_lr", "auto")
     sched_min = 1e-5 if sched_min == "auto" else float(sched_min)
 
-    def outputs(features: np.ndarray, weights: np.ndarray, bias: np.ndarray) -> np.ndarray:
-        z = ((features - x_mean) / x_scale) @ weights.reshape(d, k * c)
-        return z.reshape(len(features), k, c) + bias
+    def outputs(normalised: np.ndarray, weights: np.ndarray, bias: np.ndarray) -> np.ndarray:
+        return (normalised @ weights.reshape(d, k * c)).reshape(len(normalised), k, c) + bias
 
     def to_label_units(z: np.ndarray) -> np.ndarray:
         return z[:, :, 0] * y_scale + y_mean
 
     watch_x, watch_y = val_data if val_data is not None else (x, y)
+    watch_xn = (watch_x - x_mean) / x_scale if val_data is not None else xn
     watch_name = "validation" if val_data is not None else "train"
     if val_data is None:
         emit("No validation data: evaluating and selecting the most optimal model on the validation set is not "
@@ -580,10 +580,13 @@ def train(job_dir: pathlib.Path, log: Callable[[str], None]) -> None:
     started = time.monotonic()
     for epoch in range(epochs):
         order = rng.permutation(n)
+        running_loss = np.zeros(k)  # the epoch's train objective, accumulated over its mini-batches
         for start in range(0, n, batch):
             idx = order[start : start + batch]
             xb = xn[idx]
             z = (xb @ w.reshape(d, k * c)).reshape(len(idx), k, c) + b
+            if val_data is not None:
+                running_loss += objective.value(to_label_units(z), y[idx], z) * len(idx)
             g = objective.grad(z, yn[idx]) * (example_weight[idx] / example_weight[idx].sum())[:, None, None]
             gw = (xb.T @ g.reshape(len(idx), k * c)).reshape(d, k, c) + wd * w + l1 * np.sign(w)
             gb = g.sum(axis=0) if use_bias else np.zeros_like(b)
@@ -614,10 +617,10 @@ def train(job_dir: pathlib.Path, log: Callable[[str], None]) -> None:
                 f"Linear Learner training diverged at epoch {epoch} in every model; lower learning_rate or "
                 "enable normalize_data."
             )
-        z_train = outputs(x, w, b)
-        train_loss = objective.value(to_label_units(z_train), y, z_train)
-        z_watch = outputs(watch_x, w, b)
+        z_watch = outputs(watch_xn, w, b)
         watch_loss = objective.value(to_label_units(z_watch), watch_y, z_watch)
+        # with validation data the train figure is the epoch's running loss (no second pass over train)
+        train_loss = running_loss / n if val_data is not None else watch_loss
         watch_loss = np.where(np.isfinite(watch_loss), watch_loss, np.inf)
         for model in range(k):
             metrics = {f"train_{objective_name}": train_loss[model]}
@@ -655,7 +658,7 @@ def train(job_dir: pathlib.Path, log: Callable[[str], None]) -> None:
         raise AlgorithmError("Linear Learner training diverged in every model; lower learning_rate.")
 
     # Selection on the validation channel (else train), as the container reports it
-    z_watch = outputs(watch_x, best_w, best_b)
+    z_watch = outputs(watch_xn, best_w, best_b)
     thresholds = np.full(k, 0.5)
     if ptype == "binary_classifier":
         criterion_value, thresholds, criterion = _binary_selection(_sigmoid(z_watch[:, :, 0]), watch_y, hp)
