@@ -325,3 +325,18 @@ def test_roc_auc_matches_scikit_learn_with_ties() -> None:
     y = rng.integers(0, 2, 400)
     scores = np.round(rng.random(400) + 0.3 * y, 1)  # rounded: many ties
     assert _roc_auc(y, scores) == pytest.approx(roc_auc_score(y, scores), rel=1e-12)
+
+
+def test_auto_and_boolean_switches(tmp_path) -> None:
+    x, y = _linear_data(600, 4)
+    hp = {"predictor_type": "regressor", "normalize_label": "auto", "unbias_data": "false", "unbias_label": "auto",
+          "use_bias": "true", "num_models": "2", "epochs": "2"}  # fmt: skip
+    root = make_job(tmp_path / "ok", hp, {"train": recordio.dense_tensor_bytes(x, y)})
+    train("linear-learner", root, lambda _: None)
+    meta = json.loads((root / "model" / "model_algo-1").read_text())
+    assert meta["x_mean"] == [0.0] * 4 and meta["y_mean"] == pytest.approx(float(y.mean()), rel=1e-5)
+    root = make_job(tmp_path / "bad", {**hp, "use_bias": "auto"}, {"train": recordio.dense_tensor_bytes(x, y)})
+    with pytest.raises(
+        AlgorithmClientError, match=r"'auto' is not one of \['true', 'false'\] \(hyperparameter use_bias\)"
+    ):
+        train("linear-learner", root, lambda _: None)

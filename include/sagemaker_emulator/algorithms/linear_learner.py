@@ -72,13 +72,16 @@ def _schema_error(detail: str) -> AlgorithmClientError:
     )
 
 
-def _bool(name: str) -> Callable[[str], bool]:
-    def parse(v: str) -> bool:
+def _bool(name: str, auto: bool = False) -> Callable[[str], bool | str]:
+    def parse(v: str) -> bool | str:
         if v.lower() in ("true", "1"):
             return True
         if v.lower() in ("false", "0"):
             return False
-        raise _schema_error(f"'{v}' is not one of ['true', 'false'] (hyperparameter {name})")
+        if auto and v.lower() == "auto":
+            return "auto"
+        choices = "['true', 'false', 'auto']" if auto else "['true', 'false']"
+        raise _schema_error(f"'{v}' is not one of {choices} (hyperparameter {name})")
 
     return parse
 
@@ -124,7 +127,7 @@ _SPEC: dict[str, Callable[[str], Any]] = {
     "use_bias": _bool("use_bias"),
     "use_lr_scheduler": _bool("use_lr_scheduler"),
     "normalize_data": _bool("normalize_data"),
-    "normalize_label": _bool("normalize_label"),
+    "normalize_label": _bool("normalize_label", auto=True),
     "num_point_for_scaler": _num("num_point_for_scaler", int, 1),
     "loss": _choice("loss", _LOSSES),
     "optimizer": _choice("optimizer", ["auto", "sgd", "adam", "rmsprop"]),
@@ -153,8 +156,8 @@ _SPEC: dict[str, Callable[[str], Any]] = {
     "lr_scheduler_step": _num("lr_scheduler_step", int, 1, auto=True),
     "lr_scheduler_factor": _num("lr_scheduler_factor", float, 0, 1, auto=True),
     "lr_scheduler_minimum_lr": _num("lr_scheduler_minimum_lr", float, 0, auto=True),
-    "unbias_data": _bool("unbias_data"),
-    "unbias_label": _bool("unbias_label"),
+    "unbias_data": _bool("unbias_data", auto=True),
+    "unbias_label": _bool("unbias_label", auto=True),
     "margin": _num("margin", float, 0),
     "quantile": _num("quantile", float, 0, 1, lo_open=True),
     "loss_insensitivity": _num("loss_insensitivity", float, 0),
@@ -491,16 +494,19 @@ def train(job_dir: pathlib.Path, log: Callable[[str], None]) -> None:
     seed = int(hp.get("seed", 0)) % (2**32)
     rng = np.random.default_rng(seed)
     use_bias = hp.get("use_bias", True)
+    # unbias_* (centre the data/label) default to auto: on when the model has a bias term
+    unbias_data = hp.get("unbias_data", "auto") is True or (hp.get("unbias_data", "auto") == "auto" and use_bias)
+    unbias_label = hp.get("unbias_label", "auto") is True or (hp.get("unbias_label", "auto") == "auto" and use_bias)
     if hp.get("normalize_data", True):
         sample = x[: hp.get("num_point_for_scaler", 10000)]
-        x_mean = sample.mean(axis=0) if use_bias else np.zeros(d)
+        x_mean = sample.mean(axis=0) if unbias_data else np.zeros(d)
         x_scale = sample.std(axis=0)
         x_scale[x_scale == 0] = 1.0
     else:
         x_mean, x_scale = np.zeros(d), np.ones(d)
     y_mean, y_scale = 0.0, 1.0
-    if ptype == "regressor" and hp.get("normalize_label", True):
-        y_mean = float(y.mean()) if use_bias else 0.0
+    if ptype == "regressor" and hp.get("normalize_label", "auto") in (True, "auto"):  # auto: on for regression
+        y_mean = float(y.mean()) if unbias_label else 0.0
         y_scale = float(y.std()) or 1.0
 
     loss = hp.get("loss", "auto")
