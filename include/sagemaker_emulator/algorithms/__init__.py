@@ -105,6 +105,7 @@ def _ll_definitions() -> list[dict[str, str]]:
         {"Name": "validation:objective_loss", "Regex": q + r"epoch=\S+, validation \S+_objective <loss>=(\S+)"},
         {"Name": "validation:objective_loss:final", "Regex": q + r"validation \S+_objective <loss>=(\S+)"},
         {"Name": "test:objective_loss", "Regex": q + r"test \S+_objective <loss>=(\S+)"},
+        {"Name": "train:throughput", "Regex": r".*#throughput_metric: host=\S+, train throughput=(\S+) records/second"},
     ]
     for channel in ("validation", "test"):
         for name, kind in (("mse", "loss"), ("rmse", "loss"), ("absolute_loss", "loss"), ("r2", "score"),

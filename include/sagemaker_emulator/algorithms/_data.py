@@ -303,6 +303,33 @@ def load_libsvm(files: list[pathlib.Path], channel: str, root: pathlib.Path) -> 
     )
 
 
+def load_recordio(
+    files: list[pathlib.Path],
+    channel: str,
+    root: pathlib.Path,
+    require_labels: bool = True,
+    allowed_kinds: frozenset[str] | None = None,
+) -> Dataset:
+    """Read RecordIO-protobuf files (``features["values"]``, ``label["values"]``) into one Dataset.
+
+    Dense records give a float32 ndarray, sparse ones (``keys``) a CSR matrix. Errors name the channel,
+    the file, the record and its byte offset.
+    """
+    from include.formats import recordio
+
+    def sources():
+        for path in files:
+            rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
+            yield f"channel '{channel}', file '{rel}'", path.read_bytes()
+
+    try:
+        matrix = recordio.to_matrix(sources(), require_labels=require_labels, allowed_kinds=allowed_kinds)
+    except recordio.RecordIOError as e:
+        raise AlgorithmClientError(f"Failed to load recordio-protobuf data: {e}") from None
+    labels = matrix.labels if matrix.labels is not None else np.full(matrix.features.shape[0], np.nan)
+    return Dataset(features=matrix.features, labels=labels)
+
+
 def load_parquet(files: list[pathlib.Path], channel: str) -> np.ndarray:
     try:
         import pandas as pd

@@ -2,7 +2,9 @@
 
 Training follows ``sagemaker_xgboost_container.algorithm_mode.train``: string hyperparameters validated
 with the container's names, ranges and messages; ``train`` (required) and ``validation`` (optional)
-channels; CSV label-first without header or libsvm (the default when ContentType is absent); the
+channels; CSV label-first without header, libsvm (the default when ContentType is absent), parquet, or
+RecordIO-protobuf (``application/x-recordio-protobuf``, which every image from 1.0-1 reads for training and
+inference: ``features["values"]`` dense or sparse with ``keys``/``shape``, ``label["values"]``); the
 ``[i]#011train-rmse:...`` evaluation lines CloudWatch shows; early stopping as the image version did it:
 
 * 1.0-1 / 1.2-x ran ``xgb.train(early_stopping_rounds=...)``: it watches the LAST eval set (validation
@@ -384,10 +386,8 @@ def _load_channel(
     if fmt == _data.PARQUET:
         data = _data.load_parquet(files, channel)
         return _data.Dataset(features=data[:, 1:], labels=data[:, 0]) if data.shape[0] else None
-    raise AlgorithmClientError(
-        f"ContentType application/x-recordio-protobuf (channel '{channel}') is not supported by the local "
-        "SageMaker emulator; use text/csv or libsvm."
-    )
+    dataset = _data.load_recordio(files, channel, root, require_labels=True)
+    return dataset if dataset.num_rows else None
 
 
 def train(job_dir: pathlib.Path, log: Callable[[str], None], version: str = DEFAULT_VERSION) -> None:
@@ -508,7 +508,10 @@ def train(job_dir: pathlib.Path, log: Callable[[str], None], version: str = DEFA
             )
             early_stopping_rounds = None
 
-    if fmt == _data.LIBSVM and val_set is not None and val_set.num_cols != train_set.num_cols:
+    from scipy.sparse import issparse
+
+    sparse_sets = val_set is not None and issparse(train_set.features) and issparse(val_set.features)
+    if sparse_sets and val_set.num_cols != train_set.num_cols:
         # sparse files only name the columns they use; give both matrices the same width
         width = max(val_set.num_cols, train_set.num_cols)
         for ds in (train_set, val_set):
@@ -707,6 +710,21 @@ class XGBoostPredictor(Predictor):
             f"consistent with feature size of trained model {expected}.",
         )
 
+    def _parse_recordio(self, body: bytes) -> Any:
+        """``features["values"]`` of each record: a dense matrix, or CSR when the records carry ``keys``."""
+        from include.formats import recordio
+
+        try:
+            matrix = recordio.to_matrix([("request body", body)])
+        except recordio.RecordIOError as e:
+            raise ModelInvocationError(400, f"Unable to evaluate payload provided: {e}") from None
+        if not matrix.sparse:
+            return self._check_width(matrix.features, "recordio-protobuf")
+        features = matrix.features
+        if self.feature_count and features.shape[1] < self.feature_count:
+            features.resize((features.shape[0], self.feature_count))
+        return features
+
     # -- invoke --------------------------------------------------------------------------------
     def invoke(self, body: bytes, content_type: str | None, accept: str | None, multi_model: bool) -> tuple[bytes, str]:
         ctype = _media(content_type)
@@ -718,6 +736,19 @@ class XGBoostPredictor(Predictor):
             acc = "text/csv"
         if not body:
             return b"", acc  # the container answers 204 No Content
+        if ctype in ("application/x-recordio-protobuf", "recordio-protobuf"):
+            if multi_model:  # the MME handler decodes only CSV and libsvm
+                raise ModelInvocationError(415, "Content type must be either libsvm or csv.")
+            x = self._parse_recordio(body)  # binary: never decoded as text
+        else:
+            x = self._parse_text(body, ctype, content_type)
+        try:
+            preds = self.booster.inplace_predict(x, validate_features=False)
+        except Exception as e:
+            raise ModelInvocationError(400, f"Unable to evaluate payload provided: {e}") from None
+        return self._encode(preds.tolist(), acc, accept, multi_model)
+
+    def _parse_text(self, body: bytes, ctype: str, content_type: str | None) -> Any:
         try:
             text = body.decode("utf-8").strip()
         except UnicodeDecodeError:
@@ -732,12 +763,7 @@ class XGBoostPredictor(Predictor):
             x = self._check_width(self._parse_json(text, lines=True), "json")
         else:
             raise ModelInvocationError(415, f"Content-type {content_type} is not supported.")
-
-        try:
-            preds = self.booster.inplace_predict(x, validate_features=False)
-        except Exception as e:
-            raise ModelInvocationError(400, f"Unable to evaluate payload provided: {e}") from None
-        return self._encode(preds.tolist(), acc, accept, multi_model)
+        return x
 
     @staticmethod
     def _encode(preds: list, acc: str, accept: str | None, multi_model: bool) -> tuple[bytes, str]:

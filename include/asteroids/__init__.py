@@ -1,0 +1,1 @@
+"""The asteroid Linear Learner workflow's domain code (seed notebook 002): offline data, cleaning, splits."""
