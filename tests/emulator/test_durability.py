@@ -29,7 +29,9 @@ PART = 5 * 2**20  # S3's minimum size of a multipart part that is not the last
 
 
 def clients(emu: EmulatorProcess) -> dict:
-    return {s: boto3.client(s, endpoint_url=emu.url, region_name=REGION) for s in ("s3", "logs", "cloudwatch", "sagemaker")}
+    return {
+        s: boto3.client(s, endpoint_url=emu.url, region_name=REGION) for s in ("s3", "logs", "cloudwatch", "sagemaker")
+    }
 
 
 def kill_9(emu: EmulatorProcess) -> None:
@@ -129,7 +131,9 @@ def write_each_kind(c: dict, ledger: Ledger, round_no: int, i: int) -> list:
     def metric() -> None:
         cw.put_metric_data(
             Namespace="Durability",
-            MetricData=[{"MetricName": "Writes", "Value": 1.0, "Dimensions": [{"Name": "Round", "Value": str(round_no)}]}],
+            MetricData=[
+                {"MetricName": "Writes", "Value": 1.0, "Dimensions": [{"Name": "Round", "Value": str(round_no)}]}
+            ],
         )
         ledger.metric_counts[str(round_no)] = ledger.metric_counts.get(str(round_no), 0) + 1
         ledger.acknowledged += 1
@@ -404,17 +408,11 @@ def test_tampered_snapshot_never_runs_its_code(tmp_path):
         s3 = clients(emu)["s3"]
         assert s3.list_buckets()["Buckets"] == []  # served, from nothing
     assert not proof.exists()
+    key = data_dir / "moto" / "snapshot.key"  # the signing key: private, beside what it signs
+    assert key.stat().st_mode & 0o777 == 0o600 and len(key.read_bytes()) == 32
+    assert (data_dir / "moto").stat().st_mode & 0o777 == 0o700
     assert sorted(quarantined(health)) == sorted(["moto-state.pickle", f"moto/{snapshot.name}"])
     assert all(entry["moved_to"].startswith("quarantine/") for entry in health["quarantined"])
-
-
-def test_snapshot_key_is_private(tmp_path):
-    data_dir = tmp_path / "data"
-    seed_state(data_dir, graceful=True)
-    key = data_dir / "moto" / "snapshot.key"
-    assert key.stat().st_mode & 0o777 == 0o600
-    assert (data_dir / "moto").stat().st_mode & 0o777 == 0o700
-    assert len(key.read_bytes()) == 32
 
 
 def test_torn_store_record_and_leftover_tmp_files_are_set_aside(tmp_path):
