@@ -121,7 +121,24 @@ class MotoFacade:
         if self._app is None:
             from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-            self._app = DomainDispatcherApplication(create_backend_app)
+            class CachedDispatcher(DomainDispatcherApplication):
+                """moto's dispatcher, remembering which backend serves a host: moto works that out anew for
+                each request by listing its ~175 service packages on disk (two directory scans per request,
+                under a global lock), which capped S3 writes at a few hundred per second."""
+
+                def __init__(self) -> None:
+                    super().__init__(create_backend_app)
+                    self._backend_by_host: dict[str | None, Any] = {}
+
+                def get_backend_for_host(self, host: str | None) -> Any:
+                    if host in self._backend_by_host:
+                        return self._backend_by_host[host]
+                    backend = super().get_backend_for_host(host)
+                    if len(self._backend_by_host) < 4096:  # hosts come from requests: bound the memory
+                        self._backend_by_host[host] = backend
+                    return backend
+
+            self._app = CachedDispatcher()
         return self._app
 
     def _call(self, environ: dict[str, Any]) -> Response:
