@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
+import hmac
 import json
 import os
 import pickle
@@ -380,7 +382,12 @@ def test_torn_journal_tail_is_set_aside_and_the_rest_served(tmp_path):
     data_dir = tmp_path / "data"
     seed_state(data_dir, graceful=False)
     (journal,) = sorted((data_dir / "moto").glob("journal-*.log"))
-    with open(journal, "ab") as fh:  # a record whose write was cut short: header promises 4 KB, 10 arrive
+    key = (data_dir / "moto" / "snapshot.key").read_bytes()
+    unusable = pickle.dumps({"type": "from-a-newer-emulator"})
+    with open(journal, "ab") as fh:
+        # A record that verifies but can't be applied, then one whose write was cut short (header promises
+        # 4 KB, 10 bytes arrived).
+        fh.write(len(unusable).to_bytes(4, "big") + hmac.new(key, unusable, hashlib.sha256).digest() + unusable)
         fh.write((4096).to_bytes(4, "big") + b"\x00" * 32 + b"torn bytes")
     with running(data_dir) as emu:
         c = clients(emu)
@@ -388,13 +395,16 @@ def test_torn_journal_tail_is_set_aside_and_the_rest_served(tmp_path):
         health = emu.health()
         c["s3"].put_object(Bucket=BUCKET, Key="after", Body=b"after")
         kill_9(emu)
-    (entry,) = health["quarantined"]
-    assert entry["file"] == f"moto/{journal.name}" and "torn record" in entry["reason"]
-    assert "torn bytes" in entry["held"]
-    assert (data_dir / entry["moved_to"]).read_bytes().endswith(b"torn bytes")
-    with running(data_dir) as emu:  # the cut journal and the new one replay cleanly
+    unapplied, torn = health["quarantined"]
+    assert "could not be replayed" in unapplied["reason"] and "from-a-newer-emulator" in unapplied["held"]
+    assert health["durability"]["records_not_replayable"] == 1
+    assert torn["file"] == f"moto/{journal.name}" and "torn record" in torn["reason"]
+    assert "torn bytes" in torn["held"]
+    assert (data_dir / torn["moved_to"]).read_bytes().endswith(b"torn bytes")
+    with running(data_dir) as emu:  # nothing set aside is met again; the later write is back
         s3 = clients(emu)["s3"]
         assert s3.get_object(Bucket=BUCKET, Key="after")["Body"].read() == b"after"
+        assert s3.get_object(Bucket=BUCKET, Key="kept")["Body"].read() == b"kept"
         assert emu.health()["quarantined"] == []
 
 
