@@ -649,13 +649,15 @@ def _s3_location(environ: dict[str, Any]) -> tuple[str, str]:
     """(bucket, key) as moto reads them from the request: path style or virtual-hosted style."""
     from moto.s3.responses import S3Response
 
-    class _Request:  # what subdomain_based_buckets looks at
+    class _Seen:  # what subdomain_based_buckets looks at
         headers = {"host": environ.get("HTTP_HOST", "")}
         url = f"http://{environ.get('HTTP_HOST', '')}{environ.get('PATH_INFO', '')}"
 
     path = unquote(environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", errors="replace"))
-    if S3Response.subdomain_based_buckets(_Request):
-        return environ.get("HTTP_HOST", "").split(".", 1)[0], path.lstrip("/")
+    if S3Response.subdomain_based_buckets(_Seen):
+        from moto.s3.utils import bucket_name_from_url
+
+        return bucket_name_from_url(_Seen.url) or "", path.lstrip("/")
     parts = path.lstrip("/").split("/", 1)
     return parts[0], parts[1] if len(parts) > 1 else ""
 
