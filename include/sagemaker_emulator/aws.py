@@ -575,7 +575,7 @@ class MotoFacade:
 
     def health(self) -> dict[str, Any]:
         return {
-            "durability": self.durability,
+            "mode": self.durability,
             "generation": self._generation,
             "journal_bytes": self.journal_bytes(),
             "records_replayed_at_start": self.replayed,

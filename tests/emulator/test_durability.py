@@ -330,7 +330,7 @@ def test_writes_racing_snapshots_are_neither_lost_nor_doubled(tmp_path):
         assert not errors, errors[0]
         durability = emu.health()["durability"]
         kill_9(emu)
-    assert durability["durability"] == "fsync"
+    assert durability["mode"] == "fsync"
     assert durability["snapshots_taken"] >= 2, "the writes must cross several snapshot/journal switches"
     with running(data_dir) as emu:
         c = clients(emu)
