@@ -38,6 +38,23 @@ BUCKET = "scheduler-tests"
 DAG_IDS = ("housing_mme_nightly", "housing_ab_rollout")
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 FINISHED = {"success", "failed"}
+AB_ENDPOINT = "ab-scheduler-test"
+# A weak champion against a strong challenger: the challenger must win and serve alone.
+AB_CONF = {
+    "location": "Chicago_IL",
+    "houses_per_location": 400,
+    "evaluation_rows": 100,
+    "champion": {"algorithm": "xgboost", "hyperparameters": {"num_round": 1, "max_depth": 1, "eta": 0.1}},
+    "challenger": {"algorithm": "xgboost", "hyperparameters": {"num_round": 25, "max_depth": 5}},
+    "endpoint_name": AB_ENDPOINT,
+    "shift_steps": [0.5, 1.0],
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The A/B rollout test last: its run is started early (``ab_rollout_run``) and overlaps the nightly
+    runs, so the suite waits for it only once the nightly tests are done."""
+    items.sort(key=lambda item: Path(item.fspath).name == "test_housing_ab_rollout_scheduler.py")
 
 
 def _airflow_env(home: Path, api_port: int, emulator_url: str, password_file: Path) -> dict[str, str]:
@@ -167,6 +184,28 @@ class AirflowStack:
             states[f"{ti['task_id']}[{label}]" if label is not None else ti["task_id"]] = ti["state"]
         return states
 
+    def states_for(self, dag_id: str, run_id: str, label: str) -> dict[str, str | None]:
+        """The states of one map label's tasks (e.g. a location's) by ``task_id``. Tasks that never ran
+        (skipped or upstream_failed before rendering their label) are found by the label's map index."""
+        instances = self.task_instances(dag_id, run_id)
+        indexes = {ti["map_index"] for ti in instances if ti.get("rendered_map_index") == label}
+        assert len(indexes) == 1, f"no single map index for {label!r}: {indexes}"
+        return {ti["task_id"]: ti["state"] for ti in instances if ti["map_index"] in indexes}
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str:
+        """Every attempt's log of a task instance, as the executor wrote it under ``AIRFLOW_HOME/logs``."""
+        folder = (
+            Path(self.env["AIRFLOW_HOME"]) / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+        )
+        if map_index >= 0:
+            folder /= f"map_index={map_index}"
+        return "\n".join(path.read_text(errors="replace") for path in sorted(folder.glob("attempt=*.log")))
+
+    def map_index_of(self, dag_id: str, run_id: str, label: str) -> int:
+        instances = self.task_instances(dag_id, run_id)
+        (index,) = {ti["map_index"] for ti in instances if ti.get("rendered_map_index") == label}
+        return index
+
     def asset_events(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         query = urllib.parse.urlencode({"source_dag_id": dag_id, "source_run_id": run_id, "limit": 100})
         return self.get(f"/api/v2/assets/events?{query}")["asset_events"]
@@ -244,3 +283,14 @@ def s3(airflow_stack: AirflowStack):
     import boto3
 
     return boto3.client("s3", endpoint_url=airflow_stack.emulator.url, region_name="us-east-1")
+
+
+@pytest.fixture(scope="session")
+def ab_rollout_run(airflow_stack: AirflowStack) -> str:
+    """One housing_ab_rollout run, triggered through the REST API as the UI does (no logical date); its id.
+
+    Not waited for here: the run goes on alongside whatever the suite does next."""
+    run = airflow_stack.post(
+        "/api/v2/dags/housing_ab_rollout/dagRuns", {"logical_date": None, "conf": AB_CONF, "note": "scheduler test"}
+    )
+    return run["dag_run_id"]

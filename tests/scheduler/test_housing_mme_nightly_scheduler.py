@@ -18,7 +18,11 @@ import shlex
 
 import pytest
 
+from sagemaker_fleet.operators.mme import live_version_on
 from tests.scheduler.conftest import BUCKET, REPO, AirflowStack
+
+# The A/B rollout run starts first and runs alongside these (another DAG); its test checks it at the end.
+pytestmark = pytest.mark.usefixtures("ab_rollout_run")
 
 DAG_ID = "housing_mme_nightly"
 ENDPOINT = "housing-mme"  # the default Param: the README's command passes only the locations
@@ -64,8 +68,16 @@ def _reports(s3, run_date: str) -> list[dict]:
     return [json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()) for key in keys]
 
 
-def _location_states(states: dict[str, str | None], location: str) -> dict[str, str | None]:
-    return {task: states.get(f"location.{task}[{location}]") for task in LOCATION_TASKS}
+def _location_states(stack: AirflowStack, run_id: str, location: str) -> dict[str, str | None]:
+    states = stack.states_for(DAG_ID, run_id, location)
+    return {task: states.get(f"location.{task}") for task in LOCATION_TASKS}
+
+
+ACCEPTED = dict.fromkeys(LOCATION_TASKS, "success")
+REJECTED = {
+    **dict.fromkeys(("ingest", "prepare", "train", "evaluate"), "success"),
+    **dict.fromkeys(("register", "smoke_test", "promote"), "skipped"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +85,8 @@ def backfill(airflow_stack: AirflowStack) -> list[dict]:
     """The README's backfill, previewed first; the finished runs (oldest first)."""
     argv = readme_backfill_command()
     preview = airflow_stack.cli(*argv, "--dry-run")
-    planned = sorted(set(re.findall(r"2026-11-\d\dT02:00:00", preview)))
-    assert planned == ["2026-11-01T02:00:00", "2026-11-02T02:00:00"], preview
+    planned = re.findall(r"^\| (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\+00:00) +\|", preview, flags=re.MULTILINE)
+    assert planned == ["2026-11-01 02:00:00+00:00", "2026-11-02 02:00:00+00:00"], preview
 
     known = {run["dag_run_id"] for run in airflow_stack.runs(DAG_ID)}
     airflow_stack.cli(*argv)
@@ -103,24 +115,34 @@ def test_readme_backfill_builds_each_date_and_gates_against_the_previous(
 ) -> None:
     assert [run["logical_date"][:19] for run in backfill] == ["2026-11-01T02:00:00", "2026-11-02T02:00:00"]
     assert {run["run_type"] for run in backfill} == {"backfill"}
-    for run in backfill:
-        states = airflow_stack.task_states(DAG_ID, run["dag_run_id"])
-        assert _location_states(states, "Chicago_IL") == dict.fromkeys(LOCATION_TASKS, "success"), states
-
-    record = _record(s3, "Chicago_IL")
-    assert set(record["versions"]) == {"20261101", "20261102"}
-    assert record["live_version"] == "20261102"
-    assert [move["version"] for move in record["live_history"]] == ["20261101", "20261102"]
-    # The first date had no earlier version; the second was judged against the first.
-    assert record["versions"]["20261101"]["decision"]["live_version"] is None
-    assert record["versions"]["20261102"]["decision"]["live_version"] == "20261101"
-    assert _keys(s3, f"mme/{ENDPOINT}/Chicago_IL/") == [
-        f"mme/{ENDPOINT}/Chicago_IL/Chicago_IL-20261101.tar.gz",
-        f"mme/{ENDPOINT}/Chicago_IL/Chicago_IL-20261102.tar.gz",
-    ]
+    reports = {}
     for run, day in zip(backfill, ("2026-11-01", "2026-11-02"), strict=True):
-        (report,) = _reports(s3, day)
-        assert report["run_id"] == run["dag_run_id"] and report["run_date"] == day
+        (reports[day],) = _reports(s3, day)
+        assert reports[day]["run_id"] == run["dag_run_id"] and reports[day]["run_date"] == day
+
+    # The first date has no earlier version: accepted, registered, live.
+    first_run, second_run = (run["dag_run_id"] for run in backfill)
+    assert _location_states(airflow_stack, first_run, "Chicago_IL") == ACCEPTED
+    record = _record(s3, "Chicago_IL")
+    assert record["versions"]["20261101"]["decision"]["live_version"] is None
+    assert record["live_history"][0]["version"] == "20261101"
+
+    # The second is judged against the version live for its date (20261101), and the gate holds whichever
+    # way the real models compare: registered and live only when accepted, otherwise nothing of it exists.
+    (row,) = reports["2026-11-02"]["rows"]
+    assert row["previous_version"] == "20261101" and row["previous_rmse"] > 0
+    mme_keys = _keys(s3, f"mme/{ENDPOINT}/Chicago_IL/")
+    if row["status"] == "live":
+        assert _location_states(airflow_stack, second_run, "Chicago_IL") == ACCEPTED
+        assert record["live_version"] == "20261102"
+        assert record["versions"]["20261102"]["decision"]["live_version"] == "20261101"
+        assert [move["version"] for move in record["live_history"]] == ["20261101", "20261102"]
+        assert len(mme_keys) == 2
+    else:
+        assert row["status"] == "kept live" and row["test_rmse"] > row["previous_rmse"], row
+        assert _location_states(airflow_stack, second_run, "Chicago_IL") == REJECTED
+        assert record["live_version"] == "20261101" and "20261102" not in record["versions"]
+        assert mme_keys == [f"mme/{ENDPOINT}/Chicago_IL/Chicago_IL-20261101.tar.gz"]
 
 
 def test_trigger_with_logical_date_builds_that_date(triggered: dict, s3) -> None:
@@ -140,25 +162,28 @@ def test_rejected_model_is_not_registered_promoted_or_announced(
     triggered: dict, airflow_stack: AirflowStack, s3
 ) -> None:
     run_id = triggered["dag_run_id"]
-    states = airflow_stack.task_states(DAG_ID, run_id)
-    assert triggered["state"] == "success", states
-    chicago = _location_states(states, "Chicago_IL")
-    assert chicago == {
-        **dict.fromkeys(("ingest", "prepare", "train", "evaluate"), "success"),
-        **dict.fromkeys(("register", "smoke_test", "promote"), "skipped"),
-    }, states
-    assert _location_states(states, "Houston_TX") == dict.fromkeys(LOCATION_TASKS, "success"), states
+    assert triggered["state"] == "success", airflow_stack.task_states(DAG_ID, run_id)
+    assert _location_states(airflow_stack, run_id, "Chicago_IL") == REJECTED
+    assert _location_states(airflow_stack, run_id, "Houston_TX") == ACCEPTED
+
+    # register ran, checked the decision and skipped with its reason (smoke_test and promote then never
+    # start: the scheduler skips them by trigger rule; their own checks are covered in tests/unit).
+    chicago = airflow_stack.map_index_of(DAG_ID, run_id, "Chicago_IL")
+    log = airflow_stack.task_log(DAG_ID, run_id, "location.register", chicago)
+    assert "Chicago_IL 20261103 not accepted by the evaluation: Keep the live model" in log, log[-3000:]
 
     # Chicago: the live version stays, the rejected one is nowhere in the registry or the MME prefix.
     record = _record(s3, "Chicago_IL")
-    assert record["live_version"] == "20261102" and "20261103" not in record["versions"]
+    live_before = live_version_on(record, "2026-11-02")
+    assert live_before in ("20261101", "20261102")
+    assert record["live_version"] == live_before and "20261103" not in record["versions"]
     assert not any(key.endswith("Chicago_IL-20261103.tar.gz") for key in _keys(s3, f"mme/{ENDPOINT}/"))
     # Houston had no earlier version: accepted and live.
     assert _record(s3, "Houston_TX")["live_version"] == "20261103"
 
     (report,) = _reports(s3, TRIGGERED_DATE)
     rows = {row["location"]: row for row in report["rows"]}
-    assert rows["Chicago_IL"]["status"] == "kept live" and rows["Chicago_IL"]["previous_version"] == "20261102"
+    assert rows["Chicago_IL"]["status"] == "kept live" and rows["Chicago_IL"]["previous_version"] == live_before
     assert rows["Chicago_IL"]["test_rmse"] > rows["Chicago_IL"]["previous_rmse"]
     assert rows["Houston_TX"]["status"] == "live"
 

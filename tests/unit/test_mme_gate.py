@@ -54,3 +54,26 @@ def test_a_record_without_release_marks_counts_its_live_version() -> None:
 def test_revisions_of_a_date_order_after_the_date() -> None:
     record = _record("20261102-r01", ["20261102", "20261102-r01"])
     assert live_version_on(record, "2026-11-02") == "20261102-r01"
+
+
+@pytest.mark.parametrize("operator", ["register", "promote"])
+def test_the_mme_operators_skip_a_rejected_model_before_touching_s3(operator: str) -> None:
+    from sagemaker_fleet.operators.mme import MMEPromoteModelOperator, MMERegisterModelOperator
+
+    rejected = {"promote": False, "reason": "Keep the live model: new RMSE 107,991 exceeds the limit 22,360"}
+    common = {
+        "mme_prefix": "s3://b/mme/",
+        "registry_prefix": "s3://b/registry/",
+        "location": "Chicago_IL",
+        "version": "20261103",
+        "decision": rejected,
+        # Nothing answers here: any S3 call would fail the test with a connection error, not a skip.
+        "aws_conn_id": None,
+        "region_name": "us-east-1",
+    }
+    if operator == "register":
+        task = MMERegisterModelOperator(task_id="register", model_artifact="s3://b/out/model.tar.gz", **common)
+    else:
+        task = MMEPromoteModelOperator(task_id="promote", **common)
+    with pytest.raises(AirflowSkipException, match="Chicago_IL 20261103 not accepted.*107,991"):
+        task.execute({})
