@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import signal
 import subprocess
 import sys
@@ -144,6 +145,17 @@ class AirflowStack:
         done = subprocess.run([AIRFLOW, *args], cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout)
         output = done.stdout + done.stderr
         assert done.returncode == 0, f"airflow {' '.join(args)} exited {done.returncode}:\n{output[-4000:]}"
+        return output
+
+    def make_airflow(self, *args: str, timeout: float = 180) -> str:
+        """``make airflow ARGS="<args>"`` (the README's way to reach ``make run``'s stack) pointed at this
+        stack's home, from an environment without any AIRFLOW_* or AWS_* variable: the target sets them."""
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AWS_"))}
+        argv = ["make", "-s", "-C", str(REPO), "airflow", f"ARGS={shlex.join(args)}"]
+        argv.append(f"RUN_AIRFLOW_HOME={self.env['AIRFLOW_HOME']}")
+        done = subprocess.run(argv, env=clean, capture_output=True, text=True, timeout=timeout)
+        output = done.stdout + done.stderr
+        assert done.returncode == 0, f"{shlex.join(argv)} exited {done.returncode}:\n{output[-4000:]}"
         return output
 
     # -- REST API ------------------------------------------------------------------------------------------

@@ -84,7 +84,8 @@ REJECTED = {
 def backfill(airflow_stack: AirflowStack) -> list[dict]:
     """The README's backfill, previewed first; the finished runs (oldest first)."""
     argv = readme_backfill_command()
-    preview = airflow_stack.cli(*argv, "--dry-run")
+    # Previewed through `make airflow`, as the README shows for make run's stack.
+    preview = airflow_stack.make_airflow(*argv, "--dry-run")
     planned = re.findall(r"^\| (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\+00:00) +\|", preview, flags=re.MULTILINE)
     assert planned == ["2026-11-01 02:00:00+00:00", "2026-11-02 02:00:00+00:00"], preview
 
