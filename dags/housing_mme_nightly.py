@@ -12,11 +12,11 @@ without a logical date uses the time it was queued for):
    `ingest` -> `prepare` (quarantine bad rows, 60/30/10 channels under `date=/location=`) ->
    `train` (retry-safe, deferrable, pool `sagemaker_training`) -> `evaluate` (new vs the version live
    for the run's date, RMSE/MAE on the test split; accepted if at least as good within the tolerance,
-   or if the location has no earlier version) -> `register` (a new versioned artifact in the MME prefix, never overwritten) ->
-   `smoke_test` (the endpoint with `TargetModel` must predict what the artifact predicts locally) ->
-   `promote` (live record; never moves a newer live version backwards; an Asset event for the
-   location's live model when it changed).
-   `register`, `smoke_test` and `promote` each skip, with the evaluation's reason, unless it accepted.
+   or if the location has no earlier version) -> `register` (a new versioned artifact in the MME
+   prefix, never overwritten) -> `smoke_test` (the endpoint with `TargetModel` must predict what the
+   artifact predicts locally) -> `promote` (live record; never moves a newer live version backwards;
+   an Asset event for the location's live model when it changed). `register`, `smoke_test` and
+   `promote` each skip, with the evaluation's reason, unless it accepted the model.
 4. **summary** (runs even when locations failed): a table in the log and a JSON report in S3; it fails
    the run, after reporting, if any location failed.
 
