@@ -283,7 +283,7 @@ def housing_mme_nightly() -> None:
             from include.housing.nightly import smoke_test_model
             from sagemaker_fleet.operators.mme import check_decision
 
-            check_decision(decision, f"{location} {decision.get('version')}")
+            check_decision(decision, f"{location} {registered['version']}")
 
             hook = _hook()
 
