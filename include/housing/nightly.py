@@ -465,7 +465,11 @@ def evaluate_artifacts(
     live_version: str | None,
     tolerance: float,
 ) -> dict[str, Any]:
-    """Score the new model and the live one (if any) on today's test split; decide on promotion."""
+    """Score the new model and the baseline (if any) on the run date's test split; decide on promotion.
+
+    The baseline (``live_artifact_uri``, ``live_version``) is the version that was live for the run's
+    date, so a backfilled date is judged against its own past; None accepts (no earlier version).
+    """
     from include.housing.evaluation import mae, rmse
 
     features, labels = parse_label_first_csv(_get_text(s3, test_uri))
