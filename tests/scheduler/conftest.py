@@ -39,6 +39,7 @@ BUCKET = "scheduler-tests"
 DAG_IDS = ("housing_mme_nightly", "housing_ab_rollout")
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 FINISHED = {"success", "failed"}
+LOCKED_ATTEMPTS = 5
 AB_ENDPOINT = "ab-scheduler-test"
 # A weak champion against a strong challenger: the challenger must win and serve alone.
 AB_CONF = {
@@ -65,6 +66,10 @@ def _airflow_env(home: Path, api_port: int, emulator_url: str, password_file: Pa
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "plugins")]),
         "AIRFLOW_HOME": str(home),
+        # SQLite lets one writer in at a time; the scheduler, dag-processor, api-server, task processes
+        # and the CLI all write. The driver's default 5 s wait for the lock ends in "database is locked"
+        # on a busy machine: wait up to 60 s instead.
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db?timeout=60",
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -86,6 +91,9 @@ def _airflow_env(home: Path, api_port: int, emulator_url: str, password_file: Pa
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "60",
         "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        # The scheduler's and triggerer's log servers default to 8793 and 8794: free ports here as well.
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
             {"conn_type": "aws", "extra": {"endpoint_url": emulator_url, "region_name": "us-east-1"}}
         ),
@@ -142,10 +150,9 @@ class AirflowStack:
     # -- the airflow command -----------------------------------------------------------------------------
     def cli(self, *args: str, timeout: float = 180) -> str:
         """Run ``airflow <args>`` against this stack; the combined output, AssertionError on failure."""
-        done = subprocess.run([AIRFLOW, *args], cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout)
-        output = done.stdout + done.stderr
-        assert done.returncode == 0, f"airflow {' '.join(args)} exited {done.returncode}:\n{output[-4000:]}"
-        return output
+        return _run_retrying_lock(
+            [AIRFLOW, *args], cwd=REPO, env=self.env, what=f"airflow {shlex.join(args)}", timeout=timeout
+        )
 
     def make_airflow(self, *args: str, timeout: float = 180) -> str:
         """``make airflow ARGS="<args>"`` (the README's way to reach ``make run``'s stack) pointed at this
@@ -153,10 +160,7 @@ class AirflowStack:
         clean = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AWS_"))}
         argv = ["make", "-s", "-C", str(REPO), "airflow", f"ARGS={shlex.join(args)}"]
         argv.append(f"RUN_AIRFLOW_HOME={self.env['AIRFLOW_HOME']}")
-        done = subprocess.run(argv, env=clean, capture_output=True, text=True, timeout=timeout)
-        output = done.stdout + done.stderr
-        assert done.returncode == 0, f"{shlex.join(argv)} exited {done.returncode}:\n{output[-4000:]}"
-        return output
+        return _run_retrying_lock(argv, cwd=REPO, env=clean, what=shlex.join(argv), timeout=timeout)
 
     # -- REST API ------------------------------------------------------------------------------------------
     def _call(self, method: str, path: str, body: Any = None, auth: bool = True) -> Any:
@@ -246,6 +250,24 @@ class AirflowStack:
                 return new
             time.sleep(1)
         raise AssertionError(f"expected {count} new {dag_id} run(s) within {timeout} s")
+
+
+def _run_retrying_lock(argv: list[str], *, cwd: Path, env: dict[str, str], what: str, timeout: float) -> str:
+    """Run a command; the combined output, AssertionError when it fails.
+
+    SQLite gives up at once ("database is locked") when a transaction that read must write while another
+    connection writes; the command's transaction was rolled back, so it is run again, as a person
+    would. Any other failure is final.
+    """
+    for attempt in range(1, LOCKED_ATTEMPTS + 1):
+        done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+        output = done.stdout + done.stderr
+        if done.returncode == 0:
+            return output
+        if "database is locked" not in output or attempt == LOCKED_ATTEMPTS:
+            break
+        time.sleep(2 * attempt)
+    raise AssertionError(f"{what} exited {done.returncode} (attempt {attempt}):\n{output[-4000:]}")
 
 
 def _wait(what: str, check: Any, timeout: float, stack: AirflowStack) -> Any:
