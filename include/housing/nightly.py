@@ -12,7 +12,7 @@ S3 layout of one environment (all under the bucket)::
     training-output/Chicago_IL/<job name>/output/model.tar.gz     written by SageMaker
     mme/<endpoint>/Chicago_IL/Chicago_IL-20261123.tar.gz          the MME prefix (ModelDataUrl)
     registry/<endpoint>/...                                        live records (the MME operators)
-    reports/<dag_id>/date=2026-11-23/summary.json
+    reports/<dag_id>/date=2026-11-23/config=<fingerprint>/summary.json   one per date and config
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ __all__ = [
     "predict",
     "prepare_location",
     "raw_listing_uri",
-    "resolve_run_date",
+    "config_fingerprint",
     "s3_uri",
     "split_s3_uri",
     "summary_report",
@@ -178,20 +178,6 @@ def environment_settings(lookup: Callable[[str, str, str], str | None]) -> dict[
     return values
 
 
-def resolve_run_date(
-    data_interval_end: dt.datetime | None, logical_date: dt.datetime | None, run_after: dt.datetime | None
-) -> dt.date:
-    """The date whose data and models the run builds.
-
-    Scheduled and backfill runs have a data interval; manual runs in Airflow 3 may have no logical
-    date at all, and then the time the run was queued for (``run_after``) is the date.
-    """
-    for value in (data_interval_end, logical_date, run_after):
-        if value is not None:
-            return coerce_run_date(value)
-    raise ValueError("The run has neither a data interval, a logical date nor a run_after time")
-
-
 def _bad_fractions(value: Any, locations: Sequence[str], raw_source: str) -> tuple[dict[str, float], list[str]]:
     if value is None or value == {} or value == "":
         return {}, []
@@ -257,6 +243,7 @@ def build_plan(
     day = coerce_run_date(run_date)
     bucket = settings["bucket"]
     endpoint = checked["endpoint_name"]
+    fingerprint = config_fingerprint({**checked, "bad_fraction_by_location": fractions}, settings)
     return {
         "dag_id": dag_id,
         "run_id": run_id,
@@ -275,8 +262,23 @@ def build_plan(
         "image_uri": image_uri,
         "mme_prefix": s3_uri(bucket, f"mme/{endpoint}/"),
         "registry_prefix": s3_uri(bucket, f"registry/{endpoint}/"),
-        "report_uri": s3_uri(bucket, f"reports/{dag_id}/date={day.isoformat()}/summary.json"),
+        "config_fingerprint": fingerprint,
+        "report_uri": s3_uri(bucket, f"reports/{dag_id}/date={day.isoformat()}/config={fingerprint}/summary.json"),
     }
+
+
+def config_fingerprint(params: Mapping[str, Any], settings: Mapping[str, str]) -> str:
+    """A short hash of what a run builds besides its date: the checked Params and environment settings.
+
+    Runs that resolve to the same date share a report only when this is the same too (a rerun); a run
+    of the date with other Params (another location list, other hyperparameters) gets its own report.
+    The order of ``locations`` does not matter.
+    """
+    import hashlib
+
+    canonical = {**params, "locations": sorted(params.get("locations", []))}
+    text = json.dumps({"params": canonical, "settings": dict(settings)}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
 # --- setup: bucket and the multi-model endpoint --------------------------------------------------------
@@ -463,7 +465,11 @@ def evaluate_artifacts(
     live_version: str | None,
     tolerance: float,
 ) -> dict[str, Any]:
-    """Score the new model and the live one (if any) on today's test split; decide on promotion."""
+    """Score the new model and the baseline (if any) on the run date's test split; decide on promotion.
+
+    The baseline (``live_artifact_uri``, ``live_version``) is the version that was live for the run's
+    date, so a backfilled date is judged against its own past; None accepts (no earlier version).
+    """
     from include.housing.evaluation import mae, rmse
 
     features, labels = parse_label_first_csv(_get_text(s3, test_uri))
