@@ -51,7 +51,7 @@ from sagemaker_fleet.operators.traffic import SageMakerShiftTrafficOperator
 from sagemaker_fleet.operators.training import SageMakerRetrySafeTrainingOperator
 from sagemaker_fleet.run_settings import environment_setting
 from sagemaker_fleet.run_settings import run_date as run_date_of
-from sagemaker_fleet.sensors_endpoint import SageMakerEndpointStateSensor
+from sagemaker_fleet.sensors.endpoint import SageMakerEndpointStateSensor
 
 AWS_CONN_ID = "aws_default"
 TRAINING_POOL = "sagemaker_training"
@@ -61,7 +61,7 @@ RETRY_DELAY = dt.timedelta(seconds=int(os.environ.get("HOUSING_RETRY_DELAY_SECON
 
 
 def _hook():
-    from sagemaker_fleet.hooks import SageMakerFleetHook
+    from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook
 
     return SageMakerFleetHook(aws_conn_id=AWS_CONN_ID)
 
@@ -172,7 +172,7 @@ def housing_ab_rollout() -> None:
         """Remember what the endpoint runs before this run changes it (the rollback target)."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from sagemaker_fleet.endpoint_triggers import describe_endpoint_or_none
+        from sagemaker_fleet.triggers.endpoint import describe_endpoint_or_none
 
         endpoint = describe_endpoint_or_none(_hook(), plan["endpoint_name"])
         if endpoint is None:
@@ -217,7 +217,7 @@ def housing_ab_rollout() -> None:
         from botocore.exceptions import ClientError
 
         from include.housing.ab_rollout import superseded_resources
-        from sagemaker_fleet.hooks import is_not_found
+        from sagemaker_fleet.hooks.sagemaker import is_not_found
 
         previous = None
         if before["endpoint_config_name"]:
@@ -245,7 +245,7 @@ def housing_ab_rollout() -> None:
     ) -> dict[str, Any]:
         """The run's report (JSON and PNG) in S3 and a summary in the log."""
         from include.housing.ab_rollout import rollout_report, summary_text, write_rollout_report
-        from sagemaker_fleet.endpoint_triggers import describe_endpoint_or_none
+        from sagemaker_fleet.triggers.endpoint import describe_endpoint_or_none
 
         hook = _hook()
         endpoint = describe_endpoint_or_none(hook, plan["endpoint_name"]) or {}

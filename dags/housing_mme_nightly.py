@@ -64,7 +64,7 @@ RETRY_DELAY = dt.timedelta(seconds=int(os.environ.get("HOUSING_RETRY_DELAY_SECON
 
 
 def _hook():
-    from sagemaker_fleet.hooks import SageMakerFleetHook
+    from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook
 
     return SageMakerFleetHook(aws_conn_id=AWS_CONN_ID)
 

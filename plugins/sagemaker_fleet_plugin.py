@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from sagemaker_fleet.links import SageMakerEndpointLink, SageMakerTrainingJobLink
+from sagemaker_fleet.links.sagemaker import SageMakerEndpointLink, SageMakerTrainingJobLink
 
 
 class SageMakerFleetPlugin(AirflowPlugin):

@@ -2,11 +2,11 @@
 
 Modules (import what you need; nothing heavy is imported here so DAG parsing stays fast):
 
-- ``sagemaker_fleet.hooks``: :class:`SageMakerFleetHook`, the provider's SageMakerHook plus the calls it lacks
+- ``sagemaker_fleet.hooks.sagemaker``: :class:`SageMakerFleetHook`, the provider's SageMakerHook plus the calls it lacks
   (stop, delete, weights, listing, sagemaker-runtime invoke, MME listing, CloudWatch metrics).
-- ``sagemaker_fleet.triggers``: :class:`TrainingJobTrigger` for deferrable training waits.
+- ``sagemaker_fleet.triggers.training``: :class:`TrainingJobTrigger` for deferrable training waits.
 - ``sagemaker_fleet.operators.training``: :class:`SageMakerRetrySafeTrainingOperator`.
 - ``sagemaker_fleet.operators.mme``: the MME registry operators.
-- ``sagemaker_fleet.sensors``: :class:`MMEModelAvailableSensor`.
-- ``sagemaker_fleet.links``: extra links to training jobs and endpoints.
+- ``sagemaker_fleet.sensors.mme``: :class:`MMEModelAvailableSensor`.
+- ``sagemaker_fleet.links.sagemaker``: extra links to training jobs and endpoints.
 """

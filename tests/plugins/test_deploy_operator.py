@@ -10,7 +10,6 @@ from unittest import mock
 import pytest
 from airflow.exceptions import AirflowException, TaskDeferred
 
-from sagemaker_fleet.endpoint_triggers import EndpointStateTrigger
 from sagemaker_fleet.operators.deploy import (
     SUPERSEDES_TAG,
     SageMakerDeployEndpointOperator,
@@ -18,6 +17,7 @@ from sagemaker_fleet.operators.deploy import (
     cast_numbers,
     definition_differences,
 )
+from sagemaker_fleet.triggers.endpoint import EndpointStateTrigger
 from tests.conftest import inject_fault
 from tests.plugins.endpoint_helpers import config_request, model_request, unique, upload_xgboost_model
 
@@ -153,7 +153,7 @@ def test_deferrable_deploy_defers_and_its_trigger_really_completes(emulator, sm,
     assert isinstance(trigger, EndpointStateTrigger)
     assert trigger.expected_config_name == c1 and trigger.endpoint_name == endpoint
     path, kwargs = trigger.serialize()
-    assert path == "sagemaker_fleet.endpoint_triggers.EndpointStateTrigger"
+    assert path == "sagemaker_fleet.triggers.endpoint.EndpointStateTrigger"
     assert EndpointStateTrigger(**kwargs).serialize() == (path, kwargs)
 
     event = run_trigger(EndpointStateTrigger(**kwargs))

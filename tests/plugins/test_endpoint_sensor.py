@@ -8,8 +8,8 @@ from unittest import mock
 import pytest
 from airflow.exceptions import AirflowException, TaskDeferred
 
-from sagemaker_fleet.endpoint_triggers import EndpointStateTrigger
-from sagemaker_fleet.sensors_endpoint import SageMakerEndpointStateSensor
+from sagemaker_fleet.sensors.endpoint import SageMakerEndpointStateSensor
+from sagemaker_fleet.triggers.endpoint import EndpointStateTrigger
 from tests.conftest import inject_fault
 from tests.plugins.endpoint_helpers import config_request, deploy_direct, unique
 

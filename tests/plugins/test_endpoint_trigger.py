@@ -8,7 +8,7 @@ from unittest import mock
 import pytest
 from botocore.exceptions import ClientError
 
-from sagemaker_fleet.endpoint_triggers import EndpointStateTrigger, endpoint_outcome
+from sagemaker_fleet.triggers.endpoint import EndpointStateTrigger, endpoint_outcome
 from tests.conftest import inject_fault
 from tests.plugins.endpoint_helpers import config_request, deploy_direct, model_request, unique, upload_xgboost_model
 
@@ -32,7 +32,7 @@ def test_serialize_round_trips():
         region_name="eu-west-1", verify=False, botocore_config={"retries": {"max_attempts": 3}},
     )  # fmt: skip
     path, kwargs = original.serialize()
-    assert path == "sagemaker_fleet.endpoint_triggers.EndpointStateTrigger"
+    assert path == "sagemaker_fleet.triggers.endpoint.EndpointStateTrigger"
     assert kwargs["expected_config_name"] == "cfg" and kwargs["region_name"] == "eu-west-1"
     assert EndpointStateTrigger(**kwargs).serialize() == (path, kwargs)
 

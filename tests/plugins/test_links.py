@@ -6,7 +6,7 @@ import json
 import urllib.request
 from unittest import mock
 
-from sagemaker_fleet.links import SageMakerEndpointLink, SageMakerTrainingJobLink, resource_url
+from sagemaker_fleet.links.sagemaker import SageMakerEndpointLink, SageMakerTrainingJobLink, resource_url
 from sagemaker_fleet.operators.training import SageMakerRetrySafeTrainingOperator
 from tests.plugins.conftest import training_config, unique
 
@@ -31,11 +31,11 @@ def test_emulator_urls_and_empty_when_nothing_was_persisted():
 
 def test_get_link_reads_what_execute_persisted():
     conf = {"name": "job-1", "region_name": "us-east-1", "endpoint_url": None}
-    with mock.patch("sagemaker_fleet.links.XCom.get_value", return_value=conf) as get_value:
+    with mock.patch("sagemaker_fleet.links.sagemaker.XCom.get_value", return_value=conf) as get_value:
         url = SageMakerTrainingJobLink().get_link(mock.MagicMock(), ti_key=mock.sentinel.ti_key)
     assert url.endswith("#/jobs/job-1")
     get_value.assert_called_once_with(key="sagemaker_fleet_training_job", ti_key=mock.sentinel.ti_key)
-    with mock.patch("sagemaker_fleet.links.XCom.get_value", side_effect=RuntimeError("no api server")):
+    with mock.patch("sagemaker_fleet.links.sagemaker.XCom.get_value", side_effect=RuntimeError("no api server")):
         assert SageMakerTrainingJobLink().get_link(mock.MagicMock(), ti_key=mock.sentinel.ti_key) == ""
 
 

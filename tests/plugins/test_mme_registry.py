@@ -14,7 +14,7 @@ import pytest
 from airflow.exceptions import AirflowException
 from botocore.exceptions import ClientError
 
-from sagemaker_fleet.hooks import SageMakerFleetHook
+from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook
 from sagemaker_fleet.operators.mme import (
     MMEPromoteModelOperator,
     MMERegisterModelOperator,

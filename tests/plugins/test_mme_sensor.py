@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from sagemaker_fleet.operators.mme import MMERegisterModelOperator
 from sagemaker_fleet.operators.training import SageMakerRetrySafeTrainingOperator
-from sagemaker_fleet.sensors import MMEModelAvailableSensor
+from sagemaker_fleet.sensors.mme import MMEModelAvailableSensor
 from tests.plugins.conftest import BUCKET, ROLE_ARN, training_config, unique, xgboost_image
 
 

@@ -14,7 +14,7 @@ from sagemaker_fleet.operators.training import (
     attempt_name,
     prepare_training_config,
 )
-from sagemaker_fleet.triggers import TrainingJobTrigger
+from sagemaker_fleet.triggers.training import TrainingJobTrigger
 from tests.conftest import inject_fault
 from tests.plugins.conftest import jobs_named, training_config, unique, upload_channels, wait_for_job
 
@@ -71,7 +71,7 @@ def test_deferrable_path_defers_trigger_completes_and_execute_complete_redescrib
     assert isinstance(trigger, TrainingJobTrigger) and trigger.job_name == name
     assert deferred.value.method_name == "execute_complete"
     classpath, kwargs = trigger.serialize()
-    assert classpath == "sagemaker_fleet.triggers.TrainingJobTrigger"
+    assert classpath == "sagemaker_fleet.triggers.training.TrainingJobTrigger"
     assert TrainingJobTrigger(**kwargs).serialize() == (classpath, kwargs)
 
     event = run_trigger(TrainingJobTrigger(**kwargs))

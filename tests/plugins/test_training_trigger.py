@@ -8,7 +8,7 @@ from unittest import mock
 
 import pytest
 
-from sagemaker_fleet.triggers import TrainingJobTrigger
+from sagemaker_fleet.triggers.training import TrainingJobTrigger
 from tests.conftest import inject_fault
 from tests.plugins.conftest import training_config, unique
 
@@ -32,7 +32,7 @@ def test_serialize_round_trips_with_the_aws_settings():
         botocore_config={"retries": {"mode": "standard"}},
     )
     classpath, kwargs = trigger.serialize()
-    assert classpath == "sagemaker_fleet.triggers.TrainingJobTrigger"
+    assert classpath == "sagemaker_fleet.triggers.training.TrainingJobTrigger"
     assert kwargs == {
         "job_name": "job",
         "poll_interval": 2.0,

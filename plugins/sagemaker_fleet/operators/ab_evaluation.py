@@ -17,9 +17,9 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException
 
-from sagemaker_fleet.endpoint_triggers import describe_endpoint_or_none
-from sagemaker_fleet.hooks import SageMakerFleetHook, parse_s3_uri
-from sagemaker_fleet.links import SageMakerEndpointLink
+from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook, parse_s3_uri
+from sagemaker_fleet.links.sagemaker import SageMakerEndpointLink
+from sagemaker_fleet.triggers.endpoint import describe_endpoint_or_none
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

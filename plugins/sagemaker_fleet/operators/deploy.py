@@ -17,14 +17,14 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException
 
-from sagemaker_fleet.endpoint_triggers import (
+from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook, is_not_found
+from sagemaker_fleet.links.sagemaker import SageMakerEndpointLink
+from sagemaker_fleet.triggers.endpoint import (
     EndpointStateTrigger,
     describe_endpoint_or_none,
     endpoint_outcome,
     wait_for_endpoint,
 )
-from sagemaker_fleet.hooks import SageMakerFleetHook, is_not_found
-from sagemaker_fleet.links import SageMakerEndpointLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -27,7 +27,7 @@ from airflow.exceptions import AirflowException
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 
-from sagemaker_fleet.hooks import SageMakerFleetHook, parse_s3_uri
+from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook, parse_s3_uri
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

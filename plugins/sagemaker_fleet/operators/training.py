@@ -25,8 +25,8 @@ from airflow.exceptions import AirflowException
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 
-from sagemaker_fleet.hooks import SageMakerFleetHook
-from sagemaker_fleet.links import SageMakerTrainingJobLink
+from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook
+from sagemaker_fleet.links.sagemaker import SageMakerTrainingJobLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -217,7 +217,7 @@ class SageMakerRetrySafeTrainingOperator(AwsBaseOperator[SageMakerFleetHook]):
 
     # -- waiting -----------------------------------------------------------------------------------------
     def _defer(self, job_name: str) -> None:
-        from sagemaker_fleet.triggers import TrainingJobTrigger
+        from sagemaker_fleet.triggers.training import TrainingJobTrigger
 
         self.defer(
             trigger=TrainingJobTrigger(

@@ -72,7 +72,7 @@ class PollingAwsTrigger(BaseTrigger):
         )
 
     def hook(self) -> Any:
-        from sagemaker_fleet.hooks import SageMakerFleetHook
+        from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook
 
         return SageMakerFleetHook(
             aws_conn_id=self.aws_conn_id,

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 
-from sagemaker_fleet.hooks import SageMakerFleetHook
-from sagemaker_fleet.links import SageMakerEndpointLink
+from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook
+from sagemaker_fleet.links.sagemaker import SageMakerEndpointLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -6,7 +6,7 @@ SageMaker rolled back a success, because the endpoint is InService again, on the
 means InService *and* ``EndpointConfigName`` equal to the expected config. The decision lives in
 :func:`endpoint_outcome` so the deferrable and the polling paths of every operator judge alike.
 
-As in ``sagemaker_fleet.triggers``, boto3 calls run in a thread (``asyncio.to_thread``): the project does not
+As in ``sagemaker_fleet.triggers.training``, boto3 calls run in a thread (``asyncio.to_thread``): the project does not
 install aiobotocore, and the connection's ``endpoint_url`` (the emulator) applies exactly as on a worker.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 
 from airflow.triggers.base import TriggerEvent
 
-from sagemaker_fleet.triggers import PollingAwsTrigger, backoff_delays
+from sagemaker_fleet.triggers.training import PollingAwsTrigger, backoff_delays
 
 __all__ = [
     "FAILED_ENDPOINT_STATES",
@@ -40,7 +40,7 @@ def describe_endpoint_or_none(hook: Any, endpoint_name: str) -> dict[str, Any] |
     """DescribeEndpoint through a SageMaker hook; None when the endpoint does not exist."""
     from botocore.exceptions import ClientError
 
-    from sagemaker_fleet.hooks import is_not_found
+    from sagemaker_fleet.hooks.sagemaker import is_not_found
 
     try:
         return hook.get_conn().describe_endpoint(EndpointName=endpoint_name)

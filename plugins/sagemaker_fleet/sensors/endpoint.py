@@ -14,9 +14,9 @@ from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException
 
-from sagemaker_fleet.endpoint_triggers import EndpointStateTrigger, describe_endpoint_or_none, endpoint_outcome
-from sagemaker_fleet.hooks import SageMakerFleetHook
-from sagemaker_fleet.links import SageMakerEndpointLink
+from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook
+from sagemaker_fleet.links.sagemaker import SageMakerEndpointLink
+from sagemaker_fleet.triggers.endpoint import EndpointStateTrigger, describe_endpoint_or_none, endpoint_outcome
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
