@@ -325,7 +325,7 @@ def housing_mme_nightly() -> None:
         from airflow.sdk.exceptions import AirflowFailException
 
         from include.housing.nightly import SUMMARY_COLUMNS, summary_report, summary_row, write_report
-        from include.housing.reports import summary_table
+        from sagemaker_fleet.utils.reports import summary_table
 
         context = get_current_context()
         ti = context["ti"]

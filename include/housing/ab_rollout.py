@@ -615,7 +615,7 @@ def rollout_report(
 
 def write_rollout_report(s3: Any, plan: Mapping[str, Any], report: Mapping[str, Any]) -> dict[str, str]:
     """Store the report as JSON and the variants' chart as PNG next to it; their URIs."""
-    from include.housing.reports import render_ab_chart_png
+    from sagemaker_fleet.utils.reports import render_ab_chart_png
 
     uris = {"json": f"{plan['report_prefix']}rollout.json", "png": f"{plan['report_prefix']}rollout.png"}
     _put(s3, uris["json"], json.dumps(report, indent=2, sort_keys=True, default=str), "application/json")
@@ -625,7 +625,7 @@ def write_rollout_report(s3: Any, plan: Mapping[str, Any], report: Mapping[str, 
 
 def summary_text(report: Mapping[str, Any]) -> str:
     """The log's summary: one line of outcome, then a table of the two variants."""
-    from include.housing.reports import summary_table
+    from sagemaker_fleet.utils.reports import summary_table
 
     promotion = report["promotion"]
     probe = promotion.get("probe", {})

@@ -1,7 +1,7 @@
 """SageMakerABEvaluationOperator: measure two production variants on the same labelled rows and decide.
 
 Every row goes to both variants (``TargetVariant``), so the per-row losses are paired and the paired
-test in ``include.housing.ab_testing`` is valid. Separately, un-targeted requests check that the endpoint
+test in ``sagemaker_fleet.utils.ab_statistics`` is valid. Separately, un-targeted requests check that the endpoint
 routes traffic by the configured weights, judged on the CloudWatch ``Invocations`` of each variant.
 """
 
@@ -152,7 +152,7 @@ class SageMakerABEvaluationOperator(AwsBaseOperator[SageMakerFleetHook]):
         return predictions[0], answer["latency_ms"], answer["invoked_variant"]
 
     def _traffic(self, bodies: list[str], weights: dict[str, float], count: int) -> dict[str, Any]:
-        from include.housing.ab_testing import traffic_share_check
+        from sagemaker_fleet.utils.ab_statistics import traffic_share_check
 
         start = dt.datetime.now(dt.UTC)
         counted: dict[str, int] = dict.fromkeys(weights, 0)
@@ -185,9 +185,9 @@ class SageMakerABEvaluationOperator(AwsBaseOperator[SageMakerFleetHook]):
     def execute(self, context: Context) -> dict[str, Any]:
         import numpy as np
 
-        from include.housing.ab_testing import compare_variants, validate_weights
         from include.housing.evaluation import parse_label_first_csv
-        from include.housing.reports import render_ab_chart_png, summary_table
+        from sagemaker_fleet.utils.ab_statistics import compare_variants, validate_weights
+        from sagemaker_fleet.utils.reports import render_ab_chart_png, summary_table
 
         hook = self.hook
         SageMakerEndpointLink.persist(

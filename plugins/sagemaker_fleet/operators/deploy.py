@@ -179,8 +179,8 @@ class SageMakerDeployEndpointOperator(AwsBaseOperator[SageMakerFleetHook]):
     # -- validation ---------------------------------------------------------------------------------
     def _checked_requests(self) -> tuple[dict, list[dict], dict | None]:
         """Rendered requests with numbers cast; every problem reported before anything is created."""
-        from include.housing.ab_testing import validate_weights
         from include.housing.naming import is_valid_sagemaker_name
+        from sagemaker_fleet.utils.ab_statistics import validate_weights
 
         problems: list[str] = []
         if not is_valid_sagemaker_name(self.endpoint_name):

@@ -89,7 +89,7 @@ class SageMakerShiftTrafficOperator(AwsBaseOperator[SageMakerFleetHook]):
 
     def _validated_steps(self, current: dict[str, float]) -> list[tuple[dict[str, float], dict[str, float]]]:
         """(requested, effective) weights per step; every problem of every step in one error."""
-        from include.housing.ab_testing import validate_weights
+        from sagemaker_fleet.utils.ab_statistics import validate_weights
 
         if not isinstance(self.steps, list | tuple) or not self.steps:
             raise ValueError(f"steps must be a non-empty list of {{variant: weight}} dicts, got {self.steps!r}")
