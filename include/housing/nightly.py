@@ -26,7 +26,6 @@ import re
 import tarfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
 
 from include.housing.evaluation import parse_label_first_csv, promotion_decision
 from include.housing.feed import generate_listings, stable_seed
@@ -41,6 +40,9 @@ from include.housing.naming import (
 from include.housing.params import InvalidParamsError, hyperparameters_for_sagemaker, validate_nightly_params
 from include.housing.prepare import channel_prefix, prepare_listings
 from include.housing.training import csv_training_request
+from sagemaker_fleet.run_settings import resolve_run_date
+from sagemaker_fleet.utils.s3 import parse_s3_uri as split_s3_uri
+from sagemaker_fleet.utils.s3 import s3_uri
 
 if TYPE_CHECKING:
     import numpy as np
@@ -109,19 +111,6 @@ class InvalidEnvironmentError(ValueError):
 # --- S3 addresses -----------------------------------------------------------------------------------
 
 
-def s3_uri(bucket: str, key: str) -> str:
-    """``s3://bucket/key``."""
-    return f"s3://{bucket}/{key.lstrip('/')}"
-
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    """``s3://bucket/a/b`` -> ``("bucket", "a/b")``; ValueError for anything else."""
-    parsed = urlparse(uri)
-    if parsed.scheme != "s3" or not parsed.netloc:
-        raise ValueError(f"Not an S3 URI: {uri!r}")
-    return parsed.netloc, parsed.path.lstrip("/")
-
-
 def _get_text(s3: Any, uri: str) -> str:
     bucket, key = split_s3_uri(uri)
     return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
@@ -176,20 +165,6 @@ def environment_settings(lookup: Callable[[str, str, str], str | None]) -> dict[
         names = ", ".join(f"{v} / {e}" for v, e, _ in ENVIRONMENT_SETTINGS.values())
         raise InvalidEnvironmentError(f"Invalid environment settings ({names}): " + "; ".join(problems))
     return values
-
-
-def resolve_run_date(
-    data_interval_end: dt.datetime | None, logical_date: dt.datetime | None, run_after: dt.datetime | None
-) -> dt.date:
-    """The date whose data and models the run builds.
-
-    Scheduled and backfill runs have a data interval; manual runs in Airflow 3 may have no logical
-    date at all, and then the time the run was queued for (``run_after``) is the date.
-    """
-    for value in (data_interval_end, logical_date, run_after):
-        if value is not None:
-            return coerce_run_date(value)
-    raise ValueError("The run has neither a data interval, a logical date nor a run_after time")
 
 
 def _bad_fractions(value: Any, locations: Sequence[str], raw_source: str) -> tuple[dict[str, float], list[str]]:

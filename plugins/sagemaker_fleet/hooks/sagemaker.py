@@ -14,10 +14,11 @@ import time
 from collections.abc import Iterator
 from functools import cached_property
 from typing import Any
-from urllib.parse import urlparse
 
 from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 from botocore.exceptions import ClientError
+
+from sagemaker_fleet.utils.s3 import parse_s3_uri
 
 __all__ = ["SageMakerFleetHook", "is_not_found", "parse_s3_uri"]
 
@@ -36,14 +37,6 @@ def is_not_found(error: ClientError) -> bool:
     return code == "ValidationException" and (
         "could not find" in message or "not found" in message or "does not exist" in message
     )
-
-
-def parse_s3_uri(uri: str) -> tuple[str, str]:
-    """``s3://bucket/a/b`` -> ``("bucket", "a/b")``; raises ValueError for anything else."""
-    parsed = urlparse(uri)
-    if parsed.scheme != "s3" or not parsed.netloc:
-        raise ValueError(f"Not an S3 URI: {uri!r} (expected s3://bucket/key)")
-    return parsed.netloc, parsed.path.lstrip("/")
 
 
 class SageMakerFleetHook(SageMakerHook):

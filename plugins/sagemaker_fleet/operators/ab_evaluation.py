@@ -185,8 +185,8 @@ class SageMakerABEvaluationOperator(AwsBaseOperator[SageMakerFleetHook]):
     def execute(self, context: Context) -> dict[str, Any]:
         import numpy as np
 
-        from include.housing.evaluation import parse_label_first_csv
         from sagemaker_fleet.utils.ab_statistics import compare_variants, validate_weights
+        from sagemaker_fleet.utils.metrics import parse_label_first_csv
         from sagemaker_fleet.utils.reports import render_ab_chart_png, summary_table
 
         hook = self.hook

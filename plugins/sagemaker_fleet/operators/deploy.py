@@ -179,8 +179,8 @@ class SageMakerDeployEndpointOperator(AwsBaseOperator[SageMakerFleetHook]):
     # -- validation ---------------------------------------------------------------------------------
     def _checked_requests(self) -> tuple[dict, list[dict], dict | None]:
         """Rendered requests with numbers cast; every problem reported before anything is created."""
-        from include.housing.naming import is_valid_sagemaker_name
         from sagemaker_fleet.utils.ab_statistics import validate_weights
+        from sagemaker_fleet.utils.naming import is_valid_sagemaker_name
 
         problems: list[str] = []
         if not is_valid_sagemaker_name(self.endpoint_name):
@@ -452,7 +452,7 @@ class SageMakerProbedDeployEndpointOperator(SageMakerDeployEndpointOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.housing.ab_rollout import EndpointProbe
+        from sagemaker_fleet.utils.endpoint_probe import EndpointProbe
 
         # CSV, as the built-in algorithms take it.
         with EndpointProbe(self.hook.runtime_client, self.endpoint_name, self.probe_body) as probe:

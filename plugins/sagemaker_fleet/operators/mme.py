@@ -64,7 +64,7 @@ def _error_code(error: Exception) -> str:
 
 
 def _version_key(version: str) -> tuple[str, int]:
-    from include.housing.naming import VERSION_PATTERN
+    from sagemaker_fleet.utils.naming import VERSION_PATTERN
 
     match = VERSION_PATTERN.match(version)
     if match is None:
@@ -189,7 +189,7 @@ class MMERegisterModelOperator(AwsBaseOperator[SageMakerFleetHook]):
         self.metrics = metrics
 
     def execute(self, context: Context) -> dict:
-        from include.housing.naming import mme_artifact_key
+        from sagemaker_fleet.utils.naming import mme_artifact_key
 
         # Every check happens before anything is written (templated values are only known here).
         target_model = mme_artifact_key(self.location, self.version)
@@ -337,7 +337,7 @@ class MMEPromoteModelOperator(AwsBaseOperator[SageMakerFleetHook]):
         self.allow_older = allow_older
 
     def execute(self, context: Context) -> dict:
-        from include.housing.naming import mme_artifact_key
+        from sagemaker_fleet.utils.naming import mme_artifact_key
 
         target_model = mme_artifact_key(self.location, self.version)
         new_key = _version_key(self.version)

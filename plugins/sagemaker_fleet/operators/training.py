@@ -2,7 +2,7 @@
 
 The provider's ``SageMakerTrainingOperator`` renames a job whose name exists (``-<epoch>``), so a retried or
 cleared task starts a second job and the model path moves. Here the caller picks a deterministic base name
-(``include.housing.naming.training_job_name``) and the operator decides from what SageMaker already has:
+(from dag_id, location and run date, say) and the operator decides from what SageMaker already has:
 
 ========================  ===================================================
 newest attempt            what execute does
@@ -55,7 +55,7 @@ def attempt_name(base: str, attempt: int) -> str:
 
 
 def _is_valid_name(name: object) -> bool:
-    from include.housing.naming import is_valid_sagemaker_name
+    from sagemaker_fleet.utils.naming import is_valid_sagemaker_name
 
     return is_valid_sagemaker_name(name)
 
