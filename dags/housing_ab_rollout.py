@@ -172,9 +172,7 @@ def housing_ab_rollout() -> None:
         """Remember what the endpoint runs before this run changes it (the rollback target)."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from sagemaker_fleet.triggers.endpoint import describe_endpoint_or_none
-
-        endpoint = describe_endpoint_or_none(_hook(), plan["endpoint_name"])
+        endpoint = _hook().describe_endpoint_or_none(plan["endpoint_name"])
         if endpoint is None:
             print(f"Endpoint {plan['endpoint_name']} does not exist yet: this run creates it")
             return {"existed": False, "endpoint_config_name": None, "status": None}
@@ -245,10 +243,9 @@ def housing_ab_rollout() -> None:
     ) -> dict[str, Any]:
         """The run's report (JSON and PNG) in S3 and a summary in the log."""
         from include.housing.ab_rollout import rollout_report, summary_text, write_rollout_report
-        from sagemaker_fleet.triggers.endpoint import describe_endpoint_or_none
 
         hook = _hook()
-        endpoint = describe_endpoint_or_none(hook, plan["endpoint_name"]) or {}
+        endpoint = hook.describe_endpoint_or_none(plan["endpoint_name"]) or {}
         endpoint = {k: endpoint.get(k) for k in ("EndpointName", "EndpointConfigName", "EndpointStatus")}
         result = rollout_report(
             plan,

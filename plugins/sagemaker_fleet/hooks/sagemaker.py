@@ -4,25 +4,39 @@ Every client (sagemaker, sagemaker-runtime, s3, logs, cloudwatch) is built from 
 connection, region, ``verify`` and botocore config, so an ``endpoint_url`` in the connection's extra
 (the local emulator) applies to all of them. The provider's own ``s3_hook``/``logs_hook`` drop the
 region and botocore config, which is why this hook builds its sibling clients itself.
+
+Transient errors (throttling, 5xx, dropped connections) are retried by botocore itself: every client this
+hook builds, sync or async, uses botocore's ``standard`` retry mode unless the connection or the caller's
+botocore config chose one. The endpoint state sets and ``describe_endpoint_or_none`` live here, as the
+provider keeps ``endpoint_non_terminal_states`` on its hook, and the package's own botocore waiters
+(``waiters/sagemaker_fleet.json``) are served by :meth:`SageMakerFleetHook.get_waiter` next to the
+provider's and botocore's.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 import time
 from collections.abc import Iterator
-from functools import cached_property
+from functools import cache, cached_property
+from pathlib import Path
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from sagemaker_fleet.utils.s3 import parse_s3_uri
 
-__all__ = ["SageMakerFleetHook", "is_not_found", "parse_s3_uri"]
+__all__ = ["DEFAULT_RETRIES", "FLEET_WAITERS_PATH", "SageMakerFleetHook", "fleet_waiter_names", "is_not_found",
+           "parse_s3_uri"]  # fmt: skip
 
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+# botocore's standard mode: exponential backoff with jitter on throttling, 5xx and connection errors.
+DEFAULT_RETRIES = {"mode": "standard", "max_attempts": 10}
+FLEET_WAITERS_PATH = Path(__file__).resolve().parents[1] / "waiters" / "sagemaker_fleet.json"
 _CLIENTS: dict[tuple[Any, ...], Any] = {}
 _CLIENTS_LOCK = threading.Lock()
 
@@ -39,6 +53,16 @@ def is_not_found(error: ClientError) -> bool:
     )
 
 
+@cache
+def _fleet_waiter_model() -> dict[str, Any]:
+    return json.loads(FLEET_WAITERS_PATH.read_text())
+
+
+def fleet_waiter_names() -> list[str]:
+    """The botocore waiters this package defines (``waiters/sagemaker_fleet.json``)."""
+    return sorted(_fleet_waiter_model()["waiters"])
+
+
 class SageMakerFleetHook(SageMakerHook):
     """SageMaker control plane, runtime, MME prefix listing and CloudWatch metrics from one connection.
 
@@ -47,6 +71,53 @@ class SageMakerFleetHook(SageMakerHook):
     """
 
     training_terminal_states = {"Completed", "Failed", "Stopped"}
+    # An endpoint in one of these is still changing: wait. The provider's endpoint_non_terminal_states.
+    endpoint_transitional_states = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"})
+    # Settled, but not serving what was asked (the provider's failed_states knows only "Failed").
+    endpoint_failed_states = frozenset({"Failed", "UpdateRollbackFailed", "OutOfService"})
+
+    def _get_config(self, config: Config | None = None) -> Config:
+        """The provider's botocore config plus botocore's standard retry mode, unless one was chosen."""
+        merged = super()._get_config(config)
+        if merged.retries is None:
+            merged = merged.merge(Config(retries=dict(DEFAULT_RETRIES)))
+        return merged
+
+    def get_waiter(
+        self,
+        waiter_name: str,
+        parameters: dict[str, str] | None = None,
+        config_overrides: dict[str, Any] | None = None,
+        deferrable: bool = False,
+        client: Any = None,
+    ) -> Any:
+        """This package's waiters first (``waiters/sagemaker_fleet.json``), then the provider's and botocore's.
+
+        ``parameters`` fill the Jinja placeholders of the waiter's acceptors, as for the provider's own
+        custom waiters; ``deferrable=True`` with an aiobotocore ``client`` gives the async waiter.
+        """
+        if waiter_name not in fleet_waiter_names():
+            return super().get_waiter(waiter_name, parameters, config_overrides, deferrable, client)
+        from airflow.providers.amazon.aws.waiters.base_waiter import BaseBotoWaiter
+
+        if deferrable and client is None:
+            raise ValueError("client must be provided for a deferrable waiter.")
+        config = json.loads(json.dumps(_fleet_waiter_model()))
+        if config_overrides:
+            config["waiters"][waiter_name].update(config_overrides)
+        config = self._apply_parameters_value(config, waiter_name, parameters)
+        return BaseBotoWaiter(client=client or self.conn, model_config=config, deferrable=deferrable).waiter(
+            waiter_name
+        )
+
+    def describe_endpoint_or_none(self, endpoint_name: str) -> dict[str, Any] | None:
+        """DescribeEndpoint; None when the endpoint does not exist."""
+        try:
+            return self.get_conn().describe_endpoint(EndpointName=endpoint_name)
+        except ClientError as error:
+            if is_not_found(error):
+                return None
+            raise
 
     # -- sibling clients from the same connection ------------------------------------------------------
     def client_for(self, service_name: str) -> Any:

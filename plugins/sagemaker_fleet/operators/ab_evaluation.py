@@ -19,7 +19,6 @@ from airflow.providers.common.compat.sdk import AirflowException
 
 from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook, parse_s3_uri
 from sagemaker_fleet.links.sagemaker import SageMakerEndpointLink
-from sagemaker_fleet.triggers.endpoint import describe_endpoint_or_none
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -197,7 +196,7 @@ class SageMakerABEvaluationOperator(AwsBaseOperator[SageMakerFleetHook]):
         if rows < 1:
             raise ValueError(f"rows must be >= 1, got {self.rows!r}")
         report_bucket, report_key = parse_s3_uri(self.report_prefix)
-        description = describe_endpoint_or_none(hook, self.endpoint_name)
+        description = hook.describe_endpoint_or_none(self.endpoint_name)
         if description is None or description.get("EndpointStatus") != "InService":
             state = description.get("EndpointStatus") if description else "missing"
             raise AirflowException(f"Endpoint {self.endpoint_name} is {state}; it must be InService to evaluate")

@@ -21,7 +21,6 @@ from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook, is_not_found
 from sagemaker_fleet.links.sagemaker import SageMakerEndpointLink
 from sagemaker_fleet.triggers.endpoint import (
     EndpointStateTrigger,
-    describe_endpoint_or_none,
     endpoint_outcome,
     wait_for_endpoint,
 )
@@ -275,7 +274,7 @@ class SageMakerDeployEndpointOperator(AwsBaseOperator[SageMakerFleetHook]):
         if missing:
             raise ValueError(f"endpoint_config names model(s) {missing} that neither exist nor are in models")
 
-        endpoint = describe_endpoint_or_none(hook, self.endpoint_name)
+        endpoint = hook.describe_endpoint_or_none(self.endpoint_name)
         if endpoint and endpoint.get("EndpointStatus") == "Failed":
             raise AirflowException(
                 f"Endpoint {self.endpoint_name} is Failed ({endpoint.get('FailureReason') or 'no reason given'}); "
@@ -303,13 +302,13 @@ class SageMakerDeployEndpointOperator(AwsBaseOperator[SageMakerFleetHook]):
             self.log.info("Endpoint %s is %s; waiting for it to settle first", self.endpoint_name,
                           endpoint["EndpointStatus"])  # fmt: skip
             wait_for_endpoint(
-                lambda name: describe_endpoint_or_none(hook, name),
+                hook.describe_endpoint_or_none,
                 self.endpoint_name,
                 poll_interval=self.check_interval,
                 timeout_seconds=self.max_wait_seconds,
                 log=self.log,
             )
-            endpoint = describe_endpoint_or_none(hook, self.endpoint_name)
+            endpoint = hook.describe_endpoint_or_none(self.endpoint_name)
 
         if (
             endpoint
@@ -365,7 +364,7 @@ class SageMakerDeployEndpointOperator(AwsBaseOperator[SageMakerFleetHook]):
     def _wait(self, context: Context, config_name: str, previous: str | None, operation: str) -> dict[str, Any]:
         result = self._result(config_name, previous, operation)
         hook = self.hook
-        outcome = endpoint_outcome(self.endpoint_name, describe_endpoint_or_none(hook, self.endpoint_name), config_name)
+        outcome = endpoint_outcome(self.endpoint_name, hook.describe_endpoint_or_none(self.endpoint_name), config_name)
         if outcome is None and self.deferrable:
             self.defer(
                 trigger=EndpointStateTrigger(
@@ -385,7 +384,7 @@ class SageMakerDeployEndpointOperator(AwsBaseOperator[SageMakerFleetHook]):
             )
         if outcome is None:
             outcome = wait_for_endpoint(
-                lambda name: describe_endpoint_or_none(hook, name),
+                hook.describe_endpoint_or_none,
                 self.endpoint_name,
                 expected_config_name=config_name,
                 poll_interval=self.check_interval,
@@ -411,7 +410,7 @@ class SageMakerDeployEndpointOperator(AwsBaseOperator[SageMakerFleetHook]):
             )
         # Never trust the event alone: look the endpoint up again by name.
         verified = endpoint_outcome(
-            self.endpoint_name, describe_endpoint_or_none(self.hook, self.endpoint_name), config_name
+            self.endpoint_name, self.hook.describe_endpoint_or_none(self.endpoint_name), config_name
         )
         if not verified or verified["status"] != "success":
             message = verified["message"] if verified else "the endpoint is changing again"
@@ -423,7 +422,7 @@ class SageMakerDeployEndpointOperator(AwsBaseOperator[SageMakerFleetHook]):
     def _finish(self, result: dict[str, Any]) -> dict[str, Any]:
         previous = result["previous_endpoint_config_name"]
         if self.delete_superseded_configs and previous and previous != result["endpoint_config_name"]:
-            current = (describe_endpoint_or_none(self.hook, self.endpoint_name) or {}).get("EndpointConfigName")
+            current = (self.hook.describe_endpoint_or_none(self.endpoint_name) or {}).get("EndpointConfigName")
             if current == previous:
                 self.log.warning("Not deleting %s: endpoint %s still uses it", previous, self.endpoint_name)
             elif self.hook.delete_endpoint_config(previous):

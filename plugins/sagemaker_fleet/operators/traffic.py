@@ -20,7 +20,7 @@ from airflow.providers.common.compat.sdk import AirflowException
 
 from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook
 from sagemaker_fleet.links.sagemaker import SageMakerEndpointLink
-from sagemaker_fleet.triggers.endpoint import describe_endpoint_or_none, endpoint_outcome, wait_for_endpoint
+from sagemaker_fleet.triggers.endpoint import endpoint_outcome, wait_for_endpoint
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -117,7 +117,7 @@ class SageMakerShiftTrafficOperator(AwsBaseOperator[SageMakerFleetHook]):
         deadline = time.monotonic() + self.max_wait_seconds
         while True:
             outcome = wait_for_endpoint(
-                lambda name: describe_endpoint_or_none(self.hook, name),
+                self.hook.describe_endpoint_or_none,
                 self.endpoint_name,
                 poll_interval=self.check_interval,
                 timeout_seconds=max(1.0, deadline - time.monotonic()),
@@ -125,7 +125,7 @@ class SageMakerShiftTrafficOperator(AwsBaseOperator[SageMakerFleetHook]):
             )
             if outcome["status"] != "success":
                 raise AirflowException(f"Weights update of {self.endpoint_name} did not settle: {outcome['message']}")
-            variants = describe_endpoint_or_none(self.hook, self.endpoint_name)["ProductionVariants"]
+            variants = self.hook.describe_endpoint_or_none(self.endpoint_name)["ProductionVariants"]
             lagging = {
                 v["VariantName"]: (v.get("CurrentWeight"), v.get("DesiredWeight"))
                 for v in variants
@@ -162,7 +162,7 @@ class SageMakerShiftTrafficOperator(AwsBaseOperator[SageMakerFleetHook]):
         SageMakerEndpointLink.persist(
             context, name=self.endpoint_name, region_name=hook.conn_region_name, endpoint_url=hook.endpoint_url
         )
-        description = describe_endpoint_or_none(hook, self.endpoint_name)
+        description = hook.describe_endpoint_or_none(self.endpoint_name)
         outcome = endpoint_outcome(self.endpoint_name, description)
         if outcome is None or outcome["status"] != "success":
             state = outcome["message"] if outcome else f"it is {description['EndpointStatus']}"

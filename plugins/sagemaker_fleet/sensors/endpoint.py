@@ -16,7 +16,7 @@ from airflow.providers.common.compat.sdk import AirflowException
 
 from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook
 from sagemaker_fleet.links.sagemaker import SageMakerEndpointLink
-from sagemaker_fleet.triggers.endpoint import EndpointStateTrigger, describe_endpoint_or_none, endpoint_outcome
+from sagemaker_fleet.triggers.endpoint import EndpointStateTrigger, endpoint_outcome
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -89,7 +89,7 @@ class SageMakerEndpointStateSensor(AwsBaseSensor[SageMakerFleetHook]):
         return None
 
     def poke(self, context: Context) -> bool:
-        description = describe_endpoint_or_none(self.hook, self.endpoint_name)
+        description = self.hook.describe_endpoint_or_none(self.endpoint_name)
         outcome = endpoint_outcome(self.endpoint_name, description, self.expected_config_name)
         if outcome is None:
             self.log.info("Endpoint %s is %s", self.endpoint_name, (description or {}).get("EndpointStatus"))
