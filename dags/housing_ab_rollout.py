@@ -57,7 +57,7 @@ AWS_CONN_ID = "aws_default"
 TRAINING_POOL = "sagemaker_training"
 CHECK_INTERVAL = 2
 # A deployment parameter, not a Param: tests shorten it, production keeps the default.
-RETRY_DELAY = dt.timedelta(seconds=int(os.environ.get("HOUSING_RETRY_DELAY_SECONDS", "30")))
+RETRY_DELAY = dt.timedelta(seconds=int(os.environ.get("HOUSING_RETRY_DELAY_SECONDS", "60")))
 
 
 def _hook():

@@ -24,6 +24,7 @@ from sagemaker_fleet.triggers.endpoint import (
     endpoint_outcome,
     wait_for_endpoint,
 )
+from sagemaker_fleet.utils.config import default_deferrable
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -132,7 +133,8 @@ class SageMakerDeployEndpointOperator(AwsBaseOperator[SageMakerFleetHook]):
     :param deployment_config: UpdateEndpoint ``DeploymentConfig`` (blue/green or rolling, auto-rollback alarms)
     :param delete_superseded_configs: after success delete the config the endpoint ran before (never the
         one in use)
-    :param deferrable: wait in the triggerer (no worker slot) instead of polling on the worker
+    :param deferrable: wait in the triggerer (no worker slot) instead of polling on the worker; defaults to
+        ``[operators] default_deferrable``, True when unset
     :param check_interval: seconds between DescribeEndpoint calls
     :param max_wait_seconds: how long the create or update may take, in seconds
 
@@ -156,7 +158,7 @@ class SageMakerDeployEndpointOperator(AwsBaseOperator[SageMakerFleetHook]):
         models: list[dict] | None = None,
         deployment_config: dict | None = None,
         delete_superseded_configs: bool = False,
-        deferrable: bool = True,
+        deferrable: bool = default_deferrable(),
         check_interval: float = 5,
         max_wait_seconds: int = 3600,
         **kwargs: Any,

@@ -27,6 +27,7 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 
 from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook
 from sagemaker_fleet.links.sagemaker import SageMakerTrainingJobLink
+from sagemaker_fleet.utils.config import default_deferrable
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -100,7 +101,8 @@ class SageMakerRetrySafeTrainingOperator(AwsBaseOperator[SageMakerFleetHook]):
 
     :param config: a whole CreateTrainingJob request (templated, JSON-rendered); its ``TrainingJobName``
         is the deterministic base name, at most 63 characters
-    :param deferrable: wait in the triggerer (no worker slot held) instead of polling on the worker
+    :param deferrable: wait in the triggerer (no worker slot held) instead of polling on the worker;
+        defaults to ``[operators] default_deferrable``, True when unset
     :param check_interval: seconds between status checks
     :param max_wait_seconds: fail the task (the job keeps running; a retry re-attaches) after this long
     :param print_log: log the job's CloudWatch lines at completion
@@ -124,7 +126,7 @@ class SageMakerRetrySafeTrainingOperator(AwsBaseOperator[SageMakerFleetHook]):
         self,
         *,
         config: dict,
-        deferrable: bool = True,
+        deferrable: bool = default_deferrable(),
         check_interval: float = 5,
         max_wait_seconds: int = 6 * 3600,
         print_log: bool = True,

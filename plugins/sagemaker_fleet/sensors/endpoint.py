@@ -17,6 +17,7 @@ from airflow.providers.common.compat.sdk import AirflowException
 from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook
 from sagemaker_fleet.links.sagemaker import SageMakerEndpointLink
 from sagemaker_fleet.triggers.endpoint import EndpointStateTrigger, endpoint_outcome
+from sagemaker_fleet.utils.config import default_deferrable
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -32,7 +33,8 @@ class SageMakerEndpointStateSensor(AwsBaseSensor[SageMakerFleetHook]):
 
     :param endpoint_name: the endpoint to watch
     :param expected_config_name: the config the endpoint must run; None accepts any
-    :param deferrable: wait in the triggerer, holding no worker slot
+    :param deferrable: wait in the triggerer, holding no worker slot; defaults to
+        ``[operators] default_deferrable``, True when unset
     :param poll_interval: seconds between DescribeEndpoint calls
     :param timeout: seconds before the sensor gives up
     """
@@ -47,7 +49,7 @@ class SageMakerEndpointStateSensor(AwsBaseSensor[SageMakerFleetHook]):
         *,
         endpoint_name: str,
         expected_config_name: str | None = None,
-        deferrable: bool = True,
+        deferrable: bool = default_deferrable(),
         poll_interval: float = 5,
         timeout: float = 3600,
         **kwargs: Any,
