@@ -321,8 +321,14 @@ def housing_ab_rollout() -> None:
     deploy_ab >> evaluate
     decision = evaluate.output
     steps = shift_plan(plan, decision)
+    # The probe sends requests during each step, so every step has CloudWatch datapoints to be judged on
+    # (a step without any fails: it never passes on "no data").
     shift = SageMakerShiftTrafficOperator(
-        task_id="shift_traffic", endpoint_name=spec["endpoint_name"], steps=steps, check_interval=CHECK_INTERVAL
+        task_id="shift_traffic",
+        endpoint_name=spec["endpoint_name"],
+        steps=steps,
+        probe_body=_PROBE_ROW,
+        check_interval=CHECK_INTERVAL,
     )
     final = winner_spec(plan, decision, shift.output)
     promote = SageMakerProbedDeployEndpointOperator(

@@ -59,6 +59,9 @@ class Emulator:
             "training_jobs_in_progress": sum(1 for j in jobs if j["TrainingJobStatus"] == "InProgress"),
             "endpoints": len(self.store.list("endpoint")),
             "serving": self.serving is not None,
+            # CloudWatch endpoint metrics appear within this many seconds (AWS: 1-3 minutes). Clients such as
+            # sagemaker_fleet's traffic shift read it to wait as long as this backend needs, not as AWS needs.
+            "metrics_publish_delay_seconds": self.serving.telemetry.interval * 2 if self.serving is not None else None,
         }
 
 

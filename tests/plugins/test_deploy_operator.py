@@ -245,7 +245,10 @@ def test_failed_endpoint_is_reported_not_updated():
     with mock.patch.object(SageMakerDeployEndpointOperator, "hook", new_callable=mock.PropertyMock) as hook:
         conn = hook.return_value.get_conn.return_value
         conn.describe_model.return_value = {"ModelName": "m"}
-        conn.describe_endpoint.return_value = {"EndpointStatus": "Failed", "FailureReason": "image pull failed"}
+        hook.return_value.describe_endpoint_or_none.return_value = {
+            "EndpointStatus": "Failed",
+            "FailureReason": "image pull failed",
+        }
         with pytest.raises(AirflowException, match="Failed \\(image pull failed\\).*Delete it"):
             op.execute(context={})
     conn.update_endpoint.assert_not_called()
@@ -261,7 +264,7 @@ def test_retry_while_its_own_update_is_in_progress_reattaches_instead_of_updatin
     with mock.patch.object(SageMakerDeployEndpointOperator, "hook", new_callable=mock.PropertyMock) as hook:
         conn = hook.return_value.get_conn.return_value
         conn.describe_model.return_value = {"ModelName": "m"}
-        conn.describe_endpoint.return_value = updating
+        hook.return_value.describe_endpoint_or_none.return_value = updating
         with pytest.raises(TaskDeferred) as deferred:
             op.execute(context={})
     conn.update_endpoint.assert_not_called()
@@ -276,7 +279,7 @@ def test_execute_complete_fails_on_a_failed_event_and_on_an_unverified_endpoint(
     with pytest.raises(AirflowException, match="UpdateRollbackFailed"):
         op.execute_complete({}, {"status": "failed", "message": "Endpoint ep is UpdateRollbackFailed"}, result)
     with mock.patch.object(SageMakerDeployEndpointOperator, "hook", new_callable=mock.PropertyMock) as hook:
-        hook.return_value.get_conn.return_value.describe_endpoint.return_value = {
+        hook.return_value.describe_endpoint_or_none.return_value = {
             "EndpointStatus": "InService",
             "EndpointConfigName": "c1",
         }

@@ -36,6 +36,8 @@ __all__ = ["DEFAULT_RETRIES", "FLEET_WAITERS_PATH", "SageMakerFleetHook", "fleet
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 # botocore's standard mode: exponential backoff with jitter on throttling, 5xx and connection errors.
 DEFAULT_RETRIES = {"mode": "standard", "max_attempts": 10}
+# AWS publishes endpoint invocation metrics as 1-minute aggregates, 1-3 minutes after the requests.
+AWS_METRICS_DELAY_SECONDS = 180.0
 FLEET_WAITERS_PATH = Path(__file__).resolve().parents[1] / "waiters" / "sagemaker_fleet.json"
 _CLIENTS: dict[tuple[Any, ...], Any] = {}
 _CLIENTS_LOCK = threading.Lock()
@@ -323,6 +325,29 @@ class SageMakerFleetHook(SageMakerHook):
         return sorted(keys)
 
     # -- CloudWatch metrics ----------------------------------------------------------------------------
+    def metrics_publish_delay_seconds(self) -> float:
+        """How long after a request its ``AWS/SageMaker`` endpoint metrics are visible in CloudWatch.
+
+        On AWS, 1-3 minutes (metrics are 1-minute aggregates, published late): ``AWS_METRICS_DELAY_SECONDS``.
+        When the connection has an ``endpoint_url``, a backend that says otherwise is believed: the local
+        emulator answers ``GET <endpoint_url>/_emulator/health`` with ``metrics_publish_delay_seconds`` (about
+        2 s). Anything else behind an ``endpoint_url`` (a VPC endpoint, a proxy) gets the AWS figure.
+        """
+        import urllib.error
+        import urllib.request
+
+        endpoint_url = self.conn_config.get_service_endpoint_url(service_name="cloudwatch")
+        if not endpoint_url or not endpoint_url.startswith(("http://", "https://")):
+            return AWS_METRICS_DELAY_SECONDS
+        try:
+            with urllib.request.urlopen(f"{endpoint_url.rstrip('/')}/_emulator/health", timeout=5) as response:
+                reported = json.loads(response.read()).get("metrics_publish_delay_seconds")
+        except (OSError, ValueError, urllib.error.URLError, AttributeError):
+            return AWS_METRICS_DELAY_SECONDS
+        if isinstance(reported, int | float) and not isinstance(reported, bool) and 0 <= reported <= 3600:
+            return float(reported)
+        return AWS_METRICS_DELAY_SECONDS
+
     def get_metric_sum(
         self,
         endpoint_name: str,
@@ -337,6 +362,8 @@ class SageMakerFleetHook(SageMakerHook):
         Sum/SampleCount add up over periods, Maximum/Minimum take the extreme, Average is weighted by
         SampleCount. 0.0 when there are no datapoints (no traffic is not an error).
         """
+        # CloudWatch compares whole seconds and refuses StartTime >= EndTime: a window is at least a second.
+        end = max(end, start + dt.timedelta(seconds=1))
         seconds = max(60, int((end - start).total_seconds()))
         period = ((seconds + 59) // 60) * 60  # one period covering the window; must be a multiple of 60
         statistics = [statistic] if statistic in {"Sum", "SampleCount"} else [statistic, "SampleCount"]

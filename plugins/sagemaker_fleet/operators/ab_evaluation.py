@@ -189,9 +189,7 @@ class SageMakerABEvaluationOperator(AwsBaseOperator[SageMakerFleetHook]):
         from sagemaker_fleet.utils.reports import render_ab_chart_png, summary_table
 
         hook = self.hook
-        SageMakerEndpointLink.persist(
-            context, name=self.endpoint_name, region_name=hook.conn_region_name, endpoint_url=hook.endpoint_url
-        )
+        SageMakerEndpointLink.persist_for(context, self, name=self.endpoint_name)
         rows = int(self.rows)
         if rows < 1:
             raise ValueError(f"rows must be >= 1, got {self.rows!r}")

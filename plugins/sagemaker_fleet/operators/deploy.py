@@ -267,9 +267,7 @@ class SageMakerDeployEndpointOperator(AwsBaseOperator[SageMakerFleetHook]):
         config, models, deployment = self._checked_requests()
         config_name = config["EndpointConfigName"]
         hook = self.hook
-        SageMakerEndpointLink.persist(
-            context, name=self.endpoint_name, region_name=hook.conn_region_name, endpoint_url=hook.endpoint_url
-        )
+        SageMakerEndpointLink.persist_for(context, self, name=self.endpoint_name)
         requested_models = {m["ModelName"] for m in models}
         referenced = sorted({v["ModelName"] for v in config["ProductionVariants"]} - requested_models)
         missing = [name for name in referenced if self._describe_or_none("describe_model", ModelName=name) is None]

@@ -28,6 +28,7 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 
 from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook, parse_s3_uri
+from sagemaker_fleet.links.sagemaker import MMEArtifactLink, MMERegistryRecordLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -168,6 +169,7 @@ class MMERegisterModelOperator(AwsBaseOperator[SageMakerFleetHook]):
         "model_artifact", "mme_prefix", "registry_prefix", "location", "version", "metrics"
     )
     template_fields_renderers = {"metrics": "json"}
+    operator_extra_links = (MMEArtifactLink(), MMERegistryRecordLink())
 
     def __init__(
         self,
@@ -195,9 +197,11 @@ class MMERegisterModelOperator(AwsBaseOperator[SageMakerFleetHook]):
         target_model = mme_artifact_key(self.location, self.version)
         source_bucket, source_key = parse_s3_uri(self.model_artifact)
         mme_bucket, mme_key_prefix = _prefix(self.mme_prefix, "mme_prefix")
-        record_key(self.registry_prefix, self.location)
+        registry_bucket, registry_key = record_key(self.registry_prefix, self.location)
         metrics = _jsonable_metrics(self.metrics)
         dest_key = f"{mme_key_prefix}{target_model}"
+        MMEArtifactLink.persist_for(context, self, bucket=mme_bucket, key=dest_key)
+        MMERegistryRecordLink.persist_for(context, self, bucket=registry_bucket, key=registry_key)
         s3_uri = f"s3://{mme_bucket}/{dest_key}"
         s3 = self.hook.s3_client
 
@@ -318,6 +322,7 @@ class MMEPromoteModelOperator(AwsBaseOperator[SageMakerFleetHook]):
 
     aws_hook_class = SageMakerFleetHook
     template_fields = aws_template_fields("mme_prefix", "registry_prefix", "location", "version", "allow_older")
+    operator_extra_links = (MMEArtifactLink(), MMERegistryRecordLink())
 
     def __init__(
         self,
@@ -345,6 +350,10 @@ class MMEPromoteModelOperator(AwsBaseOperator[SageMakerFleetHook]):
         if isinstance(allow_older, str):  # a rendered template
             allow_older = allow_older.strip().lower() in {"1", "true", "yes", "on"}
         mme_bucket, mme_key_prefix = _prefix(self.mme_prefix, "mme_prefix")
+        MMEArtifactLink.persist_for(context, self, bucket=mme_bucket, key=mme_key_prefix + target_model)
+        MMERegistryRecordLink.persist_for(
+            context, self, **dict(zip(("bucket", "key"), record_key(self.registry_prefix, self.location), strict=True))
+        )
         if (
             MMERegisterModelOperator._head_or_none(self.hook.s3_client, mme_bucket, mme_key_prefix + target_model)
             is None

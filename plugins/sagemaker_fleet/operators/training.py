@@ -186,9 +186,7 @@ class SageMakerRetrySafeTrainingOperator(AwsBaseOperator[SageMakerFleetHook]):
             job_name = self._create(config, job_name)
 
         self._job_name = job_name
-        SageMakerTrainingJobLink.persist(
-            context, name=job_name, region_name=self.hook.conn_region_name, endpoint_url=self.hook.endpoint_url
-        )
+        SageMakerTrainingJobLink.persist_for(context, self, name=job_name)
         if status == "Completed":
             return self._finish(job_name)
         if self.deferrable:

@@ -63,12 +63,7 @@ class SageMakerEndpointStateSensor(AwsBaseSensor[SageMakerFleetHook]):
         self.poll_interval = poll_interval
 
     def execute(self, context: Context) -> Any:
-        SageMakerEndpointLink.persist(
-            context,
-            name=self.endpoint_name,
-            region_name=self.hook.conn_region_name,
-            endpoint_url=self.hook.endpoint_url,
-        )
+        SageMakerEndpointLink.persist_for(context, self, name=self.endpoint_name)
         if not self.deferrable:
             return super().execute(context)
         # Already settled: answer now instead of a round trip through the triggerer.

@@ -59,12 +59,7 @@ class MMEModelAvailableSensor(AwsBaseSensor[SageMakerFleetHook]):
 
         if not self.endpoint_name or not self.target_model or not self.payload:
             raise ValueError("endpoint_name, target_model and payload must all be non-empty")
-        SageMakerEndpointLink.persist(
-            context,
-            name=self.endpoint_name,
-            region_name=self.hook.conn_region_name,
-            endpoint_url=self.hook.endpoint_url,
-        )
+        SageMakerEndpointLink.persist_for(context, self, name=self.endpoint_name)
         try:
             answer = self.hook.invoke_endpoint(
                 self.endpoint_name, self.payload, content_type=self.content_type, target_model=self.target_model

@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlparse
 __all__ = ["parse_s3_uri", "s3_uri"]
 
 # Bucket names, including the legacy us-east-1 ones (upper case, underscores, up to 255 characters).
-_BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$")
+_BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 # s3.amazonaws.com, s3.<region>.amazonaws.com, s3-<region>.amazonaws.com, s3.dualstack.<region>...,
 # and the China partition's amazonaws.com.cn.
 _S3_HOST_PART = r"s3(?:[.-](?:dualstack\.)?[a-z0-9-]+)?\.amazonaws\.com(?:\.cn)?"
