@@ -218,7 +218,8 @@ def test_persistent_conflicts_give_up_with_a_clear_error():
 @pytest.mark.parametrize(
     ("kwargs", "error"),
     [
-        ({"location": "chicago"}, ValueError),
+        ({"location": "Chicago/IL"}, ValueError),  # a model group is one path segment
+        ({"location": ".."}, ValueError),
         ({"version": "2026-11-23"}, ValueError),
         ({"model_artifact": "/tmp/model.tar.gz"}, ValueError),
         ({"mme_prefix": "bucket/mme"}, ValueError),

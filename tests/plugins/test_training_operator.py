@@ -255,13 +255,19 @@ def test_link_is_persisted_when_a_ti_is_in_the_context():
     op = operator(training_config("job", {"train": "s3://b/t/", "validation": "s3://b/v/"}))
     hook = mock.MagicMock()
     hook.describe_training_job_or_none.return_value = None
-    hook.conn_region_name, hook.endpoint_url = "us-east-1", "http://127.0.0.1:4566"
+    hook.conn_region_name, hook.conn_partition = "us-east-1", "aws"
+    hook.conn_config.get_service_endpoint_url.return_value = "http://127.0.0.1:4566/"
     ti = mock.MagicMock()
     with mock.patch.object(SageMakerRetrySafeTrainingOperator, "hook", hook), pytest.raises(TaskDeferred):
         op.execute(context={"ti": ti})
     ti.xcom_push.assert_called_once_with(
         key="sagemaker_fleet_training_job",
-        value={"name": "job", "region_name": "us-east-1", "endpoint_url": "http://127.0.0.1:4566"},
+        value={
+            "region_name": "us-east-1",
+            "aws_domain": "aws.amazon.com",
+            "emulator_url": "http://127.0.0.1:4566",
+            "name": "job",
+        },
     )
 
 

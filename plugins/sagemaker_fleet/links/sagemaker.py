@@ -12,7 +12,7 @@ so rendering a link in the UI needs neither the connection nor AWS.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from airflow.providers.amazon.aws.links.base_aws import BASE_AWS_CONSOLE_LINK, BaseAwsLink
 
@@ -109,6 +109,25 @@ class SageMakerEndpointLink(_SageMakerResourceLink):
 
 class _S3ObjectLink(_FleetLink):
     format_str = _S3_CONSOLE
+    # On the emulator a browser cannot sign an S3 request: the link is a presigned GET (S3's maximum, 7 days),
+    # made when the task ran. Never on AWS, where a credential-bearing URL must not sit in XCom.
+    EMULATOR_LINK_SECONDS = 7 * 24 * 3600
+
+    @classmethod
+    def persist_for(cls, context: Context | dict[str, Any], operator: BaseOperator, **fields: str) -> None:
+        hook = operator.hook  # type: ignore[attr-defined]
+        if isinstance(context, dict) and context.get("ti") is not None and hook.endpoint_url:
+            url = hook.s3_client.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": fields["bucket"], "Key": fields["key"]},
+                ExpiresIn=cls.EMULATOR_LINK_SECONDS,
+            )
+            public = public_emulator_url()
+            if public:
+                parsed = urlsplit(url)
+                url = public + url[len(f"{parsed.scheme}://{parsed.netloc}") :]
+            fields = {**fields, "object_url": url}
+        super().persist_for(context, operator, **fields)
 
     def quoted(self, conf: dict[str, Any]) -> dict[str, Any]:
         if not conf.get("bucket") or not conf.get("key"):
@@ -116,10 +135,7 @@ class _S3ObjectLink(_FleetLink):
         return {**conf, "key": quote(conf["key"], safe="/")}
 
     def emulator_link(self, emulator_url: str, conf: dict[str, Any]) -> str:
-        # The emulator serves S3 path-style: GET <url>/<bucket>/<key> returns the object.
-        if not conf.get("bucket") or not conf.get("key"):
-            return ""
-        return f"{emulator_url}/{quote(conf['bucket'], safe='')}/{quote(conf['key'], safe='/')}"
+        return conf.get("object_url") or ""
 
 
 class MMEArtifactLink(_S3ObjectLink):
