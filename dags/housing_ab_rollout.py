@@ -52,6 +52,7 @@ from sagemaker_fleet.operators.training import SageMakerRetrySafeTrainingOperato
 from sagemaker_fleet.run_settings import environment_setting
 from sagemaker_fleet.run_settings import run_date as run_date_of
 from sagemaker_fleet.sensors.endpoint import SageMakerEndpointStateSensor
+from sagemaker_fleet.utils.deployment import blue_green_deployment_config
 
 AWS_CONN_ID = "aws_default"
 TRAINING_POOL = "sagemaker_training"
@@ -289,10 +290,18 @@ def housing_ab_rollout() -> None:
     data = prepare_data(plan)
     configs = training_configs(plan, data)
     train_champion = SageMakerRetrySafeTrainingOperator(
-        task_id="train_champion", config=configs["champion"], pool=TRAINING_POOL, check_interval=CHECK_INTERVAL
+        task_id="train_champion",
+        config=configs["champion"],
+        tags={"location": plan["location"]},
+        pool=TRAINING_POOL,
+        check_interval=CHECK_INTERVAL,
     )
     train_challenger = SageMakerRetrySafeTrainingOperator(
-        task_id="train_challenger", config=configs["challenger"], pool=TRAINING_POOL, check_interval=CHECK_INTERVAL
+        task_id="train_challenger",
+        config=configs["challenger"],
+        tags={"location": plan["location"]},
+        pool=TRAINING_POOL,
+        check_interval=CHECK_INTERVAL,
     )
     before = record_endpoint(plan)
     [train_champion, train_challenger] >> before
@@ -303,6 +312,7 @@ def housing_ab_rollout() -> None:
         endpoint_name=spec["endpoint_name"],
         endpoint_config=spec["endpoint_config"],
         models=spec["models"],
+        tags={"location": plan["location"]},
         check_interval=CHECK_INTERVAL,
     )
     evaluate = SageMakerABEvaluationOperator(
@@ -331,11 +341,18 @@ def housing_ab_rollout() -> None:
         check_interval=CHECK_INTERVAL,
     )
     final = winner_spec(plan, decision, shift.output)
+    # SageMaker's own guardrails: blue/green, half the new fleet per step, each step baked while an alarm on
+    # the new fleet's 5XX errors is watched; an alarm rolls the update back, and the verified-config check
+    # then fails the task (never a silent success). The emulator runs the same policy (bakes scaled by
+    # --time-scale).
     promote = SageMakerProbedDeployEndpointOperator(
         task_id="promote_winner",
         probe_body=_PROBE_ROW,
         endpoint_name=final["endpoint_name"],
         endpoint_config=final["endpoint_config"],
+        deployment_config=blue_green_deployment_config(traffic="LINEAR", step_percent=50, wait_seconds=300),
+        rollback_on_5xx_errors=1,
+        tags={"location": plan["location"]},
         check_interval=CHECK_INTERVAL,
     )
     verify = SageMakerEndpointStateSensor(

@@ -198,6 +198,8 @@ def housing_mme_nightly() -> None:
         models=spec["models"],
         delete_superseded_configs=True,
         deferrable=True,
+        # One MME serves every location; tagged when created, then left alone by later runs.
+        tags={"location": "all"},
     )
 
     @task_group(group_id=GROUP)

@@ -304,8 +304,7 @@ def _variant(plan: Mapping[str, Any], role: str, weight: float) -> dict[str, Any
 def ab_endpoint_spec(plan: Mapping[str, Any], artifacts: Mapping[str, str]) -> dict[str, Any]:
     """The two CreateModel requests and the two-variant CreateEndpointConfig (initial weights).
 
-    No Tags on models and configs: the deploy operator casts every ``Value`` key to an integer (meant
-    for CanarySize/LinearStepSize), which breaks a tag's string value. The names carry the run instead.
+    The deploy operator tags what it creates (dag_id, run_id and the run's location).
     """
     return {
         "endpoint_name": plan["endpoint_name"],

@@ -304,7 +304,6 @@ def mme_endpoint_spec(plan: Mapping[str, Any]) -> dict[str, Any]:
         "InitialVariantWeight": 1.0,
     }
     config_name = sagemaker_name(endpoint, "cfg", _definition_hash({"ProductionVariants": [variant]}))
-    # No Tags: the deploy operator's number casting reads every "Value" key as an integer.
     return {
         "endpoint_name": endpoint,
         "models": [{"ModelName": model_name, **model_definition}],

@@ -324,6 +324,35 @@ class SageMakerFleetHook(SageMakerHook):
             keys.extend(o["Key"][len(prefix) :] for o in page.get("Contents", []) if o["Key"].endswith(".tar.gz"))
         return sorted(keys)
 
+    # -- CloudWatch alarms (deployment guardrails) ------------------------------------------------------
+    def put_error_alarm(
+        self, endpoint_name: str, variant_name: str, max_errors: float, tags: list | None = None
+    ) -> str:
+        """Create (or overwrite) the alarm a blue/green deployment rolls back on: the variant's
+        ``Invocation5XXErrors`` summed over a minute reaching ``max_errors``. Returns the alarm's name."""
+        name = f"sagemaker-fleet-{endpoint_name}-{variant_name}-5xx"[:255]
+        kwargs: dict[str, Any] = {
+            "AlarmName": name,
+            "AlarmDescription": f"5XX errors of {endpoint_name}/{variant_name}: rolls a deployment back",
+            "Namespace": "AWS/SageMaker",
+            "MetricName": "Invocation5XXErrors",
+            "Dimensions": [
+                {"Name": "EndpointName", "Value": endpoint_name},
+                {"Name": "VariantName", "Value": variant_name},
+            ],
+            "Statistic": "Sum",
+            "Period": 60,
+            "EvaluationPeriods": 1,
+            "Threshold": float(max_errors),
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            # No traffic is no evidence of errors; the verified-config check still judges the outcome.
+            "TreatMissingData": "notBreaching",
+        }
+        if tags:
+            kwargs["Tags"] = tags
+        self.cloudwatch_client.put_metric_alarm(**kwargs)
+        return name
+
     # -- CloudWatch metrics ----------------------------------------------------------------------------
     def metrics_publish_delay_seconds(self) -> float:
         """How long after a request its ``AWS/SageMaker`` endpoint metrics are visible in CloudWatch.

@@ -25,6 +25,7 @@ from sagemaker_fleet.triggers.endpoint import (
     wait_for_endpoint,
 )
 from sagemaker_fleet.utils.config import default_deferrable
+from sagemaker_fleet.utils.tags import merge_tags, run_tags
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -137,6 +138,13 @@ class SageMakerDeployEndpointOperator(AwsBaseOperator[SageMakerFleetHook]):
         ``[operators] default_deferrable``, True when unset
     :param check_interval: seconds between DescribeEndpoint calls
     :param max_wait_seconds: how long the create or update may take, in seconds
+    :param rollback_on_5xx_errors: with a blue/green ``deployment_config``: create a CloudWatch alarm per variant
+        of the new config on ``Invocation5XXErrors`` (summed over a minute) reaching this many, and add them to
+        ``AutoRollbackConfiguration``, so SageMaker itself rolls the update back; the task then fails on the
+        verified-config check
+    :param tags: tags for what this task creates (models, config, endpoint) besides the requests' own ``Tags``
+        and the automatic ``airflow:dag_id``/``airflow:run_id``; set at creation, never changed on a resource
+        that already exists (a shared model keeps the tags of the run that created it)
 
     Returns ``{"endpoint_name", "endpoint_config_name", "previous_endpoint_config_name", "operation",
     "deleted_endpoint_configs"}`` where operation is ``create``, ``update`` or ``noop``.
@@ -144,7 +152,7 @@ class SageMakerDeployEndpointOperator(AwsBaseOperator[SageMakerFleetHook]):
 
     aws_hook_class = SageMakerFleetHook
     template_fields: Sequence[str] = aws_template_fields(
-        "endpoint_name", "endpoint_config", "models", "deployment_config"
+        "endpoint_name", "endpoint_config", "models", "deployment_config", "tags"
     )
     template_fields_renderers = {"endpoint_config": "json", "models": "json", "deployment_config": "json"}
     operator_extra_links = (SageMakerEndpointLink(),)
@@ -161,9 +169,13 @@ class SageMakerDeployEndpointOperator(AwsBaseOperator[SageMakerFleetHook]):
         deferrable: bool = default_deferrable(),
         check_interval: float = 5,
         max_wait_seconds: int = 3600,
+        tags: dict[str, str] | None = None,
+        rollback_on_5xx_errors: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.tags = tags
+        self.rollback_on_5xx_errors = rollback_on_5xx_errors
         if check_interval <= 0:
             raise ValueError(f"check_interval must be > 0, got {check_interval}")
         if max_wait_seconds <= 0:
@@ -322,6 +334,9 @@ class SageMakerDeployEndpointOperator(AwsBaseOperator[SageMakerFleetHook]):
             return self._finish(result)
 
         previous = endpoint.get("EndpointConfigName") if endpoint else None
+        created_by = run_tags(context, self.tags)
+        models = [{**model, "Tags": merge_tags(model.get("Tags"), created_by)} for model in models]
+        config = {**config, "Tags": merge_tags(config.get("Tags"), created_by)}
         for model in models:
             self._ensure("model", model["ModelName"], model, "describe_model", "create_model", "ModelName")
         if previous and previous != config_name:
@@ -336,7 +351,7 @@ class SageMakerDeployEndpointOperator(AwsBaseOperator[SageMakerFleetHook]):
         if endpoint is None:
             self.log.info("Creating endpoint %s on %s", self.endpoint_name, config_name)
             try:
-                conn.create_endpoint(EndpointName=self.endpoint_name, EndpointConfigName=config_name)
+                conn.create_endpoint(EndpointName=self.endpoint_name, EndpointConfigName=config_name, Tags=created_by)
             except Exception as error:
                 # Two tries racing: the other created it first; re-attach through the normal path.
                 if "already existing" not in str(error):
@@ -347,10 +362,27 @@ class SageMakerDeployEndpointOperator(AwsBaseOperator[SageMakerFleetHook]):
             self.log.info("Updating endpoint %s from %s to %s", self.endpoint_name, previous, config_name)
             kwargs: dict[str, Any] = {"EndpointName": self.endpoint_name, "EndpointConfigName": config_name}
             if deployment:
-                kwargs["DeploymentConfig"] = deployment
+                kwargs["DeploymentConfig"] = self._with_rollback_alarms(deployment, config, created_by)
             conn.update_endpoint(**kwargs)
             operation = "update"
         return self._wait(context, config_name, previous, operation)
+
+    def _with_rollback_alarms(self, deployment: dict, config: dict, tags: list) -> dict:
+        if self.rollback_on_5xx_errors is None:
+            return deployment
+        threshold = float(self.rollback_on_5xx_errors)
+        if not math.isfinite(threshold) or threshold < 1:
+            raise ValueError(f"rollback_on_5xx_errors must be a number >= 1, got {self.rollback_on_5xx_errors!r}")
+        if "BlueGreenUpdatePolicy" not in deployment:
+            raise ValueError("rollback_on_5xx_errors needs a deployment_config with a BlueGreenUpdatePolicy")
+        rollback = dict(deployment.get("AutoRollbackConfiguration") or {})
+        alarms = list(rollback.get("Alarms") or [])
+        for variant in config["ProductionVariants"]:
+            name = self.hook.put_error_alarm(self.endpoint_name, variant["VariantName"], threshold, tags)
+            if all(a.get("AlarmName") != name for a in alarms):
+                alarms.append({"AlarmName": name})
+            self.log.info("Deployment rolls back when alarm %s goes into ALARM", name)
+        return {**deployment, "AutoRollbackConfiguration": {**rollback, "Alarms": alarms}}
 
     def _result(self, config_name: str, previous: str | None, operation: str) -> dict[str, Any]:
         return {

@@ -28,6 +28,7 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook
 from sagemaker_fleet.links.sagemaker import SageMakerTrainingJobLink
 from sagemaker_fleet.utils.config import default_deferrable
+from sagemaker_fleet.utils.tags import merge_tags, run_tags
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -106,6 +107,8 @@ class SageMakerRetrySafeTrainingOperator(AwsBaseOperator[SageMakerFleetHook]):
     :param check_interval: seconds between status checks
     :param max_wait_seconds: fail the task (the job keeps running; a retry re-attaches) after this long
     :param print_log: log the job's CloudWatch lines at completion
+    :param tags: tags for the job besides the request's own ``Tags`` and the automatic ``airflow:dag_id`` and
+        ``airflow:run_id`` (e.g. ``{"location": "Chicago_IL"}``)
 
     Returns ``{"job_name", "model_artifact", "metrics", "status", "billable_seconds"}``.
 
@@ -117,7 +120,7 @@ class SageMakerRetrySafeTrainingOperator(AwsBaseOperator[SageMakerFleetHook]):
     """
 
     aws_hook_class = SageMakerFleetHook
-    template_fields = aws_template_fields("config")
+    template_fields = aws_template_fields("config", "tags")
     template_fields_renderers = {"config": "json"}
     operator_extra_links = (SageMakerTrainingJobLink(),)
     ui_color = "#f0eee4"
@@ -130,9 +133,11 @@ class SageMakerRetrySafeTrainingOperator(AwsBaseOperator[SageMakerFleetHook]):
         check_interval: float = 5,
         max_wait_seconds: int = 6 * 3600,
         print_log: bool = True,
+        tags: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.tags = tags
         if float(check_interval) <= 0:
             raise ValueError(f"check_interval must be > 0, got {check_interval}")
         if int(max_wait_seconds) <= 0:
@@ -161,6 +166,8 @@ class SageMakerRetrySafeTrainingOperator(AwsBaseOperator[SageMakerFleetHook]):
 
     def execute(self, context: Context) -> dict:
         config = prepare_training_config(self.config)
+        # Set at creation only: a re-attached or returned job keeps the tags of the try that created it.
+        config["Tags"] = merge_tags(config.get("Tags"), run_tags(context, self.tags))
         base = config["TrainingJobName"]
         attempt, description = self.find_latest_attempt(base)
         status = description["TrainingJobStatus"] if description else None
