@@ -1,6 +1,7 @@
 """sagemaker_fleet loads from Airflow's plugins folder as it is in this repository, and from an MWAA-style
-plugins.zip (``sagemaker_fleet/`` and ``sagemaker_fleet_plugin.py`` at the zip's root) unpacked into an empty
-plugins folder, with nothing of the checkout on the Python path."""
+plugins.zip (``sagemaker_fleet/``, ``sagemaker_fleet_plugin.py`` and ``.airflowignore`` at the zip's root)
+unpacked into an empty plugins folder, with nothing of the checkout on the Python path. The ``.airflowignore``
+keeps Airflow's loader from running the package's files as top-level modules (``sagemaker``, ``training``...)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,15 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 PLUGINS = REPO / "plugins"
 CHECK = """
-import json
+import json, sys
 from airflow.plugins_manager import get_plugin_info
+info = get_plugin_info()
 import sagemaker_fleet
-print(json.dumps({"plugins": get_plugin_info(), "file": sagemaker_fleet.__file__}, default=str))
+# The loader runs plugin files as top-level modules: none of the package's modules may be one
+# (hooks/sagemaker.py would hide the SageMaker SDK, whose image_uris the DAGs use).
+from sagemaker.core import image_uris
+shadowed = sorted(n for n, m in sys.modules.items() if "." not in n and "sagemaker_fleet/" in str(getattr(m, "__file__", "")))
+print(json.dumps({"plugins": info, "file": sagemaker_fleet.__file__, "shadowed": shadowed}, default=str))
 """
 
 
@@ -28,6 +34,7 @@ def build_plugins_zip(target: Path) -> Path:
     archive = target / "plugins.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.write(PLUGINS / "sagemaker_fleet_plugin.py", "sagemaker_fleet_plugin.py")
+        zf.write(PLUGINS / ".airflowignore", ".airflowignore")
         for path in sorted((PLUGINS / "sagemaker_fleet").rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
                 zf.write(path, path.relative_to(PLUGINS).as_posix())
@@ -63,5 +70,6 @@ def test_loads_from_the_plugins_folder(layout: str, tmp_path: Path) -> None:
             zf.extractall(folder)
     report = loaded_plugins(folder, home)
     assert Path(report["file"]).is_relative_to(folder), report["file"]
+    assert report["shadowed"] == [], f"package modules loaded as top-level plugin modules: {report['shadowed']}"
     links = plugin_links(report)
     assert len(links) == 4 and any("SageMakerTrainingJobLink" in link for link in links), links
