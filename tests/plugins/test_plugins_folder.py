@@ -24,7 +24,7 @@ import sagemaker_fleet
 # The loader runs plugin files as top-level modules: none of the package's modules may be one
 # (hooks/sagemaker.py would hide the SageMaker SDK, whose image_uris the DAGs use).
 from sagemaker.core import image_uris
-shadowed = sorted(n for n, m in sys.modules.items() if "." not in n and "sagemaker_fleet/" in str(getattr(m, "__file__", "")))
+shadowed = sorted(n for n, m in sys.modules.items() if "." not in n and n != "sagemaker_fleet" and "sagemaker_fleet/" in str(getattr(m, "__file__", "")))
 print(json.dumps({"plugins": info, "file": sagemaker_fleet.__file__, "shadowed": shadowed}, default=str))
 """
 
