@@ -4,6 +4,7 @@ cheap to import (include.housing and DAG files import them at parse time)."""
 from __future__ import annotations
 
 import ast
+import json
 import os
 import subprocess
 import sys
@@ -57,3 +58,18 @@ def test_utils_import_without_airflow_or_heavy_libraries(module: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "plugins")}
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True, env=env)
     assert result.stdout.strip() == "", f"sagemaker_fleet.utils.{module} imports {result.stdout.strip()}"
+
+
+def test_get_provider_info_imports_nothing_of_airflow() -> None:
+    # The providers manager calls it while Airflow's configuration is being built: an Airflow import there is
+    # a circular import (airflow providers list fails).
+    check = (
+        "import sys, json; from sagemaker_fleet.get_provider_info import get_provider_info; info = get_provider_info(); "
+        "print(json.dumps([sorted(m for m in sys.modules if m.split('.')[0] in ('airflow', 'boto3', 'botocore')), "
+        "info['package-name'], info['extra-links']]))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "plugins")}
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True, env=env)
+    imported, name, links = json.loads(result.stdout)
+    assert imported == [] and name == "airflow-provider-sagemaker-fleet"
+    assert len(links) == 4 and all(link.startswith("sagemaker_fleet.links.sagemaker.") for link in links)

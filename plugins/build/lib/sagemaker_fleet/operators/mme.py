@@ -1,0 +1,410 @@
+"""The MME registry: versioned, never-overwritten artifacts under an MME prefix plus a per-location live record.
+
+Layout::
+
+    s3://bucket/mme/Chicago_IL/Chicago_IL-20261123.tar.gz    the TargetModel (naming.mme_artifact_key)
+    s3://bucket/registry/Chicago_IL.json                     the location's record:
+        {"location", "live_version", "live_target_model",
+         "versions": {version: {target_model, s3_uri, etag, registered_at, metrics}}, "updated_at"}
+
+Writes are S3 conditional writes: an artifact is created with ``PutObject IfNoneMatch="*"`` (so two runs can
+never both "create" it), and a record is read-modify-written with ``IfMatch=<etag>`` (``IfNoneMatch="*"`` for
+the first one), retried on 412 PreconditionFailed. A PutObject is atomic, so a record is never half-written,
+and a concurrent update is re-applied on the fresh record instead of being lost.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import random
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from airflow.exceptions import AirflowException
+from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+
+from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook, parse_s3_uri
+from sagemaker_fleet.links.sagemaker import MMEArtifactLink, MMERegistryRecordLink
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+__all__ = [
+    "MMEPromoteModelOperator",
+    "MMERegisterModelOperator",
+    "list_registered_models",
+    "read_live_record",
+    "update_record",
+]
+
+MAX_RECORD_ATTEMPTS = 10
+# Larger artifacts are copied server-side (CopyObject IfNoneMatch) instead of read and re-put.
+MAX_IN_MEMORY_ARTIFACT_BYTES = 512 * 1024 * 1024
+_CONFLICT_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
+
+
+def _utcnow() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _prefix(uri: str, what: str) -> tuple[str, str]:
+    try:
+        bucket, key = parse_s3_uri(uri)
+    except ValueError as error:
+        raise ValueError(f"{what}: {error}") from None
+    return bucket, (key.rstrip("/") + "/") if key else ""
+
+
+def _error_code(error: Exception) -> str:
+    response = getattr(error, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def _version_key(version: str) -> tuple[str, int]:
+    from sagemaker_fleet.utils.naming import VERSION_PATTERN
+
+    match = VERSION_PATTERN.match(version)
+    if match is None:
+        raise ValueError(f"Invalid model version {version!r}: expected YYYYMMDD or YYYYMMDD-rNN")
+    return match.group("date"), int(match.group("revision") or 0)
+
+
+def record_key(registry_prefix: str, location: str) -> tuple[str, str]:
+    bucket, prefix = _prefix(registry_prefix, "registry_prefix")
+    return bucket, f"{prefix}{location}.json"
+
+
+def _read_record(s3: Any, bucket: str, key: str) -> tuple[dict | None, str | None]:
+    try:
+        response = s3.get_object(Bucket=bucket, Key=key)
+    except Exception as error:
+        if _error_code(error) in {"NoSuchKey", "404", "NotFound"}:
+            return None, None
+        raise
+    return json.loads(response["Body"].read()), response["ETag"]
+
+
+def read_live_record(hook: SageMakerFleetHook, registry_prefix: str, location: str) -> dict | None:
+    """The location's registry record (with ``live_version``), or None when nothing was registered."""
+    bucket, key = record_key(registry_prefix, location)
+    return _read_record(hook.s3_client, bucket, key)[0]
+
+
+def list_registered_models(hook: SageMakerFleetHook, mme_prefix: str) -> list[str]:
+    """TargetModels under the MME prefix, like the SDK's ``MultiDataModel.list_models``."""
+    return hook.list_mme_models(mme_prefix)
+
+
+def update_record(
+    hook: SageMakerFleetHook,
+    registry_prefix: str,
+    location: str,
+    mutate: Callable[[dict | None], dict | None],
+    *,
+    max_attempts: int = MAX_RECORD_ATTEMPTS,
+) -> tuple[dict | None, bool]:
+    """Read-modify-write a record with S3 conditional writes; returns ``(record, written)``.
+
+    ``mutate`` gets a fresh copy of the current record (None when absent) and returns the new record, or
+    the same/None to leave it alone. It is called again on the re-read record after every conflict, so it
+    must decide from its argument only.
+    """
+    s3 = hook.s3_client
+    bucket, key = record_key(registry_prefix, location)
+    for attempt in range(1, max_attempts + 1):
+        current, etag = _read_record(s3, bucket, key)
+        snapshot = json.loads(json.dumps(current)) if current is not None else None
+        new = mutate(json.loads(json.dumps(current)) if current is not None else None)
+        if new is None or new == snapshot:
+            return current, False
+        condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
+        try:
+            s3.put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=json.dumps(new, indent=2, sort_keys=True).encode("utf-8"),
+                ContentType="application/json",
+                **condition,
+            )
+            return new, True
+        except Exception as error:
+            # 412: someone else wrote since we read; NoSuchKey: it was deleted since. Re-read and re-apply.
+            if _error_code(error) not in _CONFLICT_CODES | {"NoSuchKey"}:
+                raise
+            delay = min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.0)
+            hook.log.info("Registry record %s changed under us (%s); retrying in %.2f s", key, error, delay)
+            time.sleep(delay)
+    raise AirflowException(f"Could not update s3://{bucket}/{key}: {max_attempts} concurrent-write conflicts")
+
+
+def _jsonable_metrics(metrics: dict | None) -> dict:
+    if metrics is None:
+        return {}
+    if not isinstance(metrics, dict):
+        raise ValueError(f"metrics must be a dict, got {type(metrics).__name__}")
+    cast: dict[str, Any] = {}
+    for name, value in metrics.items():
+        try:
+            cast[str(name)] = float(value) if not isinstance(value, bool) else value
+        except (TypeError, ValueError):
+            cast[str(name)] = value if isinstance(value, str | int | bool) or value is None else str(value)
+    return cast
+
+
+class MMERegisterModelOperator(AwsBaseOperator[SageMakerFleetHook]):
+    """Copy a training artifact into the MME prefix under its versioned TargetModel and record the version.
+
+    Never overwrites: the same bytes already at that key is a no-op (``created`` False); different bytes
+    is an error. The version is recorded but not made live (see :class:`MMEPromoteModelOperator`).
+
+    Returns ``{"location", "version", "target_model", "s3_uri", "created"}``.
+    """
+
+    aws_hook_class = SageMakerFleetHook
+    template_fields = aws_template_fields(
+        "model_artifact", "mme_prefix", "registry_prefix", "location", "version", "metrics"
+    )
+    template_fields_renderers = {"metrics": "json"}
+    operator_extra_links = (MMEArtifactLink(), MMERegistryRecordLink())
+
+    def __init__(
+        self,
+        *,
+        model_artifact: str,
+        mme_prefix: str,
+        registry_prefix: str,
+        location: str,
+        version: str,
+        metrics: dict | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model_artifact = model_artifact
+        self.mme_prefix = mme_prefix
+        self.registry_prefix = registry_prefix
+        self.location = location
+        self.version = version
+        self.metrics = metrics
+
+    def execute(self, context: Context) -> dict:
+        from sagemaker_fleet.utils.naming import mme_artifact_key
+
+        # Every check happens before anything is written (templated values are only known here).
+        target_model = mme_artifact_key(self.location, self.version)
+        source_bucket, source_key = parse_s3_uri(self.model_artifact)
+        mme_bucket, mme_key_prefix = _prefix(self.mme_prefix, "mme_prefix")
+        registry_bucket, registry_key = record_key(self.registry_prefix, self.location)
+        metrics = _jsonable_metrics(self.metrics)
+        dest_key = f"{mme_key_prefix}{target_model}"
+        MMEArtifactLink.persist_for(context, self, bucket=mme_bucket, key=dest_key)
+        MMERegistryRecordLink.persist_for(context, self, bucket=registry_bucket, key=registry_key)
+        s3_uri = f"s3://{mme_bucket}/{dest_key}"
+        s3 = self.hook.s3_client
+
+        try:
+            source = s3.head_object(Bucket=source_bucket, Key=source_key)
+        except Exception as error:
+            if _error_code(error) in {"404", "NoSuchKey", "NotFound"}:
+                raise AirflowException(f"Training artifact {self.model_artifact} does not exist") from None
+            raise
+        created = self._copy_once(s3, source_bucket, source_key, source, mme_bucket, dest_key)
+        etag = s3.head_object(Bucket=mme_bucket, Key=dest_key)["ETag"]
+        self.log.info("%s %s -> %s", "Copied" if created else "Already there:", self.model_artifact, s3_uri)
+
+        entry = {
+            "target_model": target_model,
+            "s3_uri": s3_uri,
+            "etag": etag,
+            "registered_at": _utcnow(),
+            "metrics": metrics,
+        }
+
+        def add_version(record: dict | None) -> dict | None:
+            record = record or {
+                "location": self.location,
+                "live_version": None,
+                "live_target_model": None,
+                "versions": {},
+            }
+            known = record.setdefault("versions", {}).get(self.version)
+            if known is not None:
+                if known.get("etag") != etag:
+                    raise AirflowException(
+                        f"Registry says {self.location} {self.version} has ETag {known.get('etag')}, "
+                        f"but {s3_uri} has {etag}; refusing to change a registered version"
+                    )
+                if not metrics or known.get("metrics") == metrics:
+                    return None  # a retry of the same registration: nothing to write
+                known["metrics"] = metrics
+            else:
+                record["versions"][self.version] = dict(entry)
+            record["updated_at"] = _utcnow()
+            return record
+
+        _, written = update_record(self.hook, self.registry_prefix, self.location, add_version)
+        self.log.info("Registry record of %s %s", self.location, "updated" if written else "already up to date")
+        return {
+            "location": self.location,
+            "version": self.version,
+            "target_model": target_model,
+            "s3_uri": s3_uri,
+            "created": created,
+        }
+
+    def _copy_once(self, s3: Any, src_bucket: str, src_key: str, source: dict, bucket: str, key: str) -> bool:
+        """True when this call created ``key``; False when identical bytes were already there."""
+        existing = self._head_or_none(s3, bucket, key)
+        if existing is None:
+            try:
+                if int(source.get("ContentLength", 0)) <= MAX_IN_MEMORY_ARTIFACT_BYTES:
+                    body = s3.get_object(Bucket=src_bucket, Key=src_key)["Body"].read()
+                    s3.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")
+                else:
+                    s3.copy_object(
+                        Bucket=bucket, Key=key, CopySource={"Bucket": src_bucket, "Key": src_key}, IfNoneMatch="*"
+                    )
+                return True
+            except Exception as error:
+                if _error_code(error) not in _CONFLICT_CODES:
+                    raise
+                # A concurrent run created it first: fall through and compare its bytes with ours.
+                existing = s3.head_object(Bucket=bucket, Key=key)
+        if self._same_bytes(s3, src_bucket, src_key, source, bucket, key, existing):
+            return False
+        raise AirflowException(
+            f"s3://{bucket}/{key} already exists with different bytes than {self.model_artifact}; "
+            "artifacts are never overwritten (the MME would keep serving its cached copy). "
+            "Register a new version instead, e.g. naming.model_version(location, run_date, revision=1)."
+        )
+
+    @staticmethod
+    def _head_or_none(s3: Any, bucket: str, key: str) -> dict | None:
+        try:
+            return s3.head_object(Bucket=bucket, Key=key)
+        except Exception as error:
+            if _error_code(error) in {"404", "NoSuchKey", "NotFound"}:
+                return None
+            raise
+
+    @staticmethod
+    def _same_bytes(s3: Any, src_bucket: str, src_key: str, source: dict, bucket: str, key: str, dest: dict) -> bool:
+        if source.get("ContentLength") != dest.get("ContentLength"):
+            return False
+        # Single-part ETags are MD5s of the bytes; multipart ones ("...-N") depend on part sizes: hash instead.
+        if source["ETag"] == dest["ETag"] and "-" not in source["ETag"]:
+            return True
+
+        def digest(b: str, k: str) -> str:
+            sha = hashlib.sha256()
+            for chunk in s3.get_object(Bucket=b, Key=k)["Body"].iter_chunks(1024 * 1024):
+                sha.update(chunk)
+            return sha.hexdigest()
+
+        return digest(src_bucket, src_key) == digest(bucket, key)
+
+
+class MMEPromoteModelOperator(AwsBaseOperator[SageMakerFleetHook]):
+    """Make a registered version the location's live model in its registry record.
+
+    A version older than the live one is not made live unless ``allow_older`` (a backfill must not move
+    live backwards); that is a success with ``promoted`` False and the reason.
+
+    With ``outlets=[AssetAlias(...)]``, a promotion also emits an Asset event for the location's registry
+    record (``s3://<registry>/<location>.json``) through each alias.
+
+    Returns ``{"location", "version", "live_version", "previous_version", "promoted", "reason",
+    "asset_event"}``.
+    """
+
+    aws_hook_class = SageMakerFleetHook
+    template_fields = aws_template_fields("mme_prefix", "registry_prefix", "location", "version", "allow_older")
+    operator_extra_links = (MMEArtifactLink(), MMERegistryRecordLink())
+
+    def __init__(
+        self,
+        *,
+        mme_prefix: str,
+        registry_prefix: str,
+        location: str,
+        version: str,
+        allow_older: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.mme_prefix = mme_prefix
+        self.registry_prefix = registry_prefix
+        self.location = location
+        self.version = version
+        self.allow_older = allow_older
+
+    def execute(self, context: Context) -> dict:
+        from sagemaker_fleet.utils.naming import mme_artifact_key
+
+        target_model = mme_artifact_key(self.location, self.version)
+        new_key = _version_key(self.version)
+        allow_older = self.allow_older
+        if isinstance(allow_older, str):  # a rendered template
+            allow_older = allow_older.strip().lower() in {"1", "true", "yes", "on"}
+        mme_bucket, mme_key_prefix = _prefix(self.mme_prefix, "mme_prefix")
+        MMEArtifactLink.persist_for(context, self, bucket=mme_bucket, key=mme_key_prefix + target_model)
+        MMERegistryRecordLink.persist_for(
+            context, self, **dict(zip(("bucket", "key"), record_key(self.registry_prefix, self.location), strict=True))
+        )
+        if (
+            MMERegisterModelOperator._head_or_none(self.hook.s3_client, mme_bucket, mme_key_prefix + target_model)
+            is None
+        ):
+            raise AirflowException(
+                f"s3://{mme_bucket}/{mme_key_prefix}{target_model} does not exist: register {self.version} first"
+            )
+        outcome: dict[str, Any] = {}
+
+        def promote(record: dict | None) -> dict | None:
+            if record is None or self.version not in record.get("versions", {}):
+                raise AirflowException(
+                    f"{self.location} {self.version} is not in the registry "
+                    f"({self.registry_prefix}); run MMERegisterModelOperator first"
+                )
+            live = record.get("live_version")
+            outcome.update(previous_version=live, live_version=live, promoted=False)
+            if live == self.version:
+                outcome["reason"] = f"{self.version} is already live"
+                return None
+            if live is not None and new_key < _version_key(live) and not allow_older:
+                outcome["reason"] = (
+                    f"{self.version} is older than the live {live}; not promoted (pass allow_older=True to roll back)"
+                )
+                return None
+            record["live_version"] = self.version
+            record["live_target_model"] = target_model
+            record["updated_at"] = _utcnow()
+            outcome.update(live_version=self.version, promoted=True)
+            outcome["reason"] = f"{self.version} is live (was {live})" if live else f"{self.version} is live (first)"
+            return record
+
+        update_record(self.hook, self.registry_prefix, self.location, promote)
+        self.log.info("%s: %s", self.location, outcome["reason"])
+        outcome["asset_event"] = self._announce(context, outcome) if outcome["promoted"] else False
+        return {"location": self.location, "version": self.version, **outcome}
+
+    def _announce(self, context: Context, outcome: dict[str, Any]) -> bool:
+        """An Asset event for the location's record through each AssetAlias in ``outlets``: consumers learn
+        which location's live model changed (the asset is only known at run time, hence the alias)."""
+        from airflow.sdk import Asset, AssetAlias
+
+        aliases = [outlet for outlet in self.outlets if isinstance(outlet, AssetAlias)]
+        bucket, key = record_key(self.registry_prefix, self.location)
+        for alias in aliases:
+            context["outlet_events"][alias].add(
+                Asset(f"s3://{bucket}/{key}"),
+                extra={
+                    "location": self.location,
+                    "version": self.version,
+                    "previous_version": outcome["previous_version"],
+                },
+            )
+        return bool(aliases)
