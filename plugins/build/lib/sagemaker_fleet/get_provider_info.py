@@ -1,19 +1,27 @@
 """The ``apache_airflow_provider`` entry point: what ``airflow providers list`` and the UI learn about the package
-when it is pip-installed. The extra links are declared here once (the same tuple the plugin registers)."""
+when it is pip-installed. The extra links are declared here once, as class paths (``links.sagemaker.ALL_LINKS``
+and the plugin are built from them).
+
+Nothing here may import Airflow: the providers manager calls ``get_provider_info`` while Airflow's own
+configuration is still being set up, and an import of the links module then is a circular import.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+EXTRA_LINKS = (
+    "sagemaker_fleet.links.sagemaker.SageMakerTrainingJobLink",
+    "sagemaker_fleet.links.sagemaker.SageMakerEndpointLink",
+    "sagemaker_fleet.links.sagemaker.MMEArtifactLink",
+    "sagemaker_fleet.links.sagemaker.MMERegistryRecordLink",
+)
 PACKAGE_NAME = "airflow-provider-sagemaker-fleet"
 VERSION = "0.1.0"
 INTEGRATION = "Amazon SageMaker fleets"
 
 
 def get_provider_info() -> dict[str, Any]:
-    # Imported lazily: the providers manager calls this in every Airflow process at start-up.
-    from sagemaker_fleet.links.sagemaker import ALL_LINKS
-
     def modules(role: str, names: list[str]) -> list[dict[str, Any]]:
         return [{"integration-name": INTEGRATION, "python-modules": [f"sagemaker_fleet.{role}.{n}" for n in names]}]
 
@@ -28,7 +36,7 @@ def get_provider_info() -> dict[str, Any]:
         "operators": modules("operators", ["ab_evaluation", "deploy", "mme", "teardown", "traffic", "training"]),
         "sensors": modules("sensors", ["endpoint", "mme"]),
         "triggers": modules("triggers", ["endpoint", "training"]),
-        "extra-links": [f"{link.__module__}.{link.__qualname__}" for link in ALL_LINKS],
+        "extra-links": list(EXTRA_LINKS),
         "config": {
             "sagemaker_fleet": {
                 "description": "Settings of the sagemaker_fleet operators.",

@@ -16,6 +16,7 @@ from urllib.parse import quote, urlsplit
 
 from airflow.providers.amazon.aws.links.base_aws import BASE_AWS_CONSOLE_LINK, BaseAwsLink
 
+from sagemaker_fleet.get_provider_info import EXTRA_LINKS
 from sagemaker_fleet.utils.config import public_emulator_url
 
 if TYPE_CHECKING:
@@ -152,5 +153,5 @@ class MMERegistryRecordLink(_S3ObjectLink):
     key = "sagemaker_fleet_mme_registry_record"
 
 
-# Declared once, for the plugin and for get_provider_info.
-ALL_LINKS = (SageMakerTrainingJobLink, SageMakerEndpointLink, MMEArtifactLink, MMERegistryRecordLink)
+# Declared once, in get_provider_info.EXTRA_LINKS (which must stay free of imports); the plugin uses this.
+ALL_LINKS: tuple[type[BaseAwsLink], ...] = tuple(globals()[path.rsplit(".", 1)[1]] for path in EXTRA_LINKS)
