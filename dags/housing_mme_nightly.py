@@ -66,7 +66,7 @@ RETRY_DELAY = dt.timedelta(seconds=int(os.environ.get("HOUSING_RETRY_DELAY_SECON
 
 
 def _hook():
-    from sagemaker_fleet.hooks import SageMakerFleetHook
+    from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook
 
     return SageMakerFleetHook(aws_conn_id=AWS_CONN_ID)
 
@@ -200,6 +200,8 @@ def housing_mme_nightly() -> None:
         models=spec["models"],
         delete_superseded_configs=True,
         deferrable=True,
+        # One MME serves every location; tagged when created, then left alone by later runs.
+        tags={"location": "all"},
     )
 
     @task_group(group_id=GROUP)
@@ -344,7 +346,7 @@ def housing_mme_nightly() -> None:
         from airflow.sdk.exceptions import AirflowFailException
 
         from include.housing.nightly import SUMMARY_COLUMNS, summary_report, summary_row, write_report
-        from include.housing.reports import summary_table
+        from sagemaker_fleet.utils.reports import summary_table
 
         context = get_current_context()
         ti = context["ti"]

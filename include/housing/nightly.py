@@ -26,7 +26,6 @@ import re
 import tarfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
 
 from include.housing.evaluation import parse_label_first_csv, promotion_decision
 from include.housing.feed import generate_listings, stable_seed
@@ -41,6 +40,8 @@ from include.housing.naming import (
 from include.housing.params import InvalidParamsError, hyperparameters_for_sagemaker, validate_nightly_params
 from include.housing.prepare import channel_prefix, prepare_listings
 from include.housing.training import csv_training_request
+from sagemaker_fleet.utils.s3 import parse_s3_uri as split_s3_uri
+from sagemaker_fleet.utils.s3 import s3_uri
 
 if TYPE_CHECKING:
     import numpy as np
@@ -107,19 +108,6 @@ class InvalidEnvironmentError(ValueError):
 
 
 # --- S3 addresses -----------------------------------------------------------------------------------
-
-
-def s3_uri(bucket: str, key: str) -> str:
-    """``s3://bucket/key``."""
-    return f"s3://{bucket}/{key.lstrip('/')}"
-
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    """``s3://bucket/a/b`` -> ``("bucket", "a/b")``; ValueError for anything else."""
-    parsed = urlparse(uri)
-    if parsed.scheme != "s3" or not parsed.netloc:
-        raise ValueError(f"Not an S3 URI: {uri!r}")
-    return parsed.netloc, parsed.path.lstrip("/")
 
 
 def _get_text(s3: Any, uri: str) -> str:
@@ -331,7 +319,6 @@ def mme_endpoint_spec(plan: Mapping[str, Any]) -> dict[str, Any]:
         "InitialVariantWeight": 1.0,
     }
     config_name = sagemaker_name(endpoint, "cfg", _definition_hash({"ProductionVariants": [variant]}))
-    # No Tags: the deploy operator's number casting reads every "Value" key as an integer.
     return {
         "endpoint_name": endpoint,
         "models": [{"ModelName": model_name, **model_definition}],

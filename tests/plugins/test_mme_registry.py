@@ -15,7 +15,7 @@ from airflow.exceptions import AirflowException
 from airflow.sdk.exceptions import AirflowSkipException
 from botocore.exceptions import ClientError
 
-from sagemaker_fleet.hooks import SageMakerFleetHook
+from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook
 from sagemaker_fleet.operators.mme import (
     MMEPromoteModelOperator,
     MMERegisterModelOperator,
@@ -260,7 +260,8 @@ def test_persistent_conflicts_give_up_with_a_clear_error():
 @pytest.mark.parametrize(
     ("kwargs", "error"),
     [
-        ({"location": "chicago"}, ValueError),
+        ({"location": "Chicago/IL"}, ValueError),  # a model group is one path segment
+        ({"location": ".."}, ValueError),
         ({"version": "2026-11-23"}, ValueError),
         ({"model_artifact": "/tmp/model.tar.gz"}, ValueError),
         ({"mme_prefix": "bucket/mme"}, ValueError),

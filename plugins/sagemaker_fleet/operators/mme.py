@@ -41,7 +41,8 @@ from airflow.exceptions import AirflowException
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 
-from sagemaker_fleet.hooks import SageMakerFleetHook, parse_s3_uri
+from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook, parse_s3_uri
+from sagemaker_fleet.links.sagemaker import MMEArtifactLink, MMERegistryRecordLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -80,7 +81,7 @@ def _error_code(error: Exception) -> str:
 
 
 def _version_key(version: str) -> tuple[str, int]:
-    from include.housing.naming import VERSION_PATTERN
+    from sagemaker_fleet.utils.naming import VERSION_PATTERN
 
     match = VERSION_PATTERN.match(version)
     if match is None:
@@ -234,6 +235,7 @@ class MMERegisterModelOperator(AwsBaseOperator[SageMakerFleetHook]):
         "model_artifact", "mme_prefix", "registry_prefix", "location", "version", "metrics", "decision"
     )
     template_fields_renderers = {"metrics": "json", "decision": "json"}
+    operator_extra_links = (MMEArtifactLink(), MMERegistryRecordLink())
 
     def __init__(
         self,
@@ -257,16 +259,18 @@ class MMERegisterModelOperator(AwsBaseOperator[SageMakerFleetHook]):
         self.metrics = metrics
 
     def execute(self, context: Context) -> dict:
-        from include.housing.naming import mme_artifact_key
+        from sagemaker_fleet.utils.naming import mme_artifact_key
 
         # Every check happens before anything is written (templated values are only known here).
         decision = check_decision(self.decision, f"{self.location} {self.version}")
         target_model = mme_artifact_key(self.location, self.version)
         source_bucket, source_key = parse_s3_uri(self.model_artifact)
         mme_bucket, mme_key_prefix = _prefix(self.mme_prefix, "mme_prefix")
-        record_key(self.registry_prefix, self.location)
+        registry_bucket, registry_key = record_key(self.registry_prefix, self.location)
         metrics = _jsonable_metrics(self.metrics)
         dest_key = f"{mme_key_prefix}{target_model}"
+        MMEArtifactLink.persist_for(context, self, bucket=mme_bucket, key=dest_key)
+        MMERegistryRecordLink.persist_for(context, self, bucket=registry_bucket, key=registry_key)
         s3_uri = f"s3://{mme_bucket}/{dest_key}"
         s3 = self.hook.s3_client
 
@@ -394,6 +398,7 @@ class MMEPromoteModelOperator(AwsBaseOperator[SageMakerFleetHook]):
         "mme_prefix", "registry_prefix", "location", "version", "allow_older", "decision"
     )
     template_fields_renderers = {"decision": "json"}
+    operator_extra_links = (MMEArtifactLink(), MMERegistryRecordLink())
 
     def __init__(
         self,
@@ -415,7 +420,7 @@ class MMEPromoteModelOperator(AwsBaseOperator[SageMakerFleetHook]):
         self.allow_older = allow_older
 
     def execute(self, context: Context) -> dict:
-        from include.housing.naming import mme_artifact_key
+        from sagemaker_fleet.utils.naming import mme_artifact_key
 
         check_decision(self.decision, f"{self.location} {self.version}")
         target_model = mme_artifact_key(self.location, self.version)
@@ -424,6 +429,10 @@ class MMEPromoteModelOperator(AwsBaseOperator[SageMakerFleetHook]):
         if isinstance(allow_older, str):  # a rendered template
             allow_older = allow_older.strip().lower() in {"1", "true", "yes", "on"}
         mme_bucket, mme_key_prefix = _prefix(self.mme_prefix, "mme_prefix")
+        MMEArtifactLink.persist_for(context, self, bucket=mme_bucket, key=mme_key_prefix + target_model)
+        MMERegistryRecordLink.persist_for(
+            context, self, **dict(zip(("bucket", "key"), record_key(self.registry_prefix, self.location), strict=True))
+        )
         if (
             MMERegisterModelOperator._head_or_none(self.hook.s3_client, mme_bucket, mme_key_prefix + target_model)
             is None
