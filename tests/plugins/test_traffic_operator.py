@@ -10,7 +10,8 @@ import time
 from unittest import mock
 
 import pytest
-from airflow.exceptions import AirflowException, TaskDeferred
+from airflow.exceptions import AirflowException
+from airflow.sdk.exceptions import TaskDeferred
 
 from sagemaker_fleet.operators.traffic import SageMakerShiftTrafficOperator
 from tests.conftest import inject_fault

@@ -231,7 +231,7 @@ class SageMakerShiftTrafficOperator(AwsBaseOperator[SageMakerFleetHook]):
         return self._guarded(context, state, self._check_step)
 
     def _guarded(self, context: Context, state: dict, phase: Any) -> Any:
-        from airflow.exceptions import TaskDeferred
+        from airflow.sdk.exceptions import TaskDeferred
 
         try:
             return phase(context, state)
