@@ -52,7 +52,10 @@ def parse_args(argv: list[str] | None = None) -> EmulatorConfig:
 
 
 def port_free(host: str, port: int) -> bool:
+    """Whether the server could listen on ``host:port``. SO_REUSEADDR, as uvicorn's own listening socket
+    uses, so connections in TIME_WAIT left by a crashed (kill -9) emulator don't block a restart."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:
