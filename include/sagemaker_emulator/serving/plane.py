@@ -93,9 +93,9 @@ class ServingPlane:
         rolls back like any failed update. A rollback caught mid-way ends rolled back.
         """
         self.telemetry.start()
-        # xgboost/scikit-learn take seconds to import: do it now, not in the first deployment or cold start.
-        threading.Thread(target=_warm_imports, name="serving-warm-imports", daemon=True).start()
         self._reclaim()
+        started = time.perf_counter()
+        restored = 0
         for record in self.store.list("endpoint"):
             name, status = record["EndpointName"], record["EndpointStatus"]
             try:
@@ -105,8 +105,14 @@ class ServingPlane:
                     self.begin_delete(name)
                 elif status in ("InService", "Updating", "RollingBack", "SystemUpdating"):
                     self._restore(record)
+                    restored += 1
             except Exception:
                 log.exception("could not restore endpoint %s", name)
+        if restored:
+            log.info("restored %d endpoints in %.1f s", restored, time.perf_counter() - started)
+        # xgboost/scikit-learn take seconds to import: do it now, not in the first deployment or cold start
+        # (after the restores above, which need only what they load, so they don't compete with it).
+        threading.Thread(target=_warm_imports, name="serving-warm-imports", daemon=True).start()
 
     def _restore(self, record: dict[str, Any]) -> None:
         name = record["EndpointName"]
