@@ -21,12 +21,22 @@ import psutil
 import pytest
 
 from include.sagemaker_emulator.process import EmulatorProcess, free_port
-from tests.chaos.workload import BUCKET, ENDPOINTS, LOG_GROUP, Deployable, Ledger, Workload, check, clients
+from tests.chaos.workload import (
+    BUCKET,
+    ENDPOINTS,
+    LOG_GROUP,
+    Deployable,
+    Ledger,
+    Workload,
+    check,
+    clients,
+    private_copies,
+)
 from tests.emulator.serving_helpers import housing_like, xgboost_archive
 
 ROUNDS = int(os.environ.get("CHAOS_ROUNDS", "5"))
-# Nominal AWS waits x 0.002: provisioning 0.5 s, a job's start-up 0.2 s, so kills land mid-transition.
-TIME_SCALE = 0.002
+# Nominal AWS waits x 0.005: provisioning 1.2 s, a job's start-up 0.3 s, so kills land mid-transition.
+TIME_SCALE = 0.005
 GRACE_SECONDS = 3.0  # how long a process may outlive the server it belonged to
 GRACEFUL_SHARE = 0.3
 MARKER = "EMULATOR_CHAOS_RUN"  # inherited by the server and everything it starts
@@ -111,6 +121,7 @@ def test_chaos(tmp_path, monkeypatch, capsys):
     workload_failures: list[str] = []
     orphans: list[str] = []
     outside: list[Path] = []
+    caught_updates = caught_jobs = 0
     started = time.monotonic()
     emu = emulator().start()
     try:
@@ -128,6 +139,10 @@ def test_chaos(tmp_path, monkeypatch, capsys):
             graceful = rng.random() < GRACEFUL_SHARE
             time.sleep(run_for)
             workload.dying.set()
+            caught = [f"update of {workload.updating}"] if workload.updating else []
+            caught += [f"job {workload.training}"] if workload.training else []
+            caught_updates += bool(workload.updating)
+            caught_jobs += bool(workload.training)
             stopping = time.monotonic()
             if graceful:
                 emu.stop()
@@ -143,6 +158,9 @@ def test_chaos(tmp_path, monkeypatch, capsys):
             jobs_dir = data / "training"
             orphans += [f"round {number}: job dir {p.name}" for p in jobs_dir.iterdir()] if jobs_dir.exists() else []
             found = check(emu.url, ledger)
+            unused, missing = private_copies(data)
+            orphans += [f"round {number}: artifact copy {d} no endpoint uses" for d in unused]
+            dangling += [f"round {number}: artifact copy {d} is recorded but missing" for d in missing]
             lost += found.lost
             dangling += found.dangling
             not_serving += found.not_serving
@@ -151,7 +169,8 @@ def test_chaos(tmp_path, monkeypatch, capsys):
             serving = {e: deployables[next(iter(ledger.endpoint_configs[e]))] for e in ENDPOINTS}
             with capsys.disabled():
                 print(
-                    f"chaos round {number}: {'graceful stop' if graceful else 'kill -9'} after {run_for:.2f} s, "
+                    f"chaos round {number}: {'graceful stop' if graceful else 'kill -9'} after {run_for:.2f} s "
+                    f"(caught mid-way: {', '.join(caught) or 'nothing'}), "
                     f"{ledger.acknowledged} writes acknowledged so far, {workload.invocations} invocations, "
                     f"lost {len(found.lost)}, dangling {len(found.dangling)}, not serving {len(found.not_serving)} "
                     f"(stop {restarting - stopping:.1f} s, start {checking - restarting:.1f} s, "
@@ -166,7 +185,8 @@ def test_chaos(tmp_path, monkeypatch, capsys):
         print(
             f"chaos: rounds {ROUNDS}, writes acknowledged {ledger.acknowledged}, writes lost {len(lost)}, "
             f"orphans {len(orphans)}, files outside the data dir {len(outside)} "
-            f"({time.monotonic() - started:.0f} s, seed {seed})",
+            f"({time.monotonic() - started:.0f} s, seed {seed}; caught mid-update {caught_updates}, "
+            f"mid-job {caught_jobs})",
             flush=True,
         )
     assert not workload_failures, workload_failures

@@ -9,11 +9,13 @@ emulator to the ledger.
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -89,6 +91,9 @@ class Workload:
         self.dying = threading.Event()  # set just before the kill: later failures are the kill's
         self.failures: list[str] = []
         self.invocations = 0
+        # What the kill may catch mid-way: an endpoint update, a training job.
+        self.updating: str | None = None
+        self.training: str | None = None
         self._threads: list[threading.Thread] = []
         # endpoint -> what it serves now (known to this workload), for the forget-after-update step
         self.serving: dict[str, Deployable] = {}
@@ -167,9 +172,11 @@ class Workload:
                 HyperParameters=TRAINING_HYPERPARAMETERS,
             )
             self.ledger.ack(lambda name=name: self.ledger.jobs.add(name))
+            self.training = name
             while not self.stop.is_set():
                 status = sm.describe_training_job(TrainingJobName=name)["TrainingJobStatus"]
                 if status not in ("InProgress", "Stopping"):
+                    self.training = None
                     break
                 self._pause(0.05, 0.1)
 
@@ -184,6 +191,7 @@ class Workload:
             old_configs = self.ledger.endpoint_configs[endpoint]
             with self.ledger.lock:
                 self.ledger.endpoint_configs[endpoint] = old_configs | {new.config}  # uncertain
+            self.updating = endpoint
             sm.update_endpoint(EndpointName=endpoint, EndpointConfigName=new.config)
             self.ledger.ack(lambda e=endpoint, n=new: self.ledger.endpoint_configs.__setitem__(e, {n.config}))
             while True:
@@ -192,6 +200,7 @@ class Workload:
                     break
                 if self.stop.wait(0.05):
                     return
+            self.updating = None
             if described["EndpointStatus"] != "InService" or described["EndpointConfigName"] != new.config:
                 raise AssertionError(f"update of {endpoint} to {new.config} ended {described}")
             old, self.serving[endpoint] = self.serving[endpoint], new
@@ -361,3 +370,25 @@ def check(url: str, ledger: Ledger, settle_timeout: float = 60.0) -> Findings:
         except (ClientError, ValueError) as exc:
             found.not_serving.append(f"{endpoint}: {exc}")
     return found
+
+
+def private_copies(data: Path, timeout: float = 3.0) -> tuple[list[str], list[str]]:
+    """(copies no endpoint record refers to, referred copies that are missing) in the emulator's data dir.
+    Retried briefly: a finishing deployment records its new copies a moment before reclaiming the old."""
+    deadline = time.monotonic() + timeout
+    while True:
+        referenced = set()
+        for path in (data / "sagemaker" / "endpoint").glob("*.json"):
+            record = json.loads(path.read_text())
+            specs = [
+                *(record.get("_deployed") or []),
+                *(record.get("_deploying") or []),
+                *((record.get("_pending") or {}).get("Variants") or []),
+            ]
+            referenced.update(spec["Artifact"] for spec in specs if spec.get("Artifact"))
+        folder = data / "serving" / "artifacts"
+        kept = {p.name.removesuffix(".tar.gz") for p in folder.iterdir()} if folder.exists() else set()
+        unused, missing = sorted(kept - referenced), sorted(referenced - kept)
+        if not (unused or missing) or time.monotonic() > deadline:
+            return unused, missing
+        time.sleep(0.1)
