@@ -16,6 +16,7 @@ BENCHMARKS = [
     "bench.bench_pipeline",
     "bench.bench_parse",
     "bench.bench_deferral",
+    "bench.bench_durability",
 ]
 RESULTS = Path(__file__).resolve().parent / "results.json"
 

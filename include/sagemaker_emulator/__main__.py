@@ -36,11 +36,28 @@ def parse_args(argv: list[str] | None = None) -> EmulatorConfig:
         default=int(os.environ.get("EMULATOR_MME_CACHE_SIZE", "100")),
         help="models each multi-model variant keeps loaded (LRU)",
     )
+    parser.add_argument(
+        "--durability",
+        choices=("write", "fsync", "off"),
+        default=os.environ.get("EMULATOR_DURABILITY", "write"),
+        help="write: every acknowledged write is in the OS before the answer (survives kill -9); "
+        "fsync: also flushed to the disk (survives power loss, slower); off: memory only until shutdown",
+    )
+    parser.add_argument(
+        "--journal-compact-bytes",
+        type=int,
+        default=int(os.environ.get("EMULATOR_JOURNAL_COMPACT_BYTES", str(64 * 2**20))),
+        help="fold the journal of S3/Logs/CloudWatch writes into a new snapshot beyond this size",
+    )
     parser.add_argument("--log-level", default=os.environ.get("EMULATOR_LOG_LEVEL", "INFO"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.time_scale < 0:
         parser.error("--time-scale must be >= 0")
+    if args.journal_compact_bytes < 1:
+        parser.error("--journal-compact-bytes must be >= 1")
+    if args.durability not in ("write", "fsync", "off"):
+        parser.error(f"--durability (or EMULATOR_DURABILITY) must be write, fsync or off, not {args.durability!r}")
     return EmulatorConfig(
         host=args.host,
         port=args.port,
@@ -48,6 +65,8 @@ def parse_args(argv: list[str] | None = None) -> EmulatorConfig:
         time_scale=args.time_scale,
         max_concurrent_training_jobs=args.max_training_jobs,
         mme_cache_size=args.mme_cache_size,
+        durability=args.durability,
+        journal_compact_bytes=args.journal_compact_bytes,
     )
 
 

@@ -8,10 +8,12 @@ own API (health, fault injection).
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import re
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from . import control_plane, training  # noqa: F401  (importing registers the operations)
@@ -60,15 +62,35 @@ async def _send_json(send: Any, status: int, payload: Any, headers: list[tuple[b
 class EmulatorApp:
     def __init__(self, emulator: Emulator):
         self.emulator = emulator
-        self._moto: Any = None
+        self._moto_pool: ThreadPoolExecutor | None = None
 
     @property
-    def moto_asgi(self) -> Any:
-        if self._moto is None:
-            from a2wsgi import WSGIMiddleware
+    def moto_pool(self) -> ThreadPoolExecutor:
+        if self._moto_pool is None:
+            self._moto_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="moto")
+        return self._moto_pool
 
-            self._moto = WSGIMiddleware(self.emulator.moto.wsgi_app(), workers=8)
-        return self._moto
+    async def _pass_to_moto(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Pass a request to moto. The whole answer is held until moto is done and, for a mutation, until
+        it is in the journal (MotoFacade.serve): nothing is acknowledged that a kill -9 could lose."""
+        from a2wsgi.wsgi import build_environ
+
+        body = await _read_body(receive)
+        environ = build_environ(scope, io.BytesIO(body))  # type: ignore[arg-type]
+        loop = asyncio.get_running_loop()
+        try:
+            status, headers, answer = await loop.run_in_executor(
+                self.moto_pool, self.emulator.moto.serve, environ, body
+            )
+        except Exception as exc:  # a bug of ours or a journal write that failed: never a silent 200
+            log.exception("moto request %s %s failed", scope["method"], scope["path"])
+            await _send(send, 500, f"InternalError: {exc!r}".encode(), [(b"content-type", b"text/plain")])
+            return
+        raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+        if not any(k == b"content-length" for k, _ in raw_headers):
+            raw_headers.append((b"content-length", str(len(answer)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else answer})
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -91,9 +113,7 @@ class EmulatorApp:
             else:
                 await self._control_plane(region, headers, body, send)
             return
-        await self.moto_asgi(scope, receive, send)
-        if scope["method"] not in ("GET", "HEAD"):
-            self.emulator.moto.mark_dirty()
+        await self._pass_to_moto(scope, receive, send)
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:

@@ -22,8 +22,12 @@ class EmulatorConfig:
     max_concurrent_training_jobs: int = 8
     # How many multi-model-endpoint models each variant keeps loaded (least recently used are unloaded).
     mme_cache_size: int = 100
-    # Seconds between snapshots of moto's state (S3 objects, logs, metrics) while something changed.
-    snapshot_interval: float = 1.0
+    # How acknowledged writes are kept: "write" = in the OS before the answer (survives kill -9),
+    # "fsync" = also on the disk (survives power loss), "off" = in memory until a graceful shutdown
+    # (benchmarks only: a crash loses everything since the last snapshot).
+    durability: str = "write"
+    # The journal of moto's mutations is folded into a new snapshot once it grows past this many bytes.
+    journal_compact_bytes: int = 64 * 2**20
 
     def scaled(self, nominal_seconds: float) -> float:
         return max(0.0, nominal_seconds * self.time_scale)

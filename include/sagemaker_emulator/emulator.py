@@ -8,6 +8,7 @@ from typing import Any
 
 from .aws import MotoFacade
 from .config import EmulatorConfig
+from .durability import Quarantine
 from .faults import FaultRegistry
 from .store import Store
 from .training import TrainingRunner
@@ -19,35 +20,39 @@ class Emulator:
     def __init__(self, config: EmulatorConfig):
         self.config = config
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = Store(config.data_dir)
-        self.moto = MotoFacade(config.data_dir)
+        # Damaged files found while loading state are set aside here, listed in health().
+        self.quarantine = Quarantine(config.data_dir)
+        self.store = Store(config.data_dir, quarantine=self.quarantine, fsync=config.durability == "fsync")
+        self.moto = MotoFacade(
+            config.data_dir,
+            durability=config.durability,
+            quarantine=self.quarantine,
+            compact_bytes=config.journal_compact_bytes,
+        )
         self.faults = FaultRegistry()
         self.training = TrainingRunner(self)
         self.serving: Any = _serving_plane(self)
         self._stop = threading.Event()
-        self._snapshotter: threading.Thread | None = None
+        self._compactor: threading.Thread | None = None
 
     def start(self) -> None:
         self.moto.restore()
         self.training.start()
         if self.serving is not None:
             self.serving.start()
-        self._snapshotter = threading.Thread(
-            target=self.moto.run_snapshots,
-            args=(self.config.snapshot_interval, self._stop),
-            name="moto-snapshots",
-            daemon=True,
+        self._compactor = threading.Thread(
+            target=self.moto.run_compaction, args=(self._stop,), name="moto-compaction", daemon=True
         )
-        self._snapshotter.start()
+        self._compactor.start()
 
     def shutdown(self) -> None:
         self.training.shutdown()
         if self.serving is not None:
             self.serving.shutdown()
         self._stop.set()
-        if self._snapshotter is not None:
-            self._snapshotter.join(5)
-        self.moto.snapshot()
+        if self._compactor is not None:
+            self._compactor.join(30)
+        self.moto.close()
         log.info("emulator state saved in %s", self.config.data_dir)
 
     def health(self) -> dict[str, Any]:
@@ -59,6 +64,9 @@ class Emulator:
             "training_jobs_in_progress": sum(1 for j in jobs if j["TrainingJobStatus"] == "InProgress"),
             "endpoints": len(self.store.list("endpoint")),
             "serving": self.serving is not None,
+            "durability": self.moto.health(),
+            # Files that were torn, corrupt or unsigned at start: moved to <data_dir>/quarantine/, not loaded.
+            "quarantined": self.quarantine.listing(),
         }
 
 

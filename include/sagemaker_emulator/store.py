@@ -1,11 +1,16 @@
 """Control-plane state: in memory for speed, written through to JSON files so a restart loses nothing.
 
-Each resource is one file, ``<data_dir>/sagemaker/<kind>/<name>.json``, replaced atomically, so a crash
-mid-write leaves the previous version intact. Names are unique case-insensitively, as in SageMaker.
+Each resource is one file, ``<data_dir>/sagemaker/<kind>/<name>.json``, written (tmp file + rename) before
+the request that changed it is answered, so the answer is never ahead of the disk and a crash mid-write
+leaves the previous version intact. With ``fsync=True`` the file and its folder are also flushed to the
+disk (power loss). At load, a file that is not a JSON object (torn, corrupt) and a ``*.tmp`` left by a
+crash are moved to the quarantine, logged and listed in health; the rest is served. Names are unique
+case-insensitively, as in SageMaker.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import threading
@@ -14,19 +19,38 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .durability import Quarantine, describe_bytes, fsync_dir
+
 KINDS = ("training-job", "model", "endpoint-config", "endpoint", "tags")
 
 
 class Store:
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, *, quarantine: Quarantine | None = None, fsync: bool = False):
         self.root = Path(data_dir) / "sagemaker"
+        self.quarantine = quarantine or Quarantine(Path(data_dir))
+        self.fsync = fsync
         self._lock = threading.RLock()
         self._records: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in KINDS}
         for kind in KINDS:
             folder = self.root / kind
             folder.mkdir(parents=True, exist_ok=True)
+            for leftover in folder.glob("*.tmp"):
+                self.quarantine.move(
+                    leftover,
+                    "unfinished write left by a crash (the previous version, if any, is kept)",
+                    describe_bytes(leftover.read_bytes()),
+                )
             for path in folder.glob("*.json"):
-                self._records[kind][path.stem] = json.loads(path.read_text())
+                raw = path.read_bytes()
+                try:
+                    record = json.loads(raw)
+                except ValueError as exc:
+                    self.quarantine.move(path, f"not valid JSON ({exc})", describe_bytes(raw))
+                    continue
+                if not isinstance(record, dict):
+                    self.quarantine.move(path, f"a JSON {type(record).__name__}, not a record", describe_bytes(raw))
+                    continue
+                self._records[kind][path.stem] = record
 
     @staticmethod
     def _key(name: str) -> str:
@@ -36,8 +60,14 @@ class Store:
     def _write(self, kind: str, key: str, record: dict[str, Any]) -> None:
         path = self.root / kind / f"{key}.json"
         tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(record, default=str))
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, default=str))
+            if self.fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
+        if self.fsync:
+            fsync_dir(path.parent)
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -53,26 +83,33 @@ class Store:
     def put(self, kind: str, name: str, record: dict[str, Any]) -> None:
         with self._lock:
             key = self._key(name)
-            self._records[kind][key] = json.loads(json.dumps(record, default=str))
-            self._write(kind, key, self._records[kind][key])
+            stored = json.loads(json.dumps(record, default=str))
+            self._write(kind, key, stored)
+            self._records[kind][key] = stored
 
     def update(self, kind: str, name: str, change: Callable[[dict[str, Any]], None]) -> dict[str, Any] | None:
-        """Apply ``change`` to the stored record in place and persist it; None if it does not exist."""
+        """Apply ``change`` to the stored record and persist it; None if it does not exist. Memory changes
+        only once the file is written, so a failed write leaves both as they were."""
         with self._lock:
             key = self._key(name)
-            record = self._records[kind].get(key)
-            if record is None:
+            current = self._records[kind].get(key)
+            if current is None:
                 return None
+            record = copy.deepcopy(current)
             change(record)
             self._write(kind, key, record)
+            self._records[kind][key] = record
             return json.loads(json.dumps(record))
 
     def delete(self, kind: str, name: str) -> bool:
         with self._lock:
             key = self._key(name)
-            if self._records[kind].pop(key, None) is None:
+            if key not in self._records[kind]:
                 return False
             (self.root / kind / f"{key}.json").unlink(missing_ok=True)
+            if self.fsync:
+                fsync_dir(self.root / kind)
+            del self._records[kind][key]
             return True
 
     def list(self, kind: str) -> list[dict[str, Any]]:
