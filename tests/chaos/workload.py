@@ -9,6 +9,7 @@ emulator to the ledger.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import threading
@@ -46,6 +47,7 @@ class Ledger:
 
     objects: dict[str, bytes] = field(default_factory=dict)  # S3 key -> bytes
     deleted_objects: set[str] = field(default_factory=set)
+    verified: set[str] = field(default_factory=set)  # keys read back in full once
     log_events: dict[str, str] = field(default_factory=dict)  # message -> stream
     jobs: set[str] = field(default_factory=set)
     models: dict[str, bool] = field(default_factory=dict)  # name -> exists
@@ -300,14 +302,22 @@ def check(url: str, ledger: Ledger, settle_timeout: float = 60.0) -> Findings:
     c = clients(url)
     s3, sm, runtime, logs = c["s3"], c["sagemaker"], c["sagemaker-runtime"], c["logs"]
     found = Findings()
+    # One listing holds every object's ETag (the MD5 of its bytes); what was written since the last check
+    # is also read back in full.
+    etags = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
+        etags.update({o["Key"]: o["ETag"].strip('"') for o in page.get("Contents", [])})
     for key, body in sorted(ledger.objects.items()):
-        try:
-            got = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
-        except ClientError:
-            got = None
-        if got != body:
-            found.lost.append(f"s3://{BUCKET}/{key} ({'missing' if got is None else 'different bytes'})")
-            ledger.objects.pop(key)  # each loss counts once
+        if key not in etags:
+            found.lost.append(f"s3://{BUCKET}/{key} (missing)")
+        elif etags[key] != hashlib.md5(body).hexdigest() or (
+            key not in ledger.verified and s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() != body
+        ):
+            found.lost.append(f"s3://{BUCKET}/{key} (different bytes)")
+        else:
+            ledger.verified.add(key)
+            continue
+        ledger.objects.pop(key)  # each loss counts once
     for key in sorted(ledger.deleted_objects - set(ledger.objects)):
         if _exists(s3.head_object, Bucket=BUCKET, Key=key):
             found.lost.append(f"delete of s3://{BUCKET}/{key} (the object is back)")

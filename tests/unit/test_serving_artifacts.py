@@ -44,3 +44,10 @@ def test_reclaim_spares_what_is_in_use_or_claimed(tmp_path):
     store.release([claimed])
     assert store.reclaim(lambda: {used}) == [claimed]
     assert store.digests() == {used}
+
+
+def test_fsync_mode_keeps_and_reads_the_same(tmp_path):
+    store = ArtifactStore(tmp_path / "artifacts", fsync=True)
+    digest = store.keep(b"flushed to the disk")
+    assert store.read(digest) == b"flushed to the disk"
+    assert not [p for p in (tmp_path / "artifacts").iterdir() if p.name.endswith(".tmp")]

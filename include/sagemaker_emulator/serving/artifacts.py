@@ -18,6 +18,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from ..durability import fsync_dir
+
 log = logging.getLogger(__name__)
 
 DIGEST = re.compile(r"^[0-9a-f]{64}$")
@@ -25,8 +27,9 @@ SUFFIX = ".tar.gz"
 
 
 class ArtifactStore:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, *, fsync: bool = False):
         self.root = Path(root)
+        self.fsync = fsync  # also flush each copy to the disk (--durability fsync)
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._claims: Counter[str] = Counter()
@@ -48,7 +51,12 @@ class ArtifactStore:
         tmp = path.with_name(f".{digest}.{threading.get_ident()}.tmp")
         with open(tmp, "wb") as fh:
             fh.write(raw)
+            if self.fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
+        if self.fsync:
+            fsync_dir(self.root)
         return digest
 
     def release(self, digests: Iterable[str]) -> None:

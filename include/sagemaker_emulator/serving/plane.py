@@ -80,7 +80,9 @@ class ServingPlane:
         self.fleets: dict[str, dict[str, Variant]] = {}
         self._stop = threading.Event()
         self._threads: set[threading.Thread] = set()
-        self.artifacts = ArtifactStore(self.config.data_dir / "serving" / "artifacts")
+        self.artifacts = ArtifactStore(
+            self.config.data_dir / "serving" / "artifacts", fsync=self.config.durability == "fsync"
+        )
 
     # ================================================================================== lifecycle
     def start(self) -> None:
