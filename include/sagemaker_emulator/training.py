@@ -52,6 +52,8 @@ STATUS_MESSAGES = {
     "MaxRuntimeExceeded": "Job exceeded MaxRuntimeInSeconds provided",
 }
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+# The forkserver warm-up waits at most this long for the serving plane to restore its endpoints.
+RESTORE_WAIT_SECONDS = 30.0
 INTERRUPTED_REASON = (
     "InternalServerError: The local SageMaker emulator stopped while this training job was running. "
     "Start the job again under a new name."
@@ -327,6 +329,9 @@ class TrainingRunner:
         threading.Thread(target=self._warm, name="forkserver-warmup", daemon=True).start()
 
     def _warm(self) -> None:
+        restored = getattr(self.emulator.serving, "restored", None)
+        if restored is not None:
+            restored.wait(RESTORE_WAIT_SECONDS)
         try:
             worker = self._mp.Process(target=_warm_up, args=(os.getpid(),))
             worker.start()

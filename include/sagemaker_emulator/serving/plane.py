@@ -79,6 +79,9 @@ class ServingPlane:
         # endpoint name (lower case) -> the variants of the configuration it serves (the "blue" fleet).
         self.fleets: dict[str, dict[str, Variant]] = {}
         self._stop = threading.Event()
+        # Set once the endpoints of the previous run serve again (the training forkserver's warm-up waits
+        # for it: both import xgboost, and on a small machine the restore should not share the CPU).
+        self.restored = threading.Event()
         self._threads: set[threading.Thread] = set()
         self.artifacts = ArtifactStore(
             self.config.data_dir / "serving" / "artifacts", fsync=self.config.durability == "fsync"
@@ -112,6 +115,7 @@ class ServingPlane:
                 log.exception("could not restore endpoint %s", name)
         if restored:
             log.info("restored %d endpoints in %.1f s", restored, time.perf_counter() - started)
+        self.restored.set()
         # xgboost/scikit-learn take seconds to import: do it now, not in the first deployment or cold start
         # (after the restores above, which need only what they load, so they don't compete with it).
         threading.Thread(target=_warm_imports, name="serving-warm-imports", daemon=True).start()
