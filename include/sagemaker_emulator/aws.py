@@ -115,6 +115,7 @@ class MotoFacade:
         self.replay_failures = 0
         self.snapshots_taken = 0
         self.last_snapshot_seconds: float | None = None
+        self.last_snapshot_bytes = 0
 
     # -- HTTP ---------------------------------------------------------------------------------------
     def wsgi_app(self) -> Any:
@@ -456,6 +457,7 @@ class MotoFacade:
                 self.quarantine.move(path, f"snapshot not loaded: {exc!r}", f"{path.stat().st_size} bytes")
                 continue
             base = generation
+            self.last_snapshot_bytes = path.stat().st_size
             log.info("restored moto state from %s", path)
             break
         restored = base > 0
@@ -465,17 +467,26 @@ class MotoFacade:
         self._older_journals_bytes = sum(p.stat().st_size for g, p in journals.items() if g >= base)
         if self.durability != "off":
             self._journal = Journal(self._journal_path(self._generation), self._key, fsync=self.durability == "fsync")
+        if self.replay_failures:
+            self.snapshot()  # supersedes the journals holding the records set aside, so they are not met again
         return restored
 
     def _replay(self, path: Path) -> bool:
         count = 0
-        for payload in read_journal(path, self._key, self.quarantine):
+        for number, payload in enumerate(read_journal(path, self._key, self.quarantine), 1):
             try:
                 self._apply(pickle.loads(payload))
                 count += 1
-            except Exception:
+            except Exception as exc:  # signed by us, yet not applicable (e.g. another moto version): set aside
                 self.replay_failures += 1
-                log.exception("journal %s: record %d could not be replayed", path.name, count + self.replay_failures)
+                log.exception("journal %s: record %d could not be replayed", path.name, number)
+                self.quarantine.keep_bytes(
+                    path,
+                    payload,
+                    f"record {number} could not be replayed: {exc!r}",
+                    describe_bytes(payload),
+                    suffix=f"record-{number}",
+                )
         self.replayed += count
         log.info("replayed %d records from %s", count, path.name)
         return count > 0
@@ -524,13 +535,16 @@ class MotoFacade:
         ]:
             old.unlink(missing_ok=True)
         self.snapshots_taken += 1
+        self.last_snapshot_bytes = len(payload)
         self.last_snapshot_seconds = time.perf_counter() - started
         log.info("moto snapshot %d: %d bytes in %.3f s", generation, len(payload), self.last_snapshot_seconds)
 
     def run_compaction(self, stop: threading.Event, check_every: float = 1.0) -> None:
         """Background loop: snapshot when the journals outgrow ``compact_bytes`` (bounds replay time at start)."""
         while not stop.wait(check_every):
-            if self._journal is None or self.journal_bytes() < self.compact_bytes:
+            # Not before the journal is as large as the last snapshot: each snapshot rewrites the whole
+            # state, so a large state with a small threshold would be rewritten over and over.
+            if self._journal is None or self.journal_bytes() < max(self.compact_bytes, self.last_snapshot_bytes):
                 continue
             try:
                 self.snapshot()
@@ -555,6 +569,7 @@ class MotoFacade:
             "records_not_replayable": self.replay_failures,
             "snapshots_taken": self.snapshots_taken,
             "last_snapshot_seconds": self.last_snapshot_seconds,
+            "last_snapshot_bytes": self.last_snapshot_bytes,
         }
 
 

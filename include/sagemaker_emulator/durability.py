@@ -68,10 +68,10 @@ class Quarantine:
         self._note(path, target, reason, held)
         return target
 
-    def keep_bytes(self, source: Path, data: bytes, reason: str, held: str) -> Path:
+    def keep_bytes(self, source: Path, data: bytes, reason: str, held: str, suffix: str = "tail") -> Path:
         """Save a damaged part of a file (e.g. a torn journal tail) that is cut off the original."""
         flat = str(source.relative_to(self.data_dir)).replace(os.sep, "__")
-        target = self._target(f"{flat}.tail")
+        target = self._target(f"{flat}.{suffix}")
         target.write_bytes(data)
         self._note(source, target, reason, held)
         return target

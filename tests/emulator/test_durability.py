@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
+import hmac
 import json
 import os
 import pickle
@@ -22,6 +24,7 @@ from include.sagemaker_emulator.process import EmulatorProcess
 
 REGION = "us-east-1"
 BUCKET = "durable-bucket"
+VERSIONED = "durable-versions"
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
 ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
 LOG_GROUP = "/durability/test"
@@ -30,7 +33,8 @@ PART = 5 * 2**20  # S3's minimum size of a multipart part that is not the last
 
 def clients(emu: EmulatorProcess) -> dict:
     return {
-        s: boto3.client(s, endpoint_url=emu.url, region_name=REGION) for s in ("s3", "logs", "cloudwatch", "sagemaker")
+        s: boto3.client(s, endpoint_url=emu.url, region_name=REGION)
+        for s in ("s3", "logs", "cloudwatch", "sagemaker", "iam")
     }
 
 
@@ -62,6 +66,9 @@ class Ledger:
         self.alarms: set[str] = set()
         self.models: set[str] = set()
         self.deleted_models: set[str] = set()
+        self.versions: list[str] = []
+        self.object_tags: dict[str, str] = {}
+        self.roles: set[str] = set()
         self.acknowledged = 0
 
     def put(self, key: str, body: bytes) -> None:
@@ -189,6 +196,23 @@ def multipart(s3, ledger: Ledger, round_no: int) -> None:
     ledger.put(key, b"".join(parts))
 
 
+def versions_tags_and_iam(c: dict, ledger: Ledger, round_no: int) -> None:
+    """Object versions (ids must come back as they were), object tagging, an IAM role."""
+    s3 = c["s3"]
+    for n in range(2):
+        answer = s3.put_object(Bucket=VERSIONED, Key="doc", Body=f"r{round_no} v{n}".encode())
+        ledger.versions.append(answer["VersionId"])
+    key = f"tagged/r{round_no}"
+    s3.put_object(Bucket=BUCKET, Key=key, Body=b"tag me")
+    ledger.put(key, b"tag me")
+    s3.put_object_tagging(Bucket=BUCKET, Key=key, Tagging={"TagSet": [{"Key": "round", "Value": str(round_no)}]})
+    ledger.object_tags[key] = str(round_no)
+    role = f"durable-role-{round_no}"
+    c["iam"].create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
+    ledger.roles.add(role)
+    ledger.acknowledged += 5
+
+
 def check_everything_is_back(c: dict, ledger: Ledger) -> None:
     s3, logs, cw, sm = c["s3"], c["logs"], c["cloudwatch"], c["sagemaker"]
     paginator = s3.get_paginator("list_objects_v2")
@@ -218,6 +242,13 @@ def check_everything_is_back(c: dict, ledger: Ledger) -> None:
     alarms = {a["AlarmName"] for a in cw.describe_alarms(AlarmNamePrefix="alarm-")["MetricAlarms"]}
     assert ledger.alarms <= alarms
 
+    versions = c["s3"].list_object_versions(Bucket=VERSIONED, Prefix="doc")["Versions"]
+    assert sorted(v["VersionId"] for v in versions) == sorted(ledger.versions)
+    for key, value in ledger.object_tags.items():
+        assert s3.get_object_tagging(Bucket=BUCKET, Key=key)["TagSet"] == [{"Key": "round", "Value": value}]
+    roles = {r["RoleName"] for r in c["iam"].list_roles()["Roles"]}
+    assert ledger.roles <= roles
+
     models = {m["ModelName"] for m in sm.list_models(MaxResults=100, NameContains="durable-model")["Models"]}
     assert ledger.models <= models and not (ledger.deleted_models & models)
     for name in ledger.models:
@@ -234,11 +265,14 @@ def test_acknowledged_writes_survive_kill_9_round_after_round(tmp_path):
             c = clients(emu)
             if round_no == 0:
                 c["s3"].create_bucket(Bucket=BUCKET)
+                c["s3"].create_bucket(Bucket=VERSIONED)
+                c["s3"].put_bucket_versioning(Bucket=VERSIONED, VersioningConfiguration={"Status": "Enabled"})
                 c["logs"].create_log_group(logGroupName=LOG_GROUP)
                 c["logs"].create_log_stream(logGroupName=LOG_GROUP, logStreamName="stream")
             else:
                 check_everything_is_back(c, ledger)
             multipart(c["s3"], ledger, round_no)
+            versions_tags_and_iam(c, ledger, round_no)
             for i in range(writes_per_kind):
                 writes = write_each_kind(c, ledger, round_no, i)
                 # Each round ends on a different kind, killed the instant its answer arrived.
@@ -348,7 +382,12 @@ def test_torn_journal_tail_is_set_aside_and_the_rest_served(tmp_path):
     data_dir = tmp_path / "data"
     seed_state(data_dir, graceful=False)
     (journal,) = sorted((data_dir / "moto").glob("journal-*.log"))
-    with open(journal, "ab") as fh:  # a record whose write was cut short: header promises 4 KB, 10 arrive
+    key = (data_dir / "moto" / "snapshot.key").read_bytes()
+    unusable = pickle.dumps({"type": "from-a-newer-emulator"})
+    with open(journal, "ab") as fh:
+        # A record that verifies but can't be applied, then one whose write was cut short (header promises
+        # 4 KB, 10 bytes arrived).
+        fh.write(len(unusable).to_bytes(4, "big") + hmac.new(key, unusable, hashlib.sha256).digest() + unusable)
         fh.write((4096).to_bytes(4, "big") + b"\x00" * 32 + b"torn bytes")
     with running(data_dir) as emu:
         c = clients(emu)
@@ -356,13 +395,16 @@ def test_torn_journal_tail_is_set_aside_and_the_rest_served(tmp_path):
         health = emu.health()
         c["s3"].put_object(Bucket=BUCKET, Key="after", Body=b"after")
         kill_9(emu)
-    (entry,) = health["quarantined"]
-    assert entry["file"] == f"moto/{journal.name}" and "torn record" in entry["reason"]
-    assert "torn bytes" in entry["held"]
-    assert (data_dir / entry["moved_to"]).read_bytes().endswith(b"torn bytes")
-    with running(data_dir) as emu:  # the cut journal and the new one replay cleanly
+    unapplied, torn = health["quarantined"]
+    assert "could not be replayed" in unapplied["reason"] and "from-a-newer-emulator" in unapplied["held"]
+    assert health["durability"]["records_not_replayable"] == 1
+    assert torn["file"] == f"moto/{journal.name}" and "torn record" in torn["reason"]
+    assert "torn bytes" in torn["held"]
+    assert (data_dir / torn["moved_to"]).read_bytes().endswith(b"torn bytes")
+    with running(data_dir) as emu:  # nothing set aside is met again; the later write is back
         s3 = clients(emu)["s3"]
         assert s3.get_object(Bucket=BUCKET, Key="after")["Body"].read() == b"after"
+        assert s3.get_object(Bucket=BUCKET, Key="kept")["Body"].read() == b"kept"
         assert emu.health()["quarantined"] == []
 
 
@@ -442,3 +484,34 @@ def test_torn_store_record_and_leftover_tmp_files_are_set_aside(tmp_path):
     assert "not valid JSON" in torn["reason"] and "torn-mo" in torn["held"]
     assert not list(models.glob("*.tmp"))
     assert json.loads((data_dir / torn["moved_to"]).read_text(errors="replace") + '"}') == {"ModelName": "torn-mo"}
+
+
+def test_training_artifact_and_log_are_on_disk_when_the_job_is_completed(tmp_path):
+    """The emulator's own writes: the model.tar.gz is journaled before the job turns Completed, and the
+    job's log lines (batched within 0.5 s) before its end; a kill -9 right after Completed keeps both."""
+    from tests.emulator.helpers import read_model_tar, training_request, upload_housing_channels, wait_for_job
+
+    data_dir = tmp_path / "data"
+    with running(data_dir) as emu:
+        c = clients(emu)
+        channels = upload_housing_channels(c["s3"], BUCKET, "train-data", houses=300)
+        request = training_request(
+            "durable-job", channels, f"s3://{BUCKET}/out", image=IMAGE, hyperparameters={"num_round": "5"}
+        )
+        c["sagemaker"].create_training_job(**request)
+        job = wait_for_job(c["sagemaker"], "durable-job", timeout=120)
+        kill_9(emu)
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    with running(data_dir) as emu:
+        c = clients(emu)
+        back = c["sagemaker"].describe_training_job(TrainingJobName="durable-job")
+        assert back["TrainingJobStatus"] == "Completed"
+        assert "xgboost-model" in read_model_tar(c["s3"], back["ModelArtifacts"]["S3ModelArtifacts"])
+        streams = c["logs"].describe_log_streams(
+            logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix="durable-job"
+        )["logStreams"]
+        (stream,) = streams
+        events = c["logs"].get_log_events(
+            logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=stream["logStreamName"], startFromHead=True
+        )["events"]
+        assert any("train-rmse" in e["message"] for e in events)
