@@ -4,7 +4,8 @@ Training workers are forked by multiprocessing's forkserver, not by the server, 
 would follow the forkserver, which itself lives as long as any worker holds its pipe. Instead each worker
 watches the server's pid: a pidfd (Linux >= 5.3) becomes readable the moment the process exits; elsewhere
 the worker polls. Once the workers are gone, the forkserver and the resource tracker see their pipes
-close and exit by themselves.
+close and exit by themselves; the forkserver also watches the server from its first import on
+(``forkserver_lifeline``), as it would not notice before its preloading is over.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import select
 import threading
 import time
 
+# The server's pid, for processes started without it as an argument (the forkserver).
+SERVER_PID_ENV = "SAGEMAKER_EMULATOR_SERVER_PID"
 # The exit code of a worker that ended because the server was gone (EX_SOFTWARE).
 ORPHANED_EXIT_CODE = 70
 POLL_SECONDS = 0.25

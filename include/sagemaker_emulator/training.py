@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from .aws import MissingObject
 from .control_plane import RequestContext, check_tags, list_page, now, operation, paged, save_tags
 from .errors import AwsError, constraint_error, not_found, validation_error
-from .lifeline import exit_with
+from .lifeline import SERVER_PID_ENV, exit_with
 from .store import public
 from .validation import arn, check_name, check_role, require, split_s3_uri
 
@@ -312,8 +312,11 @@ class TrainingRunner:
         self._lock = threading.Lock()
         self._shutting_down = threading.Event()
         self._mp = multiprocessing.get_context("forkserver")
+        # The forkserver inherits the environment: it learns whom to watch before it imports anything heavy.
+        os.environ[SERVER_PID_ENV] = str(os.getpid())
         self._mp.set_forkserver_preload(
             [
+                "include.sagemaker_emulator.forkserver_lifeline",
                 "include.sagemaker_emulator.algorithms",
                 "xgboost",
                 "numpy",

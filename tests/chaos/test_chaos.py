@@ -55,15 +55,23 @@ def marked_processes(marker: str) -> list[psutil.Process]:
     return found
 
 
-def outlivers(marker: str) -> list[psutil.Process]:
+def describe(proc: psutil.Process) -> str:
+    try:
+        return f"pid {proc.pid} (parent {proc.ppid()}): {' '.join(proc.cmdline())[:160]}"
+    except psutil.Error:
+        return f"pid {proc.pid}"
+
+
+def outlivers(marker: str) -> list[str]:
     """The processes of a stopped server still running after the grace period (then killed)."""
     deadline = time.monotonic() + GRACE_SECONDS
     while (left := marked_processes(marker)) and time.monotonic() < deadline:
         time.sleep(0.05)
+    described = [describe(proc) for proc in left]
     for proc in left:
         with contextlib.suppress(psutil.NoSuchProcess):
             proc.kill()
-    return left
+    return described
 
 
 def files_outside(box: Path, data: Path) -> list[Path]:
@@ -150,7 +158,7 @@ def test_chaos(tmp_path, monkeypatch, capsys):
                 emu.kill()
             workload.finish()
             workload_failures += workload.failures
-            orphans += [f"round {number}: pid {p.pid} {p.name()} outlived the server" for p in outlivers(marker)]
+            orphans += [f"round {number}: {p} outlived the server" for p in outlivers(marker)]
 
             restarting = time.monotonic()
             emu = emulator().start()
@@ -179,7 +187,7 @@ def test_chaos(tmp_path, monkeypatch, capsys):
                 )
     finally:
         emu.stop()
-        orphans += [f"after the last stop: pid {p.pid}" for p in outlivers(marker)]
+        orphans += [f"after the last stop: {p}" for p in outlivers(marker)]
 
     with capsys.disabled():
         print(
@@ -193,7 +201,7 @@ def test_chaos(tmp_path, monkeypatch, capsys):
     assert not lost, lost
     assert not dangling, dangling
     assert not not_serving, not_serving
-    assert not orphans, orphans
+    assert not orphans, "\n".join(orphans)
     assert not outside, outside
 
 

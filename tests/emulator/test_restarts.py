@@ -120,6 +120,23 @@ def test_a_kill_leaves_no_worker_and_the_job_comes_back_failed(tmp_path):
         assert list((data / "training").iterdir()) == []
 
 
+def test_a_kill_during_the_forkservers_start_leaves_nothing(tmp_path):
+    # The forkserver spends seconds importing xgboost and scikit-learn before it would notice the server is
+    # gone; it watches the server from its first import on.
+    emu = EmulatorProcess(tmp_path / "data").start()
+    try:
+        server = psutil.Process(emu.proc.pid)
+        deadline = time.monotonic() + 30
+        while not any("forkserver" in " ".join(c.cmdline()) for c in server.children()):
+            assert time.monotonic() < deadline, "the forkserver never started"
+            time.sleep(0.01)
+        children = server.children(recursive=True)
+    finally:
+        emu.kill()
+    left = survivors(children, timeout=3.0)
+    assert not left, [(p.pid, p.cmdline()) for p in left]
+
+
 def test_a_graceful_stop_leaves_no_worker_and_the_job_comes_back_failed(tmp_path):
     data = tmp_path / "data"
     name = unique("stopped")
