@@ -48,7 +48,9 @@ def marked_processes(marker: str) -> list[psutil.Process]:
         if proc.pid == os.getpid():
             continue
         try:
-            if proc.environ().get(MARKER) == marker and proc.status() != psutil.STATUS_ZOMBIE:
+            # A process whose memory is already released (no command line) is past running any code: it is
+            # only finishing its exit, which can take a moment on a loaded machine.
+            if proc.environ().get(MARKER) == marker and proc.status() != psutil.STATUS_ZOMBIE and proc.cmdline():
                 found.append(proc)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue

@@ -87,7 +87,7 @@ def test_restart_right_after_a_kill_binds_the_same_port(tmp_path):
 
 
 def test_a_kill_leaves_no_worker_and_the_job_comes_back_failed(tmp_path):
-    data = tmp_path / "data"
+    data = tmp_path / "d"  # short: the scratch dir under it holds the forkserver's Unix socket
     name = unique("killed")
     emu = EmulatorProcess(data).start()
     try:
@@ -108,6 +108,8 @@ def test_a_kill_leaves_no_worker_and_the_job_comes_back_failed(tmp_path):
         emu.kill()
     left = survivors(children, timeout=3.0)
     assert not left, [(p.pid, p.cmdline()) for p in left]
+    # multiprocessing's temporary files (the forkserver's socket) are in the data dir, not in /tmp.
+    (killed_run_temp,) = (data / "scratch").glob("pymp-*")
 
     with EmulatorProcess(data) as emu:
         sm, _ = clients(emu)
@@ -118,6 +120,7 @@ def test_a_kill_leaves_no_worker_and_the_job_comes_back_failed(tmp_path):
         # Recovery removed the job directory the killed run left behind.
         assert not (data / "training" / name).exists()
         assert list((data / "training").iterdir()) == []
+        assert not killed_run_temp.exists()
 
 
 def test_a_kill_during_the_forkservers_start_leaves_nothing(tmp_path):
