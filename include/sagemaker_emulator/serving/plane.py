@@ -346,15 +346,15 @@ class ServingPlane:
         raw = self.artifacts.read(digest) if digest else None
         if raw is None:
             raw = self._download(url)
-        digest = self.artifacts.keep(raw)
         try:
-            return load_archive(raw, url), digest
+            predictor = load_archive(raw, url)
         except ModelInvocationError as exc:
-            self.artifacts.release([digest])
             from .runtime import instance_id
 
             self.telemetry.log(region, endpoint, f"{variant_name}/{instance_id(endpoint, variant_name)}", exc.message)
             raise DeployError(self._health_check_message(variant_name)) from None
+        # Only an artifact that loads gets a copy.
+        return predictor, self.artifacts.keep(raw)
 
     def _download(self, url: str) -> bytes:
         download_error = DeployError(
