@@ -32,6 +32,7 @@ import re
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,7 @@ class MotoFacade:
         self.quarantine = quarantine or Quarantine(self.data_dir)
         self.compact_bytes = compact_bytes
         self._rw = SharedExclusiveLock()
-        self._record_lock = threading.Lock()  # a key's state is read and appended as one step
+        self._record_lock = threading.RLock()  # a key's state is read and appended as one step
         self._lock = threading.Lock()  # log group/stream creation
         self._app: Any = None
         self._key = b""
@@ -159,11 +160,24 @@ class MotoFacade:
     def serve(self, environ: dict[str, Any], body: bytes) -> Response:
         """Answer one HTTP request; a mutation answered 2xx is in the journal before this returns."""
         environ["wsgi.input"] = io.BytesIO(body)
-        if environ["REQUEST_METHOD"] in READ_METHODS or self._journal is None or not _mutates(environ, body):
+        if environ["REQUEST_METHOD"] in READ_METHODS or self._journal is None:
             return self._call(environ)
+        service = _service(environ, body)
+        if service != "s3" and not _mutating_operation(environ, body):
+            return self._call(environ)
+        request = _Request(
+            environ,
+            body,
+            service,
+            _s3_location(environ) if service == "s3" else ("", ""),
+            parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True),
+        )
         with self._rw.shared():
-            status, headers, answer = self._call(environ)
-            sequence = self._record_http(environ, body, status, answer) if 200 <= status < 300 else 0
+            # A bucket is created or removed under the record lock, so no record of a key in it can be
+            # journaled ahead of it (S3 key writes themselves run concurrently).
+            with self._record_lock if request.on_bucket else contextlib.nullcontext():
+                status, headers, answer = self._call(environ)
+                sequence = self._record_http(request, answer) if 200 <= status < 300 else 0
             journal = self._journal
         if sequence and journal is not None:
             journal.sync(sequence)
@@ -301,11 +315,11 @@ class MotoFacade:
                 record["part"] = (part, upload.parts.get(part))
             return self._append(record)
 
-    def _record_http(self, environ: dict[str, Any], body: bytes, status: int, answer: bytes) -> int:
-        if _service(environ, body) != "s3":
+    def _record_http(self, request: _Request, answer: bytes) -> int:
+        environ, body, query = request.environ, request.body, request.query
+        if request.service != "s3":
             return self._append_request(environ, body)
-        bucket, key = _s3_location(environ)
-        query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        bucket, key = request.location
         method = environ["REQUEST_METHOD"]
         if not bucket:
             return self._append_request(environ, body)
@@ -329,9 +343,8 @@ class MotoFacade:
         if method == "PUT" and self._s3.buckets.get(bucket) is not None and key not in self._s3.buckets[bucket].keys:
             # Our reading of the key differs from moto's: keep the request itself so the write is not lost.
             log.warning(
-                "journal: PUT %s answered %d but no key %r in bucket %r; recording the request",
+                "journal: PUT %s answered 2xx but no key %r in bucket %r; recording the request",
                 environ.get("PATH_INFO"),
-                status,
                 key,
                 bucket,
             )
@@ -562,7 +575,7 @@ class MotoFacade:
 
     def health(self) -> dict[str, Any]:
         return {
-            "durability": self.durability,
+            "mode": self.durability,
             "generation": self._generation,
             "journal_bytes": self.journal_bytes(),
             "records_replayed_at_start": self.replayed,
@@ -610,24 +623,41 @@ def _operation(environ: dict[str, Any], body: bytes) -> str | None:
     return None
 
 
-def _mutates(environ: dict[str, Any], body: bytes) -> bool:
-    if _service(environ, body) == "s3":
-        return True  # every non-GET/HEAD S3 request changes something (SelectObjectContent aside)
+def _mutating_operation(environ: dict[str, Any], body: bytes) -> bool:
+    """For Logs, CloudWatch, IAM, STS: anything but a read (an unrecognised operation counts as a write)."""
     operation = _operation(environ, body)
     return operation is None or not READ_OPERATION.match(operation)
+
+
+@dataclass(frozen=True)
+class _Request:
+    """A mutating request to moto, parsed once."""
+
+    environ: dict[str, Any]
+    body: bytes
+    service: str
+    location: tuple[str, str]  # (bucket, key) for S3
+    query: dict[str, list[str]]
+
+    @property
+    def on_bucket(self) -> bool:
+        """An S3 request on a bucket itself (create, delete, configuration), not on its keys."""
+        return self.service == "s3" and bool(self.location[0]) and not self.location[1] and "delete" not in self.query
 
 
 def _s3_location(environ: dict[str, Any]) -> tuple[str, str]:
     """(bucket, key) as moto reads them from the request: path style or virtual-hosted style."""
     from moto.s3.responses import S3Response
 
-    class _Request:  # what subdomain_based_buckets looks at
+    class _Seen:  # what subdomain_based_buckets looks at
         headers = {"host": environ.get("HTTP_HOST", "")}
         url = f"http://{environ.get('HTTP_HOST', '')}{environ.get('PATH_INFO', '')}"
 
     path = unquote(environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", errors="replace"))
-    if S3Response.subdomain_based_buckets(_Request):
-        return environ.get("HTTP_HOST", "").split(".", 1)[0], path.lstrip("/")
+    if S3Response.subdomain_based_buckets(_Seen):
+        from moto.s3.utils import bucket_name_from_url
+
+        return bucket_name_from_url(_Seen.url) or "", path.lstrip("/")
     parts = path.lstrip("/").split("/", 1)
     return parts[0], parts[1] if len(parts) > 1 else ""
 

@@ -177,3 +177,91 @@ def test_store_update_that_fails_to_write_leaves_memory_unchanged(tmp_path, monk
     with pytest.raises(OSError):
         store.update("model", "m", lambda r: r.update(v=2))
     assert store.get("model", "m")["v"] == 1
+
+
+def _environ(method: str, path: str, query: str = "", host: str = "127.0.0.1:4566", **headers: str) -> dict:
+    return {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query, "HTTP_HOST": host, **headers}
+
+
+SIGNED = "AWS4-HMAC-SHA256 Credential=k/20250101/us-east-1/{}/aws4_request, SignedHeaders=host, Signature=0"
+
+
+@pytest.mark.parametrize(
+    ("environ", "location"),
+    [
+        (_environ("PUT", "/bucket/a/b c.txt"), ("bucket", "a/b c.txt")),
+        (_environ("PUT", "/bucket/k%2Bplus"), ("bucket", "k+plus")),
+        (_environ("PUT", "/bucket"), ("bucket", "")),
+        (_environ("PUT", "/key/in/vhost", host="mybucket.s3.us-east-1.amazonaws.com"), ("mybucket", "key/in/vhost")),
+        (_environ("DELETE", "/k", host="my.dotted.bucket.s3.amazonaws.com"), ("my.dotted.bucket", "k")),
+        (_environ("PUT", "/bucket/x", host="localhost:4566"), ("bucket", "x")),
+    ],
+)
+def test_s3_location_reads_bucket_and_key_as_moto_does(environ, location):
+    from include.sagemaker_emulator.aws import _s3_location
+
+    assert _s3_location(environ) == location
+
+
+@pytest.mark.parametrize(
+    ("environ", "body", "service", "mutating"),
+    [
+        (
+            _environ(
+                "POST", "/", HTTP_X_AMZ_TARGET="Logs_20140328.PutLogEvents", HTTP_AUTHORIZATION=SIGNED.format("logs")
+            ),
+            b"{}",
+            "logs",
+            True,
+        ),
+        (
+            _environ(
+                "POST", "/", HTTP_X_AMZ_TARGET="Logs_20140328.GetLogEvents", HTTP_AUTHORIZATION=SIGNED.format("logs")
+            ),
+            b"{}",
+            "logs",
+            False,
+        ),
+        (
+            _environ(
+                "POST",
+                "/service/GraniteServiceVersion20100801/operation/PutMetricData",
+                HTTP_AUTHORIZATION=SIGNED.format("monitoring"),
+            ),
+            b"",
+            "monitoring",
+            True,
+        ),
+        (
+            _environ(
+                "POST",
+                "/service/GraniteServiceVersion20100801/operation/DescribeAlarms",
+                HTTP_AUTHORIZATION=SIGNED.format("monitoring"),
+            ),
+            b"",
+            "monitoring",
+            False,
+        ),
+        (_environ("POST", "/", HTTP_AUTHORIZATION=SIGNED.format("iam")), b"Action=CreateRole&RoleName=r", "iam", True),
+        (_environ("POST", "/", HTTP_AUTHORIZATION=SIGNED.format("iam")), b"Action=ListRoles", "iam", False),
+        (
+            _environ("POST", "/", HTTP_AUTHORIZATION=SIGNED.format("sts")),
+            b"Version=2011-06-15",
+            "sts",
+            True,
+        ),  # unknown: kept
+        (
+            _environ("PUT", "/b/k", "X-Amz-Credential=k%2F20250101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Signature=0"),
+            b"",
+            "s3",
+            None,
+        ),
+        (_environ("PUT", "/b/k"), b"data", "s3", None),  # unsigned: moto's default service
+    ],
+)
+def test_requests_are_told_apart_by_service_and_operation(environ, body, service, mutating):
+    from include.sagemaker_emulator.aws import _mutating_operation, _service
+
+    assert _service(environ, body) == service
+    if mutating is not None:
+        assert _mutating_operation(environ, body) is mutating
