@@ -144,7 +144,7 @@ def outcome() -> Iterator[Outcome]:
         run_id = _wait("the launcher's run", our_run, 300, launcher, output)
         seconds["stack up and run triggered"] = time.monotonic() - started
 
-        # Kill a worker while it runs a task, once both have run something to the end.
+        # Kill a worker while it runs a location's task, once both have run something to the end.
         def moment() -> tuple[str, tuple[str, int]] | None:
             instances = _instances(api, run_id)
             finished = {ti["hostname"] for ti in instances if ti["state"] == "success" and ti["hostname"]}
@@ -152,14 +152,21 @@ def outcome() -> Iterator[Outcome]:
                 any(h.startswith("worker1@") for h in finished) and any(h.startswith("worker2@") for h in finished)
             ):
                 return None
+            # A location's task: the mapped work that both workers share.
             running = [
-                ti for ti in instances if ti["state"] == "running" and (ti["hostname"] or "").startswith("worker")
+                ti
+                for ti in instances
+                if ti["state"] == "running"
+                and ti["task_id"].startswith("location.")
+                and (ti["hostname"] or "").startswith("worker")
             ]
             if not running:
                 return None
             return running[0]["hostname"].split("@")[0], (running[0]["task_id"], running[0]["map_index"])
 
-        victim, killed_task = _wait("a task running on a worker after both finished one", moment, 300, launcher, output)
+        victim, killed_task = _wait(
+            "a location task running on a worker after both finished one", moment, 300, launcher, output
+        )
         survivor = next(name for name in ("worker1", "worker2") if name != victim)
         worker_pid = int((state_dir / "pids" / f"{victim}.pid").read_text())
         killed_pids = kill_process_tree(worker_pid)
