@@ -45,6 +45,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from include import launcher
 from include.launcher import (
     DAG_ID,
     LOCAL,
@@ -83,8 +84,11 @@ HOST_VARIABLES = frozenset(
 DATABASE = "airflow"
 
 
+PREFIX = "[make run-distributed]"
+
+
 def say(message: str) -> None:
-    print(f"[make run-distributed] {message}", flush=True)
+    print(f"{PREFIX} {message}", flush=True)
 
 
 def read_settings(path: Path = SETTINGS_FILE) -> dict[str, str]:
@@ -415,6 +419,8 @@ def print_workers(api: Api, run_id: str) -> dict[str, int]:
 
 
 def main() -> int:
+    # The helpers shared with `make run` (following the run, stopping) speak under this command's name.
+    launcher.PREFIX = PREFIX
     os.umask(0o077)
     ports = {variable: configured_port(variable) for variable in DEFAULT_PORTS}
     if len(set(ports.values())) != len(ports):

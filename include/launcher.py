@@ -45,8 +45,12 @@ KNOWN_PASSWORD = "admin"
 RUN_TIMEOUT_S = int(os.environ.get("RUN_TIMEOUT_S", "1800"))
 
 
+# What the messages start with; `make run-distributed` (include/distributed.py) sets its own.
+PREFIX = "[make run]"
+
+
 def say(message: str) -> None:
-    print(f"[make run] {message}", flush=True)
+    print(f"{PREFIX} {message}", flush=True)
 
 
 def port_taken(port: int) -> bool:

@@ -42,6 +42,8 @@ HOUSES = 30
 TERMINAL = {"success", "failed", "skipped", "upstream_failed", "removed"}
 RUN_DEADLINE_S = 420
 HEARTBEAT_TIMEOUT_S = 30
+# The whole stack comes up in the first test's setup: more than the default per-test timeout under load.
+pytestmark = pytest.mark.timeout(900)
 
 
 def free_port() -> int:
@@ -178,6 +180,8 @@ def outcome() -> Iterator[Outcome]:
 
         run_state = _wait("the run to finish", finished, RUN_DEADLINE_S, launcher, output)
         seconds["run finished at"] = time.monotonic() - started
+        # The launcher's report (which worker ran what, the summary) comes a moment after the run ends.
+        _wait("the launcher's report", lambda: "press Ctrl-C" in output.read_text(), 180, launcher, output)
         instances = _instances(api, run_id)
         tries: dict[tuple[str, int], list[dict[str, Any]]] = {}
         for ti in instances:
