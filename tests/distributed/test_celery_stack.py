@@ -106,7 +106,7 @@ def outcome() -> Iterator[Outcome]:
         "DISTRIBUTED_STATE_DIR": str(state_dir),
         "RUN_CONF": json.dumps({"locations": list(SEED_LOCATIONS), "houses_per_location": HOUSES}),
         "RUN_TIMEOUT_S": str(RUN_DEADLINE_S),
-        "WORKER_CONCURRENCY": "3",
+        "WORKER_CONCURRENCY": "4",
         "HOUSING_RETRY_DELAY_SECONDS": "2",
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT_S),
