@@ -248,9 +248,18 @@ class Postgres:
         self.socket_dir.mkdir(mode=0o700, exist_ok=True)
         self._own(self.socket_dir)
         if self.user:
-            # The server reaches its directories through ours: traverse only (0711), nothing listable.
-            for directory in (self.data.parents[1], self.data.parent):
+            # The server reaches its directories through ours (.local, the state directory): traverse only
+            # (0711), nothing listable; the secrets, logs and Airflow's home below stay 0700.
+            state = self.data.parents[1]
+            ours = [self.data.parent, state, *(d for d in state.parents if d == LOCAL or LOCAL in d.parents)]
+            for directory in ours:
                 os.chmod(directory, 0o711)
+            reachable = subprocess.run(["test", "-x", str(self.data.parent)], user=self.user, check=False, cwd="/")
+            if reachable.returncode != 0:
+                raise SystemExit(
+                    f"[make run-distributed] the {self.user} user cannot reach {self.data.parent}: every directory "
+                    "above it must be searchable by others (chmod o+x), or choose DISTRIBUTED_STATE_DIR elsewhere"
+                )
         if (self.data / "PG_VERSION").exists():
             return
         self.data.mkdir(mode=0o700, exist_ok=True)
