@@ -137,8 +137,8 @@ def postgres_bin() -> Path:
     if os.environ.get("PG_BIN"):
         candidates = [Path(os.environ["PG_BIN"])]
     else:
-        versions = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name), reverse=True)
-        candidates = versions
+        installed = [path for path in Path("/usr/lib/postgresql").glob("*/bin") if path.parent.name.isdigit()]
+        candidates = sorted(installed, key=lambda path: int(path.parent.name), reverse=True)
     for directory in candidates:
         if (directory / "initdb").is_file() and (directory / "postgres").is_file():
             return directory
@@ -184,14 +184,16 @@ class DistributedStack(Stack):
         for _name, process in self.processes:
             with contextlib.suppress(psutil.Error):
                 descendants += psutil.Process(process.pid).children(recursive=True)
+        names = [name for name, _process in self.processes]
         super().stop()
+        own_group = os.getpgid(0)
         for child in descendants:
             with contextlib.suppress(psutil.Error, OSError):
-                if child.is_running():
+                if child.is_running() and os.getpgid(child.pid) != own_group:
                     os.killpg(os.getpgid(child.pid), signal.SIGKILL)
         psutil.wait_procs(descendants, timeout=10)
-        for pid_file in self.pid_dir.glob("*.pid"):
-            pid_file.unlink()
+        for name in names:
+            (self.pid_dir / f"{name}.pid").unlink(missing_ok=True)
 
 
 def kill_process_tree(pid: int) -> list[int]:
