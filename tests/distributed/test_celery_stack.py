@@ -40,10 +40,11 @@ BUCKET = "sagemaker-fleet-local"
 ENDPOINT = "housing-mme"
 HOUSES = 30
 TERMINAL = {"success", "failed", "skipped", "upstream_failed", "removed"}
-RUN_DEADLINE_S = 420
+# Failure detection, not the budget: about 4 min on this 2-core machine at a load average of ~10.
+RUN_DEADLINE_S = 600
 HEARTBEAT_TIMEOUT_S = 30
 # The whole stack comes up in the first test's setup: more than the default per-test timeout under load.
-pytestmark = pytest.mark.timeout(900)
+pytestmark = pytest.mark.timeout(1200)
 
 
 def free_port() -> int:
@@ -190,7 +191,8 @@ def outcome() -> Iterator[Outcome]:
                 path += f"/{ti['map_index']}/tries" if ti["map_index"] >= 0 else "/tries"
                 tries[(ti["task_id"], ti["map_index"])] = api.get(path)["task_instances"]
     except BaseException:
-        os.killpg(launcher.pid, signal.SIGINT)
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGINT)
         try:
             launcher.wait(120)
         except subprocess.TimeoutExpired:
