@@ -413,6 +413,25 @@ def distributed_env(
     return env
 
 
+class PatientApi(Api):
+    """The REST API client of ``make run``, retrying reads that time out: on a busy machine the API server
+    may answer one poll late, which is no reason to stop the whole stack. Writes are not retried (a
+    trigger that did arrive must not be sent twice)."""
+
+    def get(self, path: str) -> Any:
+        for attempt in range(5):
+            try:
+                return super().get(path)
+            except urllib.error.HTTPError:
+                raise
+            except (TimeoutError, urllib.error.URLError) as exc:
+                if attempt == 4:
+                    raise
+                say(f"the API server did not answer {path.split('?')[0]} in time ({exc}); asking again")
+                time.sleep(2)
+        raise AssertionError("unreachable")
+
+
 def print_workers(api: Api, run_id: str) -> dict[str, int]:
     """Which worker ran each task of the run (task instances' ``hostname``); returns tasks per worker."""
     quoted = urllib.parse.quote(run_id)
@@ -515,7 +534,7 @@ def main() -> int:
         )
         airflow.start("api-server", ["airflow", "api-server", "--host", LOOPBACK, "--port", str(airflow_port)], env)
         airflow.start("dag-processor", ["airflow", "dag-processor"], env)
-        api = Api(api_server_url(LOOPBACK, airflow_port))
+        api = PatientApi(api_server_url(LOOPBACK, airflow_port))
         say(f"starting Airflow 3 (CeleryExecutor): API server and UI on {api.base}")
         wait_until(
             "the emulator",
