@@ -12,7 +12,7 @@ SEPARATE_SUITES := scheduler or distributed or ui or package
 # Kill -9 rounds of the chaos suite: 5 in `make test`, 20 (or CHAOS_ROUNDS=N) in `make chaos`.
 CHAOS_ROUNDS ?= 20
 
-.PHONY: install lint test test-fast chaos test-scheduler test-distributed test-ui test-package run emulator bench clean
+.PHONY: install lint test test-fast chaos test-scheduler test-distributed test-ui test-package run run-distributed distributed-servers emulator bench clean
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,7 +41,7 @@ chaos: install
 test-scheduler: install
 	.ci/suite scheduler -q
 
-test-distributed: install
+test-distributed: install distributed-servers
 	.ci/suite distributed -q
 
 test-ui: install
@@ -52,6 +52,25 @@ test-package: install
 
 run: install
 	$(PY) -m include.launcher
+
+# The CeleryExecutor shape as local processes: PostgreSQL, Redis, the emulator, Airflow with two Celery
+# workers (include/distributed.py). Ports: AIRFLOW_PORT 8090, EMULATOR_PORT 4576, POSTGRES_PORT 5442,
+# REDIS_PORT 6389; RUN_CONF='{"houses_per_location": 200}' for the triggered run.
+run-distributed: install distributed-servers
+	$(PY) -m include.distributed
+
+# Debian's PostgreSQL and Redis servers, installed only when missing (apt-get update only when apt does
+# not know them yet); as root on CI, through sudo elsewhere.
+distributed-servers:
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	if [ -n "$$missing" ]; then \
+		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
+		echo "Installing$$missing with apt-get"; \
+		apt-cache show $$missing >/dev/null 2>&1 || $$sudo apt-get update -qq || exit 1; \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing || exit 1; \
+	fi
 
 emulator: install
 	$(PY) -m include.sagemaker_emulator

@@ -192,7 +192,8 @@ def housing_mme_nightly() -> None:
         return plan["locations"]
 
     plan = validate_params()
-    spec = endpoint_spec(plan, ensure_bucket(plan))
+    bucket = ensure_bucket(plan)
+    spec = endpoint_spec(plan, bucket)
     endpoint = SageMakerDeployEndpointOperator(
         task_id="deploy_endpoint",
         endpoint_name=spec["endpoint_name"],
@@ -339,6 +340,9 @@ def housing_mme_nightly() -> None:
         smoked >> promoted
 
     locations = per_location.partial(plan=plan, endpoint=endpoint.output).expand(location=locations_of(plan))
+    # Every location writes to the bucket: none may start before it exists (on several Celery workers the
+    # first ingests otherwise race ensure_bucket, fail with NoSuchBucket and spend their retries).
+    bucket >> locations
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def summary(plan: dict[str, Any]) -> dict[str, Any]:

@@ -45,8 +45,12 @@ KNOWN_PASSWORD = "admin"
 RUN_TIMEOUT_S = int(os.environ.get("RUN_TIMEOUT_S", "1800"))
 
 
+# What the messages start with; `make run-distributed` (include/distributed.py) sets its own.
+PREFIX = "[make run]"
+
+
 def say(message: str) -> None:
-    print(f"[make run] {message}", flush=True)
+    print(f"{PREFIX} {message}", flush=True)
 
 
 def port_taken(port: int) -> bool:
@@ -99,9 +103,9 @@ def private_file(path: Path, content: str, replace_if: Any = None) -> str:
     return content
 
 
-def ui_password() -> str:
+def ui_password(airflow_home: Path | None = None) -> str:
     """The UI user's password from the simple auth manager's passwords file, generated on the first run."""
-    passwords_file = AIRFLOW_HOME / "passwords.json"
+    passwords_file = (airflow_home or AIRFLOW_HOME) / "passwords.json"
     generated = json.dumps({USERNAME: secrets.token_urlsafe(12)})
 
     def unusable(text: str) -> bool:
@@ -117,14 +121,17 @@ def ui_password() -> str:
 class Stack:
     """The processes this launcher started, each in its own process group so stopping reaches children."""
 
-    def __init__(self) -> None:
+    def __init__(self, logs: Path | None = None) -> None:
+        self.logs = logs or LOGS
         self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
 
-    def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        LOGS.mkdir(parents=True, exist_ok=True)
-        log = open(LOGS / f"{name}.log", "ab")  # noqa: SIM115 (the child owns it for its life)
+    def start(self, name: str, argv: list[str], env: dict[str, str], **popen: Any) -> subprocess.Popen[bytes]:
+        """Start ``argv`` in a new session, output to ``<logs>/<name>.log``; ``popen``: more Popen arguments
+        (e.g. ``user=`` for a server that refuses root)."""
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 (the child owns it for its life)
         process = subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **popen
         )
         self.processes.append((name, process))
         return process
@@ -132,7 +139,7 @@ class Stack:
     def check(self) -> None:
         for name, process in self.processes:
             if process.poll() is not None:
-                raise RuntimeError(f"{name} exited with code {process.returncode}; see {LOGS / (name + '.log')}")
+                raise RuntimeError(f"{name} exited with code {process.returncode}; see {self.logs / (name + '.log')}")
 
     def stop(self) -> None:
         for name, process in reversed(self.processes):
@@ -160,14 +167,19 @@ def exposure(host: str, variable: str) -> str:
     return f"OPEN to the network as {variable}={host} asked"
 
 
-def airflow_env(emulator_url: str, airflow_host: str, airflow_port: int) -> dict[str, str]:
-    AIRFLOW_HOME.mkdir(parents=True, exist_ok=True, mode=0o700)
+def airflow_env(
+    emulator_url: str, airflow_host: str, airflow_port: int, airflow_home: Path | None = None
+) -> dict[str, str]:
+    """Every Airflow process's environment (``make run``'s; ``airflow_home`` defaults to .local/airflow)."""
+    airflow_home = airflow_home or AIRFLOW_HOME
+    airflow_home.mkdir(parents=True, exist_ok=True, mode=0o700)
     # Older runs created these 0755/0644; airflow.cfg holds the Fernet key and the API's secret_key.
-    for private in (LOCAL, AIRFLOW_HOME):
-        os.chmod(private, 0o700)
-    if (AIRFLOW_HOME / "airflow.cfg").exists():
-        os.chmod(AIRFLOW_HOME / "airflow.cfg", 0o600)
-    jwt_secret = private_file(AIRFLOW_HOME / "jwt_secret", secrets.token_urlsafe(32))
+    os.chmod(airflow_home, 0o700)
+    if airflow_home == AIRFLOW_HOME:
+        os.chmod(LOCAL, 0o700)
+    if (airflow_home / "airflow.cfg").exists():
+        os.chmod(airflow_home / "airflow.cfg", 0o600)
+    jwt_secret = private_file(airflow_home / "jwt_secret", secrets.token_urlsafe(32))
     api_url = api_server_url(airflow_host, airflow_port)
     # The UI's own links use base_url: pinned to loopback only when that is the one way in; opened up, the
     # address comes from each request (unless you set AIRFLOW__API__BASE_URL yourself).
@@ -177,7 +189,7 @@ def airflow_env(emulator_url: str, airflow_host: str, airflow_port: int) -> dict
         **os.environ,
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
         "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")]),
-        "AIRFLOW_HOME": str(AIRFLOW_HOME),
+        "AIRFLOW_HOME": str(airflow_home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -189,7 +201,7 @@ def airflow_env(emulator_url: str, airflow_host: str, airflow_port: int) -> dict
         "AIRFLOW__API__PORT": str(airflow_port),
         "AIRFLOW__API_AUTH__JWT_SECRET": jwt_secret,
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(AIRFLOW_HOME / "passwords.json"),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(airflow_home / "passwords.json"),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
         "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "10",
         # The provider's SageMaker operators defer too (their own fallback is False); ours default to True.

@@ -125,11 +125,29 @@ def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return compose["services"]
 
 
-def environment(service: dict[str, Any]) -> dict[str, Any]:
+def env_files(service: dict[str, Any]) -> list[Path]:
+    files = service.get("env_file") or []
+    files = [files] if isinstance(files, str | dict) else files
+    return [COMPOSE.parent / (entry["path"] if isinstance(entry, dict) else entry) for entry in files]
+
+
+def own_environment(service: dict[str, Any]) -> dict[str, Any]:
+    """The service's ``environment:`` alone."""
     env = service.get("environment") or {}
     if isinstance(env, list):
         env = dict(item.split("=", 1) if "=" in item else (item, None) for item in env)
     return env
+
+
+def environment(service: dict[str, Any]) -> dict[str, Any]:
+    """What the container gets: its ``env_file:`` files (read as compose does, no interpolation), then its
+    ``environment:``, which wins."""
+    from dotenv import dotenv_values
+
+    merged: dict[str, Any] = {}
+    for path in env_files(service):
+        merged.update(dotenv_values(path, interpolate=False))
+    return {**merged, **own_environment(service)}
 
 
 def argv(value: str | list[str] | None) -> list[str]:
@@ -386,10 +404,36 @@ def test_depends_on_conditions_as_in_the_official_file(services: dict[str, dict[
             assert depends.get(backend, {}).get("condition") == "service_healthy", f"{name} -> {backend}"
         if name != "airflow-init":
             assert depends.get("airflow-init", {}).get("condition") == "service_completed_successfully", name
-        # The AWS override switches the emulator off, so no Airflow service may require it.
-        assert EMULATOR not in depends, name
+        # Waited for when it runs; the AWS override switches it off, so no Airflow service may require it.
+        assert depends.get(EMULATOR) == {"condition": "service_healthy", "required": False}, name
     worker = services["airflow-worker"]["depends_on"]
     assert worker.get("airflow-apiserver", {}).get("condition") == "service_healthy"
+
+
+def test_airflow_services_share_the_settings_file_of_make_run_distributed(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    from include.distributed import HOST_VARIABLES, SETTINGS_FILE, read_settings
+
+    shared = read_settings()
+    assert shared["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    for name in AIRFLOW_SERVICES:
+        assert SETTINGS_FILE in env_files(services[name]), f"{name} does not read {SETTINGS_FILE.name}"
+        # Set in both, compose's `environment:` would win and the two shapes would drift apart.
+        overridden = set(own_environment(services[name])) & set(shared)
+        assert not overridden, f"{name} overrides {sorted(overridden)} of {SETTINGS_FILE.name}"
+        # What names a host is set by each side for its own network, never in the shared file.
+        assert HOST_VARIABLES & set(environment(services[name])) >= {
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+            "AIRFLOW__CELERY__BROKER_URL",
+            "AIRFLOW__CELERY__RESULT_BACKEND",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+            "AIRFLOW_CONN_AWS_DEFAULT",
+        }, name
+    assert not HOST_VARIABLES & set(shared)
+    assert not [key for key in shared if SECRET_NAME.search(key)], "no secret in the shared file"
+    for value in shared.values():
+        assert not re.search(r"\b(postgres|redis|airflow-apiserver|sagemaker-emulator|localhost|127\.0\.0\.1)\b", value)
 
 
 def test_emulator_service_runs_the_emulator_on_all_interfaces(compose: dict[str, Any]) -> None:
