@@ -138,16 +138,19 @@ def asteroid_linear_learner() -> None:
         """Check the Params and settings; return the run's plan (names, S3 layout, hyperparameters, image)."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.asteroids.pipeline import InvalidParamsError, build_plan, environment_settings
+        from include.asteroids.pipeline import (
+            InvalidParamsError,
+            build_plan,
+            environment_settings,
+            linear_learner_image_uri,
+        )
 
         context = get_current_context()
         dag_run = context["dag_run"]
         try:
             settings = environment_settings(environment_setting)
-            # The image is looked up here, in a task, never at parse time (the SDK import is heavy).
-            from sagemaker.core import image_uris
-
-            image_uri = image_uris.retrieve("linear-learner", region=_hook().conn_region_name or "us-east-1")
+            # Looked up here, in a task, never at parse time.
+            image_uri = linear_learner_image_uri(_hook().conn_region_name or "us-east-1")
             plan = build_plan(
                 context["params"],
                 settings,
@@ -260,8 +263,9 @@ def asteroid_linear_learner() -> None:
     )
     summary >> teardown
     # A teardown of the setup that names the resources: it runs (all_done) once that setup succeeded, whatever
-    # failed in between, and the run's state still comes from the work tasks; a failed delete fails the run.
-    teardown.as_teardown(setups=resources, on_failure_fail_dagrun=True)
+    # failed in between. The run's state comes from the work tasks (on_failure_fail_dagrun=True would make the
+    # teardown the only leaf, so a run whose training failed would end "success" once the teardown succeeded).
+    teardown.as_teardown(setups=resources)
 
 
 asteroid_linear_learner()

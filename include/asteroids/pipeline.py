@@ -38,6 +38,7 @@ __all__ = [
     "endpoint_spec",
     "environment_settings",
     "evaluate_predictions",
+    "linear_learner_image_uri",
     "notebook_lines",
     "prepare_channels",
     "render_predictions_png",
@@ -200,6 +201,29 @@ def run_resources(plan: Mapping[str, Any]) -> dict[str, list[str]]:
         "endpoint_configs": [plan["endpoint_config_name"]],
         "models": [plan["model_name"]],
     }
+
+
+def linear_learner_image_uri(region: str) -> str:
+    """The Linear Learner image of ``region``, from the SageMaker SDK's own registry table, without importing it.
+
+    ``sagemaker.core.image_uris.retrieve("linear-learner", region)`` gives the same URI but imports the SDK
+    (about 10 s on a loaded 2-core worker); its table is a JSON file in the installed package, read here.
+    """
+    import importlib.util
+    import pathlib
+
+    spec = importlib.util.find_spec("sagemaker")  # finds the package without running its __init__
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError("the sagemaker package is not installed: cannot look up the Linear Learner image")
+    table_path = pathlib.Path(next(iter(spec.submodule_search_locations)), "core", "image_uri_config",
+                              "linear-learner.json")  # fmt: skip
+    table = json.loads(table_path.read_text())
+    version = table["versions"]["1"]  # the notebook's get_image_uri(region, "linear-learner") -> ":1"
+    account = version["registries"].get(region)
+    if account is None:
+        raise ValueError(f"Linear Learner has no image in region {region!r}")
+    domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"{account}.dkr.ecr.{region}.{domain}/{version['repository']}:1"
 
 
 # --- data ----------------------------------------------------------------------------------------------

@@ -42,7 +42,9 @@ def serving_resources(emulator, prefix: str) -> dict[str, set[str]]:
 
 @pytest.fixture(scope="module")
 def default_run(emulator, run_dag):
-    return run_dag(DAG_ID, {}, logical_date=DAY, env=ENV)
+    result = run_dag(DAG_ID, {}, logical_date=DAY, env=ENV)
+    print(f"default run: {result.seconds:.1f} s")
+    return result
 
 
 def test_defaults_reproduce_the_notebook_and_tear_down(emulator, default_run) -> None:
@@ -92,12 +94,12 @@ def test_defaults_reproduce_the_notebook_and_tear_down(emulator, default_run) ->
     assert serving_resources(emulator, prefix) == {"endpoints": set(), "configs": set(), "models": set()}
 
 
-def test_failed_training_leaves_no_endpoint_and_says_why(emulator, run_dag, default_run) -> None:
+def test_failed_training_leaves_no_endpoint_and_says_why(emulator, run_dag) -> None:
     # Every try fails: the first attempt and the two retries (each a new -rN attempt of the job).
     inject_fault(emulator, {"type": "training_failure", "name_contains": "asteroid-ll-20261124", "count": 3,
                             "reason": INJECTED_REASON})  # fmt: skip
     result = run_dag(DAG_ID, {"predictor_type": "binary_classifier", "rows": 1000}, logical_date=FAILED_DAY, env=ENV)
-    assert result.state == "failed"
+    assert result.state == "failed", (result.tasks, result.log[-6000:])
     assert result.tasks["train"] == "failed"
     assert result.tasks["deploy"] == "upstream_failed" and result.tasks["report"] == "upstream_failed"
     assert result.tasks["teardown"] == "success"
