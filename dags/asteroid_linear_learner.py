@@ -59,7 +59,7 @@ CHECK_INTERVAL = 2
 RETRY_DELAY = dt.timedelta(seconds=int(os.environ.get("ASTEROID_RETRY_DELAY_SECONDS", "60")))
 INSTANCE_TYPE_PATTERN = r"^ml\.[a-z0-9]+\.[a-z0-9]+$"
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("asteroid_linear_learner")  # the DAG file's module name is a generated one
 
 
 def _hook():

@@ -77,6 +77,7 @@ def test_defaults_reproduce_the_notebook_and_tear_down(emulator, default_run) ->
     assert report["endpoint"]["variant_name"] == "AllTraffic"
     assert report["scoring"]["rows_scored"] == rows["test"] and report["scoring"]["content_type"] == "text/csv"
     metrics = report["metrics"]
+    print("\n".join(report["notebook_lines"]))
     assert 0.1 < metrics["test_mae_baseline"] < 0.3, metrics
     assert abs(metrics["test_mae_linear"] - metrics["test_mae_baseline"]) < 0.03, metrics
     assert abs(metrics["prediction_accuracy"] - metrics["baseline_accuracy"]) < 5.0, metrics
@@ -99,6 +100,7 @@ def test_failed_training_leaves_no_endpoint_and_says_why(emulator, run_dag) -> N
     inject_fault(emulator, {"type": "training_failure", "name_contains": "asteroid-ll-20261124", "count": 3,
                             "reason": INJECTED_REASON})  # fmt: skip
     result = run_dag(DAG_ID, {"predictor_type": "binary_classifier", "rows": 1000}, logical_date=FAILED_DAY, env=ENV)
+    print(f"failed run: {result.seconds:.1f} s")
     assert result.state == "failed", (result.tasks, result.log[-6000:])
     assert result.tasks["train"] == "failed"
     assert result.tasks["deploy"] == "upstream_failed" and result.tasks["report"] == "upstream_failed"
