@@ -44,6 +44,14 @@ from typing import Any
 
 from airflow.sdk import Param, dag, get_current_context, task
 
+from include.asteroids.pipeline import (
+    DEFAULTS,
+    INSTANCE_TYPE_PATTERN,
+    MAX_ROWS,
+    MIN_ROWS,
+    PREDICTOR_TYPES,
+    TRAINING_INSTANCE_COUNT,
+)
 from sagemaker_fleet.operators.deploy import SageMakerDeployEndpointOperator
 from sagemaker_fleet.operators.teardown import SageMakerTeardownOperator
 from sagemaker_fleet.operators.training import SageMakerRetrySafeTrainingOperator
@@ -52,12 +60,9 @@ from sagemaker_fleet.run_settings import run_date as run_date_of
 
 AWS_CONN_ID = "aws_default"
 TRAINING_POOL = "sagemaker_training"
-# The notebook trains on one instance; the pool counts instances, so the slots follow the count.
-TRAINING_INSTANCE_COUNT = 1
 CHECK_INTERVAL = 2
 # A deployment setting (the DAG tests shorten it), read from the environment, never from the metadata DB.
 RETRY_DELAY = dt.timedelta(seconds=int(os.environ.get("ASTEROID_RETRY_DELAY_SECONDS", "60")))
-INSTANCE_TYPE_PATTERN = r"^ml\.[a-z0-9]+\.[a-z0-9]+$"
 
 log = logging.getLogger("asteroid_linear_learner")  # the DAG file's module name is a generated one
 
@@ -84,9 +89,9 @@ def _hook():
     doc_md=__doc__,
     params={
         "predictor_type": Param(
-            "regressor",
+            DEFAULTS["predictor_type"],
             type="string",
-            enum=["regressor", "binary_classifier"],
+            enum=list(PREDICTOR_TYPES),
             values_display={
                 "regressor": "regressor (the notebook's, absolute_loss)",
                 "binary_classifier": "binary_classifier (logistic loss)",
@@ -97,16 +102,16 @@ def _hook():
             section="Model",
         ),
         "rows": Param(
-            4687,
+            DEFAULTS["rows"],
             type="integer",
-            minimum=500,
-            maximum=100_000,
+            minimum=MIN_ROWS,
+            maximum=MAX_ROWS,
             title="Asteroids",
             description="Rows of the offline asteroid data set (the notebook's has 4687), split 80/10/10.",
             section="Data",
         ),
         "seed": Param(
-            0,
+            DEFAULTS["seed"],
             type="integer",
             minimum=0,
             maximum=2**32 - 1,
@@ -115,17 +120,17 @@ def _hook():
             section="Data",
         ),
         "training_instance_type": Param(
-            "ml.c4.2xlarge",
+            DEFAULTS["training_instance_type"],
             type="string",
-            pattern=INSTANCE_TYPE_PATTERN,
+            pattern=INSTANCE_TYPE_PATTERN.pattern,
             title="Training instance type",
             description="One instance, as in the notebook (ml.c4.2xlarge).",
             section="Instances",
         ),
         "endpoint_instance_type": Param(
-            "ml.m4.xlarge",
+            DEFAULTS["endpoint_instance_type"],
             type="string",
-            pattern=INSTANCE_TYPE_PATTERN,
+            pattern=INSTANCE_TYPE_PATTERN.pattern,
             title="Endpoint instance type",
             description="The AllTraffic variant's instance type (the notebook's ml.m4.xlarge).",
             section="Instances",
@@ -240,7 +245,7 @@ def asteroid_linear_learner() -> None:
         config=prepared["training_config"],
         tags={"predictor_type": plan["predictor_type"]},
         pool=TRAINING_POOL,
-        pool_slots=TRAINING_INSTANCE_COUNT,
+        pool_slots=TRAINING_INSTANCE_COUNT,  # the pool counts instances: one slot per training instance
         check_interval=CHECK_INTERVAL,
     )
     spec = endpoint_spec(plan, train.output)
