@@ -17,6 +17,7 @@ BENCHMARKS = [
     "bench.bench_parse",
     "bench.bench_deferral",
     "bench.bench_linear_learner",
+    "bench.bench_libsvm",
     "bench.bench_durability",
 ]
 RESULTS = Path(__file__).resolve().parent / "results.json"
