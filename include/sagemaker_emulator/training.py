@@ -81,7 +81,7 @@ def _check_channels(ctx: RequestContext, body: dict[str, Any], role: str) -> lis
         data_type = require(source, "S3DataType")
         if data_type != "S3Prefix":
             raise validation_error(f"S3DataType {data_type} in channel {name} is not emulated locally; use S3Prefix.")
-        bucket, prefix = split_s3_uri(uri)
+        bucket, prefix = split_s3_uri(uri, f"InputDataConfig channel {name} S3Uri")
         try:
             found = ctx.emulator.moto.s3_list(bucket, prefix)
         except MissingObject:
@@ -127,7 +127,7 @@ def create_training_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str, 
         )
     role = check_role(require(body, "RoleArn"))
     output_path = require(body, "OutputDataConfig", "S3OutputPath")
-    split_s3_uri(output_path)
+    split_s3_uri(output_path, "OutputDataConfig.S3OutputPath")
     resources = require(body, "ResourceConfig")
     require(resources, "InstanceType")
     count = require(resources, "InstanceCount")

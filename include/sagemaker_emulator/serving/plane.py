@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from ..algorithms import ModelInvocationError, algorithm_for_image
 from ..aws import MissingObject
 from ..config import ACCOUNT_ID
-from ..validation import arn
+from ..errors import AwsError
+from ..validation import arn, split_s3_uri
 from .runtime import MissingModelData, Route, Variant, load_archive
 from .telemetry import Telemetry
 
@@ -263,9 +264,10 @@ class ServingPlane:
             "there is an object located at the URL and that the role passed to CreateModel has permissions to "
             "download the object."
         )
-        if not url.startswith("s3://"):
-            raise download_error
-        bucket, _, key = url[len("s3://") :].partition("/")
+        try:
+            bucket, key = split_s3_uri(url, "ModelDataUrl")
+        except AwsError:
+            raise download_error from None
         try:
             raw = self.emulator.moto.s3_get(bucket, key)
         except MissingObject:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from ..algorithms import ModelInvocationError, Predictor, load_predictor
 from ..aws import MissingObject
+from ..validation import split_s3_uri
 
 if TYPE_CHECKING:
     from ..aws import MotoFacade
@@ -180,8 +181,7 @@ class Variant:
         self.cache = ModelCache(cache_capacity, cache_enabled) if self.multi_model else None
         self._moto = moto
         if self.multi_model:
-            bucket_prefix = self.model_data_url[len("s3://") :]
-            self._bucket, _, prefix = bucket_prefix.partition("/")
+            self._bucket, prefix = split_s3_uri(self.model_data_url, "ModelDataUrl")
             self._prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
 
     def target_url(self, target: str) -> str:
