@@ -46,6 +46,10 @@ from ._pickled_booster import load_pickled_booster
 MODEL_NAME = "xgboost-model"
 SUPPORTED_VERSIONS = ("1.0-1", "1.2-1", "1.2-2", "1.3-1", "1.5-1", "1.7-1")
 DEFAULT_VERSION = "1.7-1"
+# Single-model real-time CSV answers: these images comma-join every prediction on one line and ignore Accept
+# (``",".join(map(str, preds))`` in their serve.py); 1.2-2 and later write one prediction per line
+# (sagemaker-containers' array_to_csv). "1" is the legacy xgboost:1 (0.72) image.
+COMMA_JOINED_CSV_VERSIONS = frozenset({"1", "latest", "0.90-1", "0.90-2", "1.0-1", "1.2-1"})
 
 MAXIMIZE_METRICS = [
     "accuracy", "auc", "aucpr", "balanced_accuracy", "f1", "f1_binary", "f1_macro", "map", "ndcg",
@@ -586,9 +590,10 @@ class XGBoostPredictor(Predictor):
 
     algorithm = "xgboost"
 
-    def __init__(self, booster: Any, source: pathlib.Path) -> None:
+    def __init__(self, booster: Any, source: pathlib.Path, version: str = DEFAULT_VERSION) -> None:
         self.booster = booster
         self.source = source
+        self.version = version  # the serving image's container version: it picks the answer's format
         self.feature_count: int | None = int(booster.num_features()) or None
         config = json.loads(booster.save_config())
         self.objective: str = config["learner"]["objective"]["name"]
@@ -746,6 +751,9 @@ class XGBoostPredictor(Predictor):
             preds = self.booster.inplace_predict(x, validate_features=False)
         except Exception as e:
             raise ModelInvocationError(400, f"Unable to evaluate payload provided: {e}") from None
+        if not multi_model and self.version in COMMA_JOINED_CSV_VERSIONS:
+            # softprob rows render as Python lists: "[0.1, 0.2, 0.7],[...]", as those images answer.
+            return ",".join(map(str, preds.tolist())).encode(), "text/csv"
         return self._encode(preds.tolist(), acc, accept, multi_model)
 
     def _parse_text(self, body: bytes, ctype: str, content_type: str | None) -> Any:
@@ -797,7 +805,7 @@ class XGBoostPredictor(Predictor):
         )
 
 
-def load(model_dir: pathlib.Path) -> XGBoostPredictor:
+def load(model_dir: pathlib.Path, version: str = DEFAULT_VERSION) -> XGBoostPredictor:
     """Load like the container: ignore dotfiles, take ``xgboost-model`` (else the first file),
     accept native xgboost formats (JSON, UBJSON) and pickled Boosters (through the restricted unpickler
     of :mod:`._pickled_booster`, never ``pickle.load``); predict with one thread."""
@@ -823,4 +831,4 @@ def load(model_dir: pathlib.Path) -> XGBoostPredictor:
                 f"\nXGB load model error={native_error}",
             ) from None
     booster.set_param("nthread", 1)
-    return XGBoostPredictor(booster, path)
+    return XGBoostPredictor(booster, path, version)

@@ -11,7 +11,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from ..algorithms import ModelInvocationError, algorithm_for_image
+from ..algorithms import ModelInvocationError, algorithm_for_image, algorithm_version
 from ..aws import MissingObject
 from ..config import ACCOUNT_ID
 from ..errors import AwsError
@@ -236,7 +236,8 @@ class ServingPlane:
                 )
                 variant.cache.on_loaded = self._load_logger(variant)  # type: ignore[union-attr]
             else:
-                predictor = self._load_single(name, region, variant_name, url)
+                version = algorithm_version(container["Image"])
+                predictor = self._load_single(name, region, variant_name, url, version)
                 variant = Variant(**common, predictor=predictor, model_data_url=url)
                 self.telemetry.log(
                     region,
@@ -258,7 +259,7 @@ class ServingPlane:
 
         return loaded
 
-    def _load_single(self, endpoint: str, region: str, variant_name: str, url: str) -> Any:
+    def _load_single(self, endpoint: str, region: str, variant_name: str, url: str, version: str | None) -> Any:
         download_error = DeployError(
             f'Failed to download model data for container "container_1" from URL: "{url}". Please ensure that '
             "there is an object located at the URL and that the role passed to CreateModel has permissions to "
@@ -273,7 +274,7 @@ class ServingPlane:
         except MissingObject:
             raise download_error from None
         try:
-            return load_archive(raw, url)
+            return load_archive(raw, url, version)
         except ModelInvocationError as exc:
             from .runtime import instance_id
 

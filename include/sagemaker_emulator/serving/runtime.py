@@ -79,7 +79,7 @@ def _within_space(scratch: str) -> Callable[[tarfile.TarInfo, str], tarfile.TarI
     return check
 
 
-def load_archive(raw: bytes, source: str) -> Predictor:
+def load_archive(raw: bytes, source: str, version: str | None = None) -> Predictor:
     """Untar a model.tar.gz held in memory into a scratch directory and load it like the container."""
     with tempfile.TemporaryDirectory(prefix="sm-model-", dir=_TMP_ROOT) as tmp:
         try:
@@ -90,7 +90,7 @@ def load_archive(raw: bytes, source: str) -> Predictor:
                 500, f"Unable to load model: {source} is not a readable model.tar.gz archive ({exc})."
             ) from None
         try:
-            return load_predictor(Path(tmp))
+            return load_predictor(Path(tmp), version)
         except ModelInvocationError as exc:
             # Name the artifact: the scratch directory means nothing to the user.
             raise ModelInvocationError(exc.status_code, f"{exc.message} (model artifact {source})") from None
