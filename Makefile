@@ -61,3 +61,14 @@ bench: install
 
 clean:
 	rm -rf .local
+
+# The airflow command against the stack `make run` started (its AIRFLOW_HOME, DAGs, plugins and the
+# emulator's aws_default), e.g. make airflow ARGS="dags list-runs housing_mme_nightly"
+RUN_AIRFLOW_HOME := $(CURDIR)/.local/airflow
+.PHONY: airflow
+airflow: install
+	@AIRFLOW_HOME=$(RUN_AIRFLOW_HOME) AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+	AIRFLOW__CORE__PLUGINS_FOLDER=$(CURDIR)/plugins AIRFLOW__CORE__LOAD_EXAMPLES=False \
+	AIRFLOW_CONN_AWS_DEFAULT='{"conn_type": "aws", "extra": {"endpoint_url": "http://127.0.0.1:'$${EMULATOR_PORT:-4566}'", "region_name": "us-east-1"}}' \
+	AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-local} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-local} \
+	$(VENV)/bin/airflow $(ARGS)

@@ -51,17 +51,18 @@ from sagemaker_fleet.operators.traffic import SageMakerShiftTrafficOperator
 from sagemaker_fleet.operators.training import SageMakerRetrySafeTrainingOperator
 from sagemaker_fleet.run_settings import environment_setting
 from sagemaker_fleet.run_settings import run_date as run_date_of
-from sagemaker_fleet.sensors_endpoint import SageMakerEndpointStateSensor
+from sagemaker_fleet.sensors.endpoint import SageMakerEndpointStateSensor
+from sagemaker_fleet.utils.deployment import blue_green_deployment_config
 
 AWS_CONN_ID = "aws_default"
 TRAINING_POOL = "sagemaker_training"
 CHECK_INTERVAL = 2
 # A deployment parameter, not a Param: tests shorten it, production keeps the default.
-RETRY_DELAY = dt.timedelta(seconds=int(os.environ.get("HOUSING_RETRY_DELAY_SECONDS", "30")))
+RETRY_DELAY = dt.timedelta(seconds=int(os.environ.get("HOUSING_RETRY_DELAY_SECONDS", "60")))
 
 
 def _hook():
-    from sagemaker_fleet.hooks import SageMakerFleetHook
+    from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook
 
     return SageMakerFleetHook(aws_conn_id=AWS_CONN_ID)
 
@@ -172,9 +173,7 @@ def housing_ab_rollout() -> None:
         """Remember what the endpoint runs before this run changes it (the rollback target)."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from sagemaker_fleet.endpoint_triggers import describe_endpoint_or_none
-
-        endpoint = describe_endpoint_or_none(_hook(), plan["endpoint_name"])
+        endpoint = _hook().describe_endpoint_or_none(plan["endpoint_name"])
         if endpoint is None:
             print(f"Endpoint {plan['endpoint_name']} does not exist yet: this run creates it")
             return {"existed": False, "endpoint_config_name": None, "status": None}
@@ -217,7 +216,7 @@ def housing_ab_rollout() -> None:
         from botocore.exceptions import ClientError
 
         from include.housing.ab_rollout import superseded_resources
-        from sagemaker_fleet.hooks import is_not_found
+        from sagemaker_fleet.hooks.sagemaker import is_not_found
 
         previous = None
         if before["endpoint_config_name"]:
@@ -245,10 +244,9 @@ def housing_ab_rollout() -> None:
     ) -> dict[str, Any]:
         """The run's report (JSON and PNG) in S3 and a summary in the log."""
         from include.housing.ab_rollout import rollout_report, summary_text, write_rollout_report
-        from sagemaker_fleet.endpoint_triggers import describe_endpoint_or_none
 
         hook = _hook()
-        endpoint = describe_endpoint_or_none(hook, plan["endpoint_name"]) or {}
+        endpoint = hook.describe_endpoint_or_none(plan["endpoint_name"]) or {}
         endpoint = {k: endpoint.get(k) for k in ("EndpointName", "EndpointConfigName", "EndpointStatus")}
         result = rollout_report(
             plan,
@@ -292,10 +290,18 @@ def housing_ab_rollout() -> None:
     data = prepare_data(plan)
     configs = training_configs(plan, data)
     train_champion = SageMakerRetrySafeTrainingOperator(
-        task_id="train_champion", config=configs["champion"], pool=TRAINING_POOL, check_interval=CHECK_INTERVAL
+        task_id="train_champion",
+        config=configs["champion"],
+        tags={"location": plan["location"]},
+        pool=TRAINING_POOL,
+        check_interval=CHECK_INTERVAL,
     )
     train_challenger = SageMakerRetrySafeTrainingOperator(
-        task_id="train_challenger", config=configs["challenger"], pool=TRAINING_POOL, check_interval=CHECK_INTERVAL
+        task_id="train_challenger",
+        config=configs["challenger"],
+        tags={"location": plan["location"]},
+        pool=TRAINING_POOL,
+        check_interval=CHECK_INTERVAL,
     )
     before = record_endpoint(plan)
     [train_champion, train_challenger] >> before
@@ -306,6 +312,7 @@ def housing_ab_rollout() -> None:
         endpoint_name=spec["endpoint_name"],
         endpoint_config=spec["endpoint_config"],
         models=spec["models"],
+        tags={"location": plan["location"]},
         check_interval=CHECK_INTERVAL,
     )
     evaluate = SageMakerABEvaluationOperator(
@@ -324,15 +331,28 @@ def housing_ab_rollout() -> None:
     deploy_ab >> evaluate
     decision = evaluate.output
     steps = shift_plan(plan, decision)
+    # The probe sends requests during each step, so every step has CloudWatch datapoints to be judged on
+    # (a step without any fails: it never passes on "no data").
     shift = SageMakerShiftTrafficOperator(
-        task_id="shift_traffic", endpoint_name=spec["endpoint_name"], steps=steps, check_interval=CHECK_INTERVAL
+        task_id="shift_traffic",
+        endpoint_name=spec["endpoint_name"],
+        steps=steps,
+        probe_body=_PROBE_ROW,
+        check_interval=CHECK_INTERVAL,
     )
     final = winner_spec(plan, decision, shift.output)
+    # SageMaker's own guardrails: blue/green, half the new fleet per step, each step baked while an alarm on
+    # the new fleet's 5XX errors is watched; an alarm rolls the update back, and the verified-config check
+    # then fails the task (never a silent success). The emulator runs the same policy (bakes scaled by
+    # --time-scale).
     promote = SageMakerProbedDeployEndpointOperator(
         task_id="promote_winner",
         probe_body=_PROBE_ROW,
         endpoint_name=final["endpoint_name"],
         endpoint_config=final["endpoint_config"],
+        deployment_config=blue_green_deployment_config(traffic="LINEAR", step_percent=50, wait_seconds=300),
+        rollback_on_5xx_errors=1,
+        tags={"location": plan["location"]},
         check_interval=CHECK_INTERVAL,
     )
     verify = SageMakerEndpointStateSensor(

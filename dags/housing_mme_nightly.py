@@ -1,8 +1,8 @@
 """
 ### housing_mme_nightly: one fresh model per location, served from one multi-model endpoint
 
-Every night at 02:00 UTC, for the run's date (the data interval's end; a manual run without a
-logical date uses the time it was queued for):
+Every night at 02:00 UTC, for the run's date (its logical date, however the run was created; a run
+without a logical date uses the time it was queued for):
 
 1. **validate_params**: the Params (or `--conf` / a backfill's `--dag-run-conf`) and the environment
    settings are checked; every problem is reported at once, before anything is created.
@@ -10,12 +10,13 @@ logical date uses the time it was queued for):
    endpoint config and the endpoint exist: created once, reused (an update only when the spec changes).
 3. **location** (mapped over the locations; the grid shows each location's name), per location:
    `ingest` -> `prepare` (quarantine bad rows, 60/30/10 channels under `date=/location=`) ->
-   `train` (retry-safe, deferrable, pool `sagemaker_training`) -> `evaluate` (new vs live RMSE/MAE on
-   the test split; the rest is skipped, with the reason, unless it is at least as good within the
-   tolerance) -> `register` (a new versioned artifact in the MME prefix, never overwritten) ->
-   `smoke_test` (the endpoint with `TargetModel` must predict what the artifact predicts locally) ->
-   `promote` (live record; never moves a newer live version backwards; an Asset event for the
-   location's live model when it changed).
+   `train` (retry-safe, deferrable, pool `sagemaker_training`) -> `evaluate` (new vs the version live
+   for the run's date, RMSE/MAE on the test split; accepted if at least as good within the tolerance,
+   or if the location has no earlier version) -> `register` (a new versioned artifact in the MME
+   prefix, never overwritten) -> `smoke_test` (the endpoint with `TargetModel` must predict what the
+   artifact predicts locally) -> `promote` (live record; never moves a newer live version backwards;
+   an Asset event for the location's live model when it changed). `register`, `smoke_test` and
+   `promote` each skip, with the evaluation's reason, unless it accepted the model.
 4. **summary** (runs even when locations failed): a table in the log and a JSON report in S3; it fails
    the run, after reporting, if any location failed.
 
@@ -24,9 +25,10 @@ Environment settings (Airflow Variable, else environment variable, else default)
 `housing_raw_source` / `HOUSING_RAW_SOURCE` (`synthetic`, or `s3://bucket/prefix` holding
 `date=YYYY-MM-DD/location=<Location>/listings.csv`).
 
-Backfill one location (runs are idempotent per date; nothing is overwritten):
-`airflow backfill create --dag-id housing_mme_nightly --from-date 2026-11-01 --to-date 2026-11-03
---dag-run-conf '{"locations": ["Chicago_IL"]}'`
+Backfill one location for November 1-3 (the runs are at 02:00, so `--to-date` names 02:00 of the last
+date; add `--dry-run` to preview; runs are idempotent per date and nothing is overwritten):
+`airflow backfill create --dag-id housing_mme_nightly --from-date 2026-11-01
+--to-date 2026-11-03T02:00:00+00:00 --dag-run-conf '{"locations": ["Chicago_IL"]}'`
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ RETRY_DELAY = dt.timedelta(seconds=int(os.environ.get("HOUSING_RETRY_DELAY_SECON
 
 
 def _hook():
-    from sagemaker_fleet.hooks import SageMakerFleetHook
+    from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook
 
     return SageMakerFleetHook(aws_conn_id=AWS_CONN_ID)
 
@@ -198,6 +200,8 @@ def housing_mme_nightly() -> None:
         models=spec["models"],
         delete_superseded_configs=True,
         deferrable=True,
+        # One MME serves every location; tagged when created, then left alone by later runs.
+        tags={"location": "all"},
     )
 
     @task_group(group_id=GROUP)
@@ -232,40 +236,56 @@ def housing_mme_nightly() -> None:
             )
             return {"data": data, "training_config": build_training_config(plan, location, data["channels"])}
 
-        # Evaluation is also the gate: it returns the decision (False skips registration, with the
-        # reason in the log) and pushes its figures under their own keys for the tasks after it.
-        @task.short_circuit(ignore_downstream_trigger_rules=False, map_index_template=location_label)
-        def evaluate(plan: dict[str, Any], location: str, data: dict[str, Any], trained: dict[str, Any]) -> bool:
-            """Score the new model and the live one on today's test split; register only if good enough."""
+        # Evaluation decides; register, smoke_test and promote each check its decision and skip with its
+        # reason. No short-circuit: in a mapped task group Airflow 3.3's scheduler ignores its skip list
+        # (apache/airflow#67265), so the model would be registered and promoted anyway.
+        @task(map_index_template=location_label)
+        def evaluate(
+            plan: dict[str, Any], location: str, data: dict[str, Any], trained: dict[str, Any]
+        ) -> dict[str, Any]:
+            """Score the new model and the one live for the run's date on its test split; decide."""
             _label(location)
             from include.housing.nightly import evaluate_artifacts
-            from sagemaker_fleet.operators.mme import read_live_record
+            from sagemaker_fleet.operators.mme import live_version_on, read_live_record
 
             hook = _hook()
-            live = read_live_record(hook, plan["registry_prefix"], location)
-            live_version = live.get("live_version") if live else None
-            live_uri = plan["mme_prefix"] + live["live_target_model"] if live else None
+            record = read_live_record(hook, plan["registry_prefix"], location)
+            # The baseline is what was live for this date (the day before it), not today's live version:
+            # a backfilled date is judged against its own past, and a rerun gets the same decision.
+            day_before = dt.date.fromisoformat(plan["run_date"]) - dt.timedelta(days=1)
+            baseline = live_version_on(record, day_before)
+            baseline_uri = plan["mme_prefix"] + record["versions"][baseline]["target_model"] if baseline else None
             result = evaluate_artifacts(
                 hook.s3_client,
                 location=location,
                 run_date=plan["run_date"],
                 new_artifact_uri=trained["model_artifact"],
                 test_uri=data["test_uri"],
-                live_artifact_uri=live_uri,
-                live_version=live_version,
+                live_artifact_uri=baseline_uri,
+                live_version=baseline,
                 tolerance=plan["promotion_tolerance"],
             )
             print(f"{location} {result['version']}: {result['reason']}")
             ti = get_current_context()["ti"]
-            for key in ("evaluation", "model_artifact", "version", "metrics"):
-                ti.xcom_push(key=key, value=result if key == "evaluation" else result[key])
-            return bool(result["promote"])
+            for key in ("model_artifact", "version", "metrics"):
+                ti.xcom_push(key=key, value=result[key])
+            return result
 
         @task(map_index_template=location_label)
-        def smoke_test(plan: dict[str, Any], location: str, data: dict[str, Any], registered: dict[str, Any], endpoint):
+        def smoke_test(
+            plan: dict[str, Any],
+            location: str,
+            data: dict[str, Any],
+            decision: dict[str, Any],
+            registered: dict[str, Any],
+            endpoint: Any,
+        ) -> dict[str, Any]:
             """Invoke the endpoint with TargetModel; it must predict what the artifact predicts locally."""
             _label(location)
             from include.housing.nightly import smoke_test_model
+            from sagemaker_fleet.operators.mme import check_decision
+
+            check_decision(decision, f"{location} {registered['version']}")
 
             hook = _hook()
 
@@ -301,16 +321,17 @@ def housing_mme_nightly() -> None:
             location=location,
             version=evaluation["version"],
             metrics=evaluation["metrics"],
+            decision=evaluation,
             map_index_template="{{ task.location }}",
         )
-        evaluation >> registered
-        smoked = smoke_test(plan, location, prepared["data"], registered.output, endpoint)
+        smoked = smoke_test(plan, location, prepared["data"], evaluation, registered.output, endpoint)
         promoted = MMEPromoteModelOperator(
             task_id="promote",
             mme_prefix=plan["mme_prefix"],
             registry_prefix=plan["registry_prefix"],
             location=location,
             version=evaluation["version"],
+            decision=evaluation,
             # A promotion emits an Asset event for the location's record through this alias.
             outlets=[LIVE_MODELS],
             map_index_template="{{ task.location }}",
@@ -325,7 +346,7 @@ def housing_mme_nightly() -> None:
         from airflow.sdk.exceptions import AirflowFailException
 
         from include.housing.nightly import SUMMARY_COLUMNS, summary_report, summary_row, write_report
-        from include.housing.reports import summary_table
+        from sagemaker_fleet.utils.reports import summary_table
 
         context = get_current_context()
         ti = context["ti"]
@@ -339,7 +360,7 @@ def housing_mme_nightly() -> None:
             rows.append(
                 summary_row(
                     location,
-                    evaluation=ti.xcom_pull(task_ids=f"{GROUP}.evaluate", key="evaluation", map_indexes=index),
+                    evaluation=ti.xcom_pull(task_ids=f"{GROUP}.evaluate", map_indexes=index),
                     promotion=ti.xcom_pull(task_ids=f"{GROUP}.promote", map_indexes=index),
                     failed_task=first_failed,
                 )

@@ -192,6 +192,8 @@ def airflow_env(emulator_url: str, airflow_host: str, airflow_port: int) -> dict
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(AIRFLOW_HOME / "passwords.json"),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
         "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "10",
+        # The provider's SageMaker operators defer too (their own fallback is False); ours default to True.
+        "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True",
         "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
             {"conn_type": "aws", "extra": {"endpoint_url": emulator_url, "region_name": "us-east-1"}}
         ),

@@ -12,7 +12,7 @@ S3 layout of one environment (all under the bucket)::
     training-output/Chicago_IL/<job name>/output/model.tar.gz     written by SageMaker
     mme/<endpoint>/Chicago_IL/Chicago_IL-20261123.tar.gz          the MME prefix (ModelDataUrl)
     registry/<endpoint>/...                                        live records (the MME operators)
-    reports/<dag_id>/date=2026-11-23/summary.json
+    reports/<dag_id>/date=2026-11-23/config=<fingerprint>/summary.json   one per date and config
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import re
 import tarfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
 
 from include.housing.evaluation import parse_label_first_csv, promotion_decision
 from include.housing.feed import generate_listings, stable_seed
@@ -41,6 +40,8 @@ from include.housing.naming import (
 from include.housing.params import InvalidParamsError, hyperparameters_for_sagemaker, validate_nightly_params
 from include.housing.prepare import channel_prefix, prepare_listings
 from include.housing.training import csv_training_request
+from sagemaker_fleet.utils.s3 import parse_s3_uri as split_s3_uri
+from sagemaker_fleet.utils.s3 import s3_uri
 
 if TYPE_CHECKING:
     import numpy as np
@@ -71,7 +72,7 @@ __all__ = [
     "predict",
     "prepare_location",
     "raw_listing_uri",
-    "resolve_run_date",
+    "config_fingerprint",
     "s3_uri",
     "split_s3_uri",
     "summary_report",
@@ -107,19 +108,6 @@ class InvalidEnvironmentError(ValueError):
 
 
 # --- S3 addresses -----------------------------------------------------------------------------------
-
-
-def s3_uri(bucket: str, key: str) -> str:
-    """``s3://bucket/key``."""
-    return f"s3://{bucket}/{key.lstrip('/')}"
-
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    """``s3://bucket/a/b`` -> ``("bucket", "a/b")``; ValueError for anything else."""
-    parsed = urlparse(uri)
-    if parsed.scheme != "s3" or not parsed.netloc:
-        raise ValueError(f"Not an S3 URI: {uri!r}")
-    return parsed.netloc, parsed.path.lstrip("/")
 
 
 def _get_text(s3: Any, uri: str) -> str:
@@ -176,20 +164,6 @@ def environment_settings(lookup: Callable[[str, str, str], str | None]) -> dict[
         names = ", ".join(f"{v} / {e}" for v, e, _ in ENVIRONMENT_SETTINGS.values())
         raise InvalidEnvironmentError(f"Invalid environment settings ({names}): " + "; ".join(problems))
     return values
-
-
-def resolve_run_date(
-    data_interval_end: dt.datetime | None, logical_date: dt.datetime | None, run_after: dt.datetime | None
-) -> dt.date:
-    """The date whose data and models the run builds.
-
-    Scheduled and backfill runs have a data interval; manual runs in Airflow 3 may have no logical
-    date at all, and then the time the run was queued for (``run_after``) is the date.
-    """
-    for value in (data_interval_end, logical_date, run_after):
-        if value is not None:
-            return coerce_run_date(value)
-    raise ValueError("The run has neither a data interval, a logical date nor a run_after time")
 
 
 def _bad_fractions(value: Any, locations: Sequence[str], raw_source: str) -> tuple[dict[str, float], list[str]]:
@@ -257,6 +231,7 @@ def build_plan(
     day = coerce_run_date(run_date)
     bucket = settings["bucket"]
     endpoint = checked["endpoint_name"]
+    fingerprint = config_fingerprint({**checked, "bad_fraction_by_location": fractions}, settings)
     return {
         "dag_id": dag_id,
         "run_id": run_id,
@@ -275,8 +250,23 @@ def build_plan(
         "image_uri": image_uri,
         "mme_prefix": s3_uri(bucket, f"mme/{endpoint}/"),
         "registry_prefix": s3_uri(bucket, f"registry/{endpoint}/"),
-        "report_uri": s3_uri(bucket, f"reports/{dag_id}/date={day.isoformat()}/summary.json"),
+        "config_fingerprint": fingerprint,
+        "report_uri": s3_uri(bucket, f"reports/{dag_id}/date={day.isoformat()}/config={fingerprint}/summary.json"),
     }
+
+
+def config_fingerprint(params: Mapping[str, Any], settings: Mapping[str, str]) -> str:
+    """A short hash of what a run builds besides its date: the checked Params and environment settings.
+
+    Runs that resolve to the same date share a report only when this is the same too (a rerun); a run
+    of the date with other Params (another location list, other hyperparameters) gets its own report.
+    The order of ``locations`` does not matter.
+    """
+    import hashlib
+
+    canonical = {**params, "locations": sorted(params.get("locations", []))}
+    text = json.dumps({"params": canonical, "settings": dict(settings)}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
 # --- setup: bucket and the multi-model endpoint --------------------------------------------------------
@@ -329,7 +319,6 @@ def mme_endpoint_spec(plan: Mapping[str, Any]) -> dict[str, Any]:
         "InitialVariantWeight": 1.0,
     }
     config_name = sagemaker_name(endpoint, "cfg", _definition_hash({"ProductionVariants": [variant]}))
-    # No Tags: the deploy operator's number casting reads every "Value" key as an integer.
     return {
         "endpoint_name": endpoint,
         "models": [{"ModelName": model_name, **model_definition}],
@@ -463,7 +452,11 @@ def evaluate_artifacts(
     live_version: str | None,
     tolerance: float,
 ) -> dict[str, Any]:
-    """Score the new model and the live one (if any) on today's test split; decide on promotion."""
+    """Score the new model and the baseline (if any) on the run date's test split; decide on promotion.
+
+    The baseline (``live_artifact_uri``, ``live_version``) is the version that was live for the run's
+    date, so a backfilled date is judged against its own past; None accepts (no earlier version).
+    """
     from include.housing.evaluation import mae, rmse
 
     features, labels = parse_label_first_csv(_get_text(s3, test_uri))

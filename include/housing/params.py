@@ -338,7 +338,7 @@ def validate_ab_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
     A champion/challenger spec given without hyperparameters gets its algorithm's defaults; given
     hyperparameters are merged over those defaults.
     """
-    from include.housing.ab_testing import shift_schedule, validate_weights
+    from sagemaker_fleet.utils.ab_statistics import shift_schedule, validate_weights
 
     merged = _merge(AB_DEFAULTS, params)
     problems: list[str] = []

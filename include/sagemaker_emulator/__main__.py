@@ -6,11 +6,16 @@ import argparse
 import errno
 import logging
 import os
+import shutil
 import socket
 import sys
+import tempfile
 from pathlib import Path
 
 from .config import EmulatorConfig
+
+# The forkserver's socket is <scratch>/pymp-XXXXXXXX/listener-XXXXXXXX: 32 bytes more, within Linux's 107.
+MAX_SCRATCH_PATH = 75
 
 
 def parse_args(argv: list[str] | None = None) -> EmulatorConfig:
@@ -71,12 +76,31 @@ def parse_args(argv: list[str] | None = None) -> EmulatorConfig:
 
 
 def port_free(host: str, port: int) -> bool:
+    """Whether the server could listen on ``host:port``. SO_REUSEADDR, as uvicorn's own listening socket
+    uses, so connections in TIME_WAIT left by a crashed (kill -9) emulator don't block a restart."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:
             return exc.errno != errno.EADDRINUSE
     return True
+
+
+def use_scratch_dir(data_dir: Path) -> None:
+    """Temporary files of the server and of every process it starts (multiprocessing's forkserver socket,
+    ...) go to ``<data-dir>/scratch``, emptied at each start, so a kill -9 leaves nothing behind in /tmp.
+    Skipped when the path would be too long for the forkserver's Unix socket (108 bytes on Linux)."""
+    scratch = data_dir / "scratch"
+    if len(str(scratch)) > MAX_SCRATCH_PATH:
+        logging.getLogger(__name__).warning(
+            "data dir path too long for a scratch dir under it; temporary files go to %s", tempfile.gettempdir()
+        )
+        return
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True, exist_ok=True)
+    os.environ["TMPDIR"] = str(scratch)
+    tempfile.tempdir = str(scratch)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    use_scratch_dir(config.data_dir)
     import uvicorn
 
     from .app import EmulatorApp

@@ -67,6 +67,9 @@ class Emulator:
             "durability": self.moto.health(),
             # Files that were torn, corrupt or unsigned at start: moved to <data_dir>/quarantine/, not loaded.
             "quarantined": self.quarantine.listing(),
+            # CloudWatch endpoint metrics appear within this many seconds (AWS: 1-3 minutes). Clients such as
+            # sagemaker_fleet's traffic shift read it to wait as long as this backend needs, not as AWS needs.
+            "metrics_publish_delay_seconds": self.serving.telemetry.interval * 2 if self.serving is not None else None,
         }
 
 

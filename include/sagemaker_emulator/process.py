@@ -82,6 +82,13 @@ class EmulatorProcess:
         with urllib.request.urlopen(f"{self.url}/_emulator/health", timeout=2) as response:
             return json.loads(response.read())
 
+    def kill(self) -> None:
+        """kill -9 the server, as a crash would: no shutdown code runs."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.stop()
+
     def stop(self, timeout: float = 20.0) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)

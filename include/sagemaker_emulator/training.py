@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import multiprocessing
+import os
 import re
 import shutil
 import sys
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from .aws import MissingObject
 from .control_plane import RequestContext, check_tags, list_page, now, operation, paged, save_tags
 from .errors import AwsError, constraint_error, not_found, validation_error
+from .lifeline import SERVER_PID_ENV, exit_with
 from .safe_paths import KeyEscapesChannel, channel_file, inside
 from .store import public
 from .validation import arn, check_name, check_role, require, split_s3_uri
@@ -51,6 +53,12 @@ STATUS_MESSAGES = {
     "MaxRuntimeExceeded": "Job exceeded MaxRuntimeInSeconds provided",
 }
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+# The forkserver warm-up waits at most this long for the serving plane to restore its endpoints.
+RESTORE_WAIT_SECONDS = 30.0
+INTERRUPTED_REASON = (
+    "InternalServerError: The local SageMaker emulator stopped while this training job was running. "
+    "Start the job again under a new name."
+)
 
 
 # -- operations -------------------------------------------------------------------------------------------
@@ -266,9 +274,12 @@ def list_training_jobs(ctx: RequestContext, body: dict[str, Any]) -> dict[str, A
 
 
 # -- the worker process ---------------------------------------------------------------------------------------
-def run_algorithm(algorithm: str, job_dir: str, version: str | None = None) -> None:
+def run_algorithm(algorithm: str, job_dir: str, version: str | None = None, server_pid: int | None = None) -> None:
     """Entry point of a worker process: run the algorithm; a failure leaves its reason in output/failure."""
     from .algorithms import AlgorithmClientError, AlgorithmError, train
+
+    if server_pid is not None:
+        exit_with(server_pid)  # no training on after the emulator is gone, even after a kill -9
 
     root = Path(job_dir)
     with open(root / "output" / "algo-1.log", "a", buffering=1) as log_file:
@@ -294,8 +305,9 @@ def _fail(root: Path, reason: str, emit: Any) -> None:
     (root / "output" / "failure").write_text(reason)
 
 
-def _warm_up() -> None:
+def _warm_up(server_pid: int) -> None:
     """Runs in a throwaway worker so the forkserver is started before the first job needs it."""
+    exit_with(server_pid)
 
 
 class _Stopped(Exception):
@@ -312,8 +324,11 @@ class TrainingRunner:
         self._lock = threading.Lock()
         self._shutting_down = threading.Event()
         self._mp = multiprocessing.get_context("forkserver")
+        # The forkserver inherits the environment: it learns whom to watch before it imports anything heavy.
+        os.environ[SERVER_PID_ENV] = str(os.getpid())
         self._mp.set_forkserver_preload(
             [
+                "include.sagemaker_emulator.forkserver_lifeline",
                 "include.sagemaker_emulator.algorithms",
                 "xgboost",
                 "numpy",
@@ -329,24 +344,35 @@ class TrainingRunner:
         threading.Thread(target=self._warm, name="forkserver-warmup", daemon=True).start()
 
     def _warm(self) -> None:
+        restored = getattr(self.emulator.serving, "restored", None)
+        if restored is not None:
+            restored.wait(RESTORE_WAIT_SECONDS)
         try:
-            worker = self._mp.Process(target=_warm_up)
+            worker = self._mp.Process(target=_warm_up, args=(os.getpid(),))
             worker.start()
             worker.join()
         except Exception:
             log.exception("could not warm up the training forkserver")
 
     def recover(self) -> None:
-        """Jobs that were running when the emulator stopped come back Failed, saying why."""
+        """Jobs that were running when the emulator stopped come back Failed, saying why, and every job
+        directory goes: no job runs yet, so none is needed (a kill -9 leaves them behind)."""
         for record in self.emulator.store.list("training-job"):
             if record["TrainingJobStatus"] in ("InProgress", "Stopping"):
                 self._finish(
                     record["TrainingJobName"],
                     "Failed",
                     "Failed",
-                    failure="InternalServerError: The local SageMaker emulator stopped while this "
-                    "training job was running. Start the job again under a new name.",
+                    failure=INTERRUPTED_REASON,
+                    TrainingEndTime=now(),
                 )
+        if self.jobs_root.is_dir():
+            for leftover in self.jobs_root.iterdir():
+                if leftover.is_dir() and not leftover.is_symlink():
+                    shutil.rmtree(leftover, ignore_errors=True)
+                else:
+                    leftover.unlink(missing_ok=True)
+                log.info("removed the job directory %s left by the previous run", leftover)
 
     def shutdown(self, timeout: float = 5.0) -> None:
         self._shutting_down.set()
@@ -457,8 +483,7 @@ class TrainingRunner:
                     name,
                     "Failed",
                     "Failed",
-                    failure="InternalServerError: The local SageMaker emulator stopped while this "
-                    "training job was running. Start the job again under a new name.",
+                    failure=INTERRUPTED_REASON,
                 )
             else:
                 self._transition(name, "Stopping", primary="Stopping")
@@ -523,7 +548,7 @@ class TrainingRunner:
         log_path.touch()
         worker = self._mp.Process(
             target=run_algorithm,
-            args=(record["_algorithm"], str(job_dir), record.get("_algorithm_version")),
+            args=(record["_algorithm"], str(job_dir), record.get("_algorithm_version"), os.getpid()),
             daemon=True,
         )
         worker.start()

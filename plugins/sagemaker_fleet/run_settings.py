@@ -6,7 +6,7 @@ import datetime as dt
 import os
 from typing import Any
 
-__all__ = ["environment_setting", "run_date"]
+__all__ = ["environment_setting", "resolve_run_date", "run_date"]
 
 
 def environment_setting(variable: str, env_var: str, default: str) -> str:
@@ -19,11 +19,23 @@ def environment_setting(variable: str, env_var: str, default: str) -> str:
     return Variable.get(variable, default=None) or os.environ.get(env_var) or default
 
 
-def run_date(context: Any) -> dt.date:
-    """The date whose data and models the run builds: the data interval's end for scheduled and backfill
-    runs, else the logical date, else (a manual run without one) the time it was queued for."""
-    from include.housing.nightly import resolve_run_date
+def resolve_run_date(logical_date: dt.datetime | None, run_after: dt.datetime | None) -> dt.date:
+    """The (UTC) date a run builds: its logical date, else (a run created without one) its ``run_after``.
 
-    return resolve_run_date(
-        context.get("data_interval_end"), context.get("logical_date"), getattr(context["dag_run"], "run_after", None)
-    )
+    The logical date is what a person or the scheduler asked for, whichever way the run was created
+    (schedule, backfill, ``dags trigger --logical-date``, the UI). The data interval is not used: a
+    manual run's interval is inferred from the time it was triggered, not from the date it names.
+    """
+    for value in (logical_date, run_after):
+        if value is not None:
+            if value.tzinfo is not None:
+                value = value.astimezone(dt.UTC)
+            return value.date()
+    raise ValueError("The run has neither a logical date nor a run_after time")
+
+
+def run_date(context: Any) -> dt.date:
+    """:func:`resolve_run_date` of the task's run (from the task context)."""
+    dag_run = context["dag_run"]
+    logical_date = context.get("logical_date") or getattr(dag_run, "logical_date", None)
+    return resolve_run_date(logical_date, getattr(dag_run, "run_after", None))

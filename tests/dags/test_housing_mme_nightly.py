@@ -41,7 +41,9 @@ def _record(s3, location: str) -> dict:
 
 
 def _report(s3, night: dt.datetime) -> dict:
-    key = f"reports/{DAG_ID}/date={night.date().isoformat()}/summary.json"
+    """The night's only report (one per date and config: reports/<dag>/date=<d>/config=<hash>/summary.json)."""
+    prefix = f"reports/{DAG_ID}/date={night.date().isoformat()}/"
+    (key,) = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])]
     return json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
 
 

@@ -85,7 +85,7 @@ def test_parse_predictions_by_content_type():
 
 
 def _endpoint(hook, variants=("Champion", "Challenger"), status="InService"):
-    hook.return_value.get_conn.return_value.describe_endpoint.return_value = {
+    hook.return_value.describe_endpoint_or_none.return_value = {
         "EndpointStatus": status,
         "EndpointConfigName": "c",
         "ProductionVariants": [{"VariantName": v, "CurrentWeight": 1.0} for v in variants],

@@ -11,7 +11,6 @@ import pytest
 from airflow.exceptions import AirflowException
 from airflow.sdk.exceptions import TaskDeferred
 
-from sagemaker_fleet.endpoint_triggers import EndpointStateTrigger
 from sagemaker_fleet.operators.deploy import (
     SUPERSEDES_TAG,
     SageMakerDeployEndpointOperator,
@@ -19,8 +18,9 @@ from sagemaker_fleet.operators.deploy import (
     cast_numbers,
     definition_differences,
 )
+from sagemaker_fleet.triggers.endpoint import EndpointStateTrigger
 from tests.conftest import inject_fault
-from tests.plugins.endpoint_helpers import config_request, model_request, unique, upload_xgboost_model
+from tests.plugins.endpoint_helpers import config_request, deploy_direct, model_request, unique, upload_xgboost_model
 
 
 def operator(endpoint: str, config: dict, models: list[dict] | None = None, **kwargs):
@@ -154,7 +154,7 @@ def test_deferrable_deploy_defers_and_its_trigger_really_completes(emulator, sm,
     assert isinstance(trigger, EndpointStateTrigger)
     assert trigger.expected_config_name == c1 and trigger.endpoint_name == endpoint
     path, kwargs = trigger.serialize()
-    assert path == "sagemaker_fleet.endpoint_triggers.EndpointStateTrigger"
+    assert path == "sagemaker_fleet.triggers.endpoint.EndpointStateTrigger"
     assert EndpointStateTrigger(**kwargs).serialize() == (path, kwargs)
 
     event = run_trigger(EndpointStateTrigger(**kwargs))
@@ -246,7 +246,10 @@ def test_failed_endpoint_is_reported_not_updated():
     with mock.patch.object(SageMakerDeployEndpointOperator, "hook", new_callable=mock.PropertyMock) as hook:
         conn = hook.return_value.get_conn.return_value
         conn.describe_model.return_value = {"ModelName": "m"}
-        conn.describe_endpoint.return_value = {"EndpointStatus": "Failed", "FailureReason": "image pull failed"}
+        hook.return_value.describe_endpoint_or_none.return_value = {
+            "EndpointStatus": "Failed",
+            "FailureReason": "image pull failed",
+        }
         with pytest.raises(AirflowException, match="Failed \\(image pull failed\\).*Delete it"):
             op.execute(context={})
     conn.update_endpoint.assert_not_called()
@@ -262,7 +265,7 @@ def test_retry_while_its_own_update_is_in_progress_reattaches_instead_of_updatin
     with mock.patch.object(SageMakerDeployEndpointOperator, "hook", new_callable=mock.PropertyMock) as hook:
         conn = hook.return_value.get_conn.return_value
         conn.describe_model.return_value = {"ModelName": "m"}
-        conn.describe_endpoint.return_value = updating
+        hook.return_value.describe_endpoint_or_none.return_value = updating
         with pytest.raises(TaskDeferred) as deferred:
             op.execute(context={})
     conn.update_endpoint.assert_not_called()
@@ -277,7 +280,7 @@ def test_execute_complete_fails_on_a_failed_event_and_on_an_unverified_endpoint(
     with pytest.raises(AirflowException, match="UpdateRollbackFailed"):
         op.execute_complete({}, {"status": "failed", "message": "Endpoint ep is UpdateRollbackFailed"}, result)
     with mock.patch.object(SageMakerDeployEndpointOperator, "hook", new_callable=mock.PropertyMock) as hook:
-        hook.return_value.get_conn.return_value.describe_endpoint.return_value = {
+        hook.return_value.describe_endpoint_or_none.return_value = {
             "EndpointStatus": "InService",
             "EndpointConfigName": "c1",
         }
@@ -293,3 +296,93 @@ def test_template_fields_and_supersedes_tag():
     assert SUPERSEDES_TAG.startswith("sagemaker-fleet")
     with pytest.raises(ValueError, match="max_wait_seconds"):
         operator("ep", {}, max_wait_seconds=0)
+
+
+# -- deployment guardrails and tags ---------------------------------------------------------------------------
+def _run_context(run_id: str = "manual__2026-11-23T10:00:00+00:00") -> dict:
+    from types import SimpleNamespace
+
+    return {"dag_run": SimpleNamespace(dag_id="housing_ab_rollout", run_id=run_id), "run_id": run_id}
+
+
+def _tags(sm, arn: str) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=arn)["Tags"]}
+
+
+def test_blue_green_update_creates_rollback_alarms_and_tags_what_it_creates(emulator, sm, s3):
+    import boto3
+
+    from sagemaker_fleet.utils.deployment import blue_green_deployment_config
+
+    endpoint = unique("ep-bg")
+    deploy_direct(sm, s3, endpoint, {"AllTraffic": 3})
+    model = unique("m-bg")
+    new = config_request(unique("cfg-bg"), {"AllTraffic": model})
+    result = operator(
+        endpoint, new, [model_request(model, upload_xgboost_model(s3, f"models/{model}", 6))],
+        deployment_config=blue_green_deployment_config(traffic="LINEAR", step_percent=50, wait_seconds=30),
+        rollback_on_5xx_errors=1, tags={"location": "Chicago_IL"},
+    ).execute(context=_run_context())  # fmt: skip
+    assert result["operation"] == "update"
+    described = sm.describe_endpoint(EndpointName=endpoint)
+    assert described["EndpointConfigName"] == new["EndpointConfigName"]
+    deployment = described["LastDeploymentConfig"]
+    assert deployment["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["Type"] == "LINEAR"
+    alarm = f"sagemaker-fleet-{endpoint}-AllTraffic-5xx"
+    assert deployment["AutoRollbackConfiguration"]["Alarms"] == [{"AlarmName": alarm}]
+    cloudwatch = boto3.client("cloudwatch", endpoint_url=emulator.url, region_name="us-east-1")
+    (described_alarm,) = cloudwatch.describe_alarms(AlarmNames=[alarm])["MetricAlarms"]
+    assert described_alarm["MetricName"] == "Invocation5XXErrors" and described_alarm["Threshold"] == 1
+    expected = {"airflow:dag_id": "housing_ab_rollout", "airflow:run_id": "manual__2026-11-23T10:00:00+00:00",
+                "location": "Chicago_IL"}  # fmt: skip
+    config_arn = sm.describe_endpoint_config(EndpointConfigName=new["EndpointConfigName"])["EndpointConfigArn"]
+    assert expected.items() <= _tags(sm, config_arn).items()
+    assert expected.items() <= _tags(sm, sm.describe_model(ModelName=model)["ModelArn"]).items()
+    sm.delete_endpoint(EndpointName=endpoint)
+
+
+def test_an_alarm_during_the_bake_rolls_back_and_the_task_fails(emulator, sm, s3):
+    import boto3
+
+    from sagemaker_fleet.utils.deployment import blue_green_deployment_config
+
+    endpoint = unique("ep-bg-alarm")
+    old_config, models = deploy_direct(sm, s3, endpoint, {"AllTraffic": 3})
+    cloudwatch = boto3.client("cloudwatch", endpoint_url=emulator.url, region_name="us-east-1")
+    alarm = unique("errors-already-firing")
+    cloudwatch.put_metric_alarm(
+        AlarmName=alarm, Namespace="AWS/SageMaker", MetricName="Invocation5XXErrors", Statistic="Sum", Period=60,
+        EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )  # fmt: skip
+    cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="test")
+    new = config_request(unique("cfg-bg-rolled"), models)
+    with pytest.raises(AirflowException, match="not on the requested .*rolled back"):
+        operator(
+            endpoint, new, deployment_config=blue_green_deployment_config(traffic="CANARY", step_percent=10,
+                                                                          wait_seconds=30, alarms=[alarm]),
+        ).execute(context=_run_context())  # fmt: skip
+    assert sm.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"] == old_config
+    sm.delete_endpoint(EndpointName=endpoint)
+
+
+def test_a_shared_model_keeps_the_tags_of_the_run_that_created_it(emulator, sm, s3):
+    endpoint = unique("ep-shared")
+    model = unique("m-shared")
+    models = [model_request(model, upload_xgboost_model(s3, f"models/{model}", 3))]
+    operator(endpoint, config_request(unique("cfg-1"), {"AllTraffic": model}), models).execute(
+        context=_run_context("scheduled__first")
+    )
+    operator(endpoint, config_request(unique("cfg-2"), {"AllTraffic": model}), models).execute(
+        context=_run_context("scheduled__second")
+    )
+    model_arn = sm.describe_model(ModelName=model)["ModelArn"]
+    assert _tags(sm, model_arn)["airflow:run_id"] == "scheduled__first"
+    endpoint_arn = sm.describe_endpoint(EndpointName=endpoint)["EndpointArn"]
+    assert _tags(sm, endpoint_arn)["airflow:run_id"] == "scheduled__first"
+    sm.delete_endpoint(EndpointName=endpoint)
+
+
+def test_rollback_alarms_need_a_blue_green_policy():
+    op = operator("ep", config_request("c2", {"A": "m"}), rollback_on_5xx_errors=1, deployment_config={})
+    with pytest.raises(ValueError, match="BlueGreenUpdatePolicy"):
+        op._with_rollback_alarms({"RollingUpdatePolicy": {}}, config_request("c2", {"A": "m"}), [])

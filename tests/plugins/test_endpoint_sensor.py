@@ -9,8 +9,8 @@ import pytest
 from airflow.exceptions import AirflowException
 from airflow.sdk.exceptions import TaskDeferred
 
-from sagemaker_fleet.endpoint_triggers import EndpointStateTrigger
-from sagemaker_fleet.sensors_endpoint import SageMakerEndpointStateSensor
+from sagemaker_fleet.sensors.endpoint import SageMakerEndpointStateSensor
+from sagemaker_fleet.triggers.endpoint import EndpointStateTrigger
 from tests.conftest import inject_fault
 from tests.plugins.endpoint_helpers import config_request, deploy_direct, unique
 
@@ -74,7 +74,7 @@ def test_already_in_service_returns_without_deferring(emulator, sm, s3):
 @pytest.mark.parametrize("status", ["Failed", "UpdateRollbackFailed", "OutOfService"])
 def test_bad_states_fail_the_poke(status):
     with mock.patch.object(SageMakerEndpointStateSensor, "hook", new_callable=mock.PropertyMock) as hook:
-        hook.return_value.get_conn.return_value.describe_endpoint.return_value = {
+        hook.return_value.describe_endpoint_or_none.return_value = {
             "EndpointStatus": status,
             "EndpointConfigName": "c",
             "FailureReason": "the container exited",

@@ -6,9 +6,10 @@ import asyncio
 from unittest import mock
 
 import pytest
-from botocore.exceptions import ClientError
+from airflow.providers.amazon.aws.exceptions import WaiterMaxAttemptsError
+from airflow.providers.common.compat.sdk import AirflowException
 
-from sagemaker_fleet.endpoint_triggers import EndpointStateTrigger, endpoint_outcome
+from sagemaker_fleet.triggers.endpoint import EndpointStateTrigger, endpoint_outcome
 from tests.conftest import inject_fault
 from tests.plugins.endpoint_helpers import config_request, deploy_direct, model_request, unique, upload_xgboost_model
 
@@ -32,7 +33,7 @@ def test_serialize_round_trips():
         region_name="eu-west-1", verify=False, botocore_config={"retries": {"max_attempts": 3}},
     )  # fmt: skip
     path, kwargs = original.serialize()
-    assert path == "sagemaker_fleet.endpoint_triggers.EndpointStateTrigger"
+    assert path == "sagemaker_fleet.triggers.endpoint.EndpointStateTrigger"
     assert kwargs["expected_config_name"] == "cfg" and kwargs["region_name"] == "eu-west-1"
     assert EndpointStateTrigger(**kwargs).serialize() == (path, kwargs)
 
@@ -88,34 +89,41 @@ def test_transitional_states_keep_waiting(status):
     assert endpoint_outcome("ep", {"EndpointStatus": status}) is None
 
 
-def _with_describe(side_effect):
-    hook = mock.MagicMock()
-    hook.get_conn.return_value.describe_endpoint.side_effect = side_effect
-    return mock.patch.object(EndpointStateTrigger, "hook", return_value=hook)
+def test_times_out_while_the_endpoint_stays_updating(emulator, sm, s3):
+    endpoint = unique("ep-slow")
+    config, _ = deploy_direct(sm, s3, endpoint, {"AllTraffic": 5})
+    # The provider's wait loop ran out of attempts: the event still says where the endpoint stands.
+    with mock.patch(
+        "sagemaker_fleet.triggers.endpoint.async_wait", side_effect=WaiterMaxAttemptsError("max attempts reached")
+    ):
+        event = run_trigger(trigger(endpoint, expected_config_name="cfg-never", timeout_seconds=0.2))
+    assert event["status"] == "timeout" and "InService" in event["message"]
+    assert event["endpoint_config_name"] == config
+    sm.delete_endpoint(EndpointName=endpoint)
 
 
-def test_times_out_while_the_endpoint_stays_updating():
-    with _with_describe(lambda **_: {"EndpointStatus": "Updating", "EndpointConfigName": "c1"}):
-        event = run_trigger(trigger(expected_config_name="c2", timeout_seconds=0.2))
-    assert event["status"] == "timeout" and "Updating" in event["message"]
+def test_throttling_is_retried_and_other_errors_are_reported(emulator, sm, s3, clear_faults):
+    endpoint = unique("ep-throttle")
+    config, _ = deploy_direct(sm, s3, endpoint, {"AllTraffic": 5})
+    inject_fault(emulator, {"type": "throttle", "count": 4, "operations": ["DescribeEndpoint"]})
+    event = run_trigger(trigger(endpoint, expected_config_name=config))
+    assert event["status"] == "success" and event["endpoint_config_name"] == config
+    with mock.patch("sagemaker_fleet.triggers.endpoint.async_wait", side_effect=AirflowException("AccessDenied")):
+        event = run_trigger(trigger(endpoint))
+    assert event["status"] == "error" and "AccessDenied" in event["message"]
+    sm.delete_endpoint(EndpointName=endpoint)
 
 
-def test_transient_errors_are_retried_then_reported():
-    throttled = ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "DescribeEndpoint")
-    answers = iter([throttled, throttled, {"EndpointStatus": "Updating"}, {"EndpointStatus": "InService",
-                                                                           "EndpointConfigName": "c2"}])  # fmt: skip
+def test_the_waiter_is_the_packages_own_with_the_config_in_its_acceptors():
+    from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook
 
-    def describe(**_):
-        answer = next(answers)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-    with _with_describe(describe):
-        assert run_trigger(trigger(expected_config_name="c2"))["status"] == "success"
-    with _with_describe(throttled):
-        event = run_trigger(trigger())
-    assert event["status"] == "error" and "slow down" in event["message"]
+    assert trigger(expected_config_name="cfg-2").waiter_name == "EndpointInServiceOnConfig"
+    assert trigger().waiter_name == "EndpointSettled"
+    waiter = SageMakerFleetHook(aws_conn_id=None, region_name="us-east-1").get_waiter(
+        "EndpointInServiceOnConfig", parameters={"endpoint_config_name": "cfg-2"}
+    )
+    arguments = [a.argument for a in waiter.config.acceptors]
+    assert "EndpointStatus == 'InService' && EndpointConfigName == 'cfg-2'" in arguments
 
 
 def test_invalid_arguments():
@@ -123,3 +131,6 @@ def test_invalid_arguments():
         EndpointStateTrigger("ep", poll_interval=0)
     with pytest.raises(ValueError, match="timeout_seconds"):
         EndpointStateTrigger("ep", timeout_seconds=0)
+    # The config name goes into a JMESPath expression: nothing but a SageMaker name may.
+    with pytest.raises(ValueError, match="expected_config_name"):
+        EndpointStateTrigger("ep", expected_config_name="x' || `true` || '")

@@ -10,7 +10,7 @@ from unittest import mock
 import pytest
 from botocore.exceptions import ClientError
 
-from sagemaker_fleet.hooks import SageMakerFleetHook, is_not_found, parse_s3_uri
+from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook, is_not_found, parse_s3_uri
 from tests.emulator.serving_helpers import csv_row, housing_like, xgboost_archive
 from tests.plugins.conftest import BUCKET, ROLE_ARN, training_config, unique, wait_for_job, xgboost_image
 

@@ -12,14 +12,17 @@ from unittest import mock
 
 import pytest
 from airflow.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowSkipException
 from botocore.exceptions import ClientError
 
-from sagemaker_fleet.hooks import SageMakerFleetHook
+from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook
 from sagemaker_fleet.operators.mme import (
     MMEPromoteModelOperator,
     MMERegisterModelOperator,
     list_registered_models,
+    live_version_on,
     read_live_record,
+    record_key,
     update_record,
 )
 from tests.plugins.conftest import BUCKET, unique
@@ -124,6 +127,45 @@ def test_promotion_never_moves_live_backwards_unless_asked(s3, prefixes):
     }
 
 
+def test_the_record_answers_what_was_live_on_a_date(s3, prefixes):
+    hook = SageMakerFleetHook()
+    register(prefixes, artifact(s3, "nightly"), "20261201")
+    promote(prefixes, "20261201")
+    # Backfills: Nov 1 is released for its date without moving the live pointer; Nov 15 is registered
+    # but never promoted (its smoke test failed), so it never served.
+    register(prefixes, artifact(s3, "backfill-1"), "20261101")
+    assert promote(prefixes, "20261101")["promoted"] is False
+    register(prefixes, artifact(s3, "backfill-15"), "20261115")
+
+    record = read_live_record(hook, prefixes[1], "Chicago_IL")
+    assert record["live_version"] == "20261201"
+    assert [move["version"] for move in record["live_history"]] == ["20261201"]  # never backwards
+    assert record["versions"]["20261101"]["released_at"] and "released_at" not in record["versions"]["20261115"]
+    assert live_version_on(record, "2026-10-31") is None
+    assert live_version_on(record, "2026-11-20") == "20261101"
+    assert live_version_on(record, "2026-12-01") == "20261201"
+
+    # A second promotion of the released backfill writes nothing new.
+    etag = s3.head_object(Bucket=BUCKET, Key=record_key(prefixes[1], "Chicago_IL")[1])["ETag"]
+    assert promote(prefixes, "20261101")["promoted"] is False
+    assert s3.head_object(Bucket=BUCKET, Key=record_key(prefixes[1], "Chicago_IL")[1])["ETag"] == etag
+
+
+def test_a_rejected_decision_writes_nothing(s3, prefixes):
+    rejected = {"promote": False, "reason": "Keep the live model: new RMSE 107,991 exceeds the limit 22,360"}
+    with pytest.raises(AirflowSkipException, match="not accepted by the evaluation: Keep the live model"):
+        register(prefixes, artifact(s3, "weak"), "20261103", decision=rejected)
+    with pytest.raises(AirflowSkipException):
+        promote(prefixes, "20261103", decision=rejected)
+    assert list_registered_models(SageMakerFleetHook(), prefixes[0]) == []
+    assert read_live_record(SageMakerFleetHook(), prefixes[1], "Chicago_IL") is None
+
+    accepted = {"promote": True, "reason": "Promote: no live model to compare with", "live_version": None}
+    register(prefixes, artifact(s3, "strong"), "20261103", decision=accepted)
+    record = read_live_record(SageMakerFleetHook(), prefixes[1], "Chicago_IL")
+    assert record["versions"]["20261103"]["decision"] == {"reason": accepted["reason"], "live_version": None}
+
+
 def test_promotion_emits_an_asset_event_through_the_alias_only_when_live_changes(s3, prefixes):
     from collections import defaultdict
 
@@ -218,7 +260,8 @@ def test_persistent_conflicts_give_up_with_a_clear_error():
 @pytest.mark.parametrize(
     ("kwargs", "error"),
     [
-        ({"location": "chicago"}, ValueError),
+        ({"location": "Chicago/IL"}, ValueError),  # a model group is one path segment
+        ({"location": ".."}, ValueError),
         ({"version": "2026-11-23"}, ValueError),
         ({"model_artifact": "/tmp/model.tar.gz"}, ValueError),
         ({"mme_prefix": "bucket/mme"}, ValueError),

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from sagemaker_fleet.operators.mme import MMERegisterModelOperator
 from sagemaker_fleet.operators.training import SageMakerRetrySafeTrainingOperator
-from sagemaker_fleet.sensors import MMEModelAvailableSensor
+from sagemaker_fleet.sensors.mme import MMEModelAvailableSensor
 from tests.plugins.conftest import BUCKET, ROLE_ARN, training_config, unique, xgboost_image
 
 
@@ -86,7 +86,8 @@ def test_unknown_endpoint_is_not_available_yet(emulator, mme_endpoint):
 def test_throttling_counts_as_not_yet_and_link_is_persisted():
     op = sensor("ep", "Chicago_IL/Chicago_IL-20261123.tar.gz", "1,2,3")
     hook = mock.MagicMock()
-    hook.conn_region_name, hook.endpoint_url = "us-east-1", None
+    hook.conn_region_name, hook.conn_partition = "us-east-1", "aws"
+    hook.conn_config.get_service_endpoint_url.return_value = None  # on AWS: the console link
     hook.invoke_endpoint.side_effect = ClientError(
         {"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "InvokeEndpoint"
     )
@@ -94,7 +95,8 @@ def test_throttling_counts_as_not_yet_and_link_is_persisted():
     with mock.patch.object(MMEModelAvailableSensor, "hook", hook):
         assert op.poke(context={"ti": ti}) is False
     ti.xcom_push.assert_called_once_with(
-        key="sagemaker_fleet_endpoint", value={"name": "ep", "region_name": "us-east-1", "endpoint_url": None}
+        key="sagemaker_fleet_endpoint",
+        value={"region_name": "us-east-1", "aws_domain": "aws.amazon.com", "emulator_url": None, "name": "ep"},
     )
 
 

@@ -102,7 +102,7 @@ def test_incomplete_restore_request_is_refused_and_no_previous_config_means_no_r
 def test_failed_restore_fails_the_task_after_the_safe_deletions():
     with mock.patch.object(SageMakerTeardownOperator, "hook", new_callable=mock.PropertyMock) as hook:
         fleet = hook.return_value
-        fleet.get_conn.return_value.describe_endpoint.return_value = {
+        fleet.describe_endpoint_or_none.return_value = {
             "EndpointStatus": "InService",
             "EndpointConfigName": "c-new",
             "FailureReason": "could not load c-old",

@@ -15,7 +15,7 @@ from sagemaker_fleet.operators.training import (
     attempt_name,
     prepare_training_config,
 )
-from sagemaker_fleet.triggers import TrainingJobTrigger
+from sagemaker_fleet.triggers.training import TrainingJobTrigger
 from tests.conftest import inject_fault
 from tests.plugins.conftest import jobs_named, training_config, unique, upload_channels, wait_for_job
 
@@ -72,11 +72,11 @@ def test_deferrable_path_defers_trigger_completes_and_execute_complete_redescrib
     assert isinstance(trigger, TrainingJobTrigger) and trigger.job_name == name
     assert deferred.value.method_name == "execute_complete"
     classpath, kwargs = trigger.serialize()
-    assert classpath == "sagemaker_fleet.triggers.TrainingJobTrigger"
+    assert classpath == "sagemaker_fleet.triggers.training.TrainingJobTrigger"
     assert TrainingJobTrigger(**kwargs).serialize() == (classpath, kwargs)
 
     event = run_trigger(TrainingJobTrigger(**kwargs))
-    assert event == {"status": "success", "job_name": name, "message": f"Training job {name} completed"}
+    assert event == {"status": "success", "job_name": name}
     # A fresh operator instance (another worker) resumes: nothing from execute() is needed.
     result = operator(training_config(name, channels)).execute_complete(context={}, event=event)
     assert result["job_name"] == name and result["metrics"]
@@ -256,13 +256,19 @@ def test_link_is_persisted_when_a_ti_is_in_the_context():
     op = operator(training_config("job", {"train": "s3://b/t/", "validation": "s3://b/v/"}))
     hook = mock.MagicMock()
     hook.describe_training_job_or_none.return_value = None
-    hook.conn_region_name, hook.endpoint_url = "us-east-1", "http://127.0.0.1:4566"
+    hook.conn_region_name, hook.conn_partition = "us-east-1", "aws"
+    hook.conn_config.get_service_endpoint_url.return_value = "http://127.0.0.1:4566/"
     ti = mock.MagicMock()
     with mock.patch.object(SageMakerRetrySafeTrainingOperator, "hook", hook), pytest.raises(TaskDeferred):
         op.execute(context={"ti": ti})
     ti.xcom_push.assert_called_once_with(
         key="sagemaker_fleet_training_job",
-        value={"name": "job", "region_name": "us-east-1", "endpoint_url": "http://127.0.0.1:4566"},
+        value={
+            "region_name": "us-east-1",
+            "aws_domain": "aws.amazon.com",
+            "emulator_url": "http://127.0.0.1:4566",
+            "name": "job",
+        },
     )
 
 

@@ -1,5 +1,6 @@
-"""TrainingJobTrigger: serialises and round-trips, really completes against the emulator, and turns every
-terminal state, a missing job, transient errors and a timeout into one clear event."""
+"""TrainingJobTrigger: the provider's SageMakerTrigger underneath; serialises and round-trips, really completes
+against the emulator (through aiobotocore), and turns every terminal state, a missing job, throttling and a
+timeout into one clear event; on_kill stops the job."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import asyncio
 from unittest import mock
 
 import pytest
+from airflow.providers.amazon.aws.exceptions import WaiterMaxAttemptsError
+from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
 
-from sagemaker_fleet.triggers import TrainingJobTrigger
+from sagemaker_fleet.hooks.sagemaker import DEFAULT_RETRIES, SageMakerFleetHook
+from sagemaker_fleet.triggers.training import TrainingJobTrigger
 from tests.conftest import inject_fault
 from tests.plugins.conftest import training_config, unique
 
@@ -29,10 +33,12 @@ def test_serialize_round_trips_with_the_aws_settings():
         aws_conn_id="other",
         region_name="eu-west-1",
         verify=False,
-        botocore_config={"retries": {"mode": "standard"}},
+        botocore_config={"retries": {"mode": "adaptive"}},
     )
+    assert isinstance(trigger, SageMakerTrigger)
+    assert trigger.waiter_name == "TrainingJobComplete" and trigger.attempts == 31
     classpath, kwargs = trigger.serialize()
-    assert classpath == "sagemaker_fleet.triggers.TrainingJobTrigger"
+    assert classpath == "sagemaker_fleet.triggers.training.TrainingJobTrigger"
     assert kwargs == {
         "job_name": "job",
         "poll_interval": 2.0,
@@ -40,19 +46,31 @@ def test_serialize_round_trips_with_the_aws_settings():
         "aws_conn_id": "other",
         "region_name": "eu-west-1",
         "verify": False,
-        "botocore_config": {"retries": {"mode": "standard"}},
+        "botocore_config": {"retries": {"mode": "adaptive"}},
     }
     assert TrainingJobTrigger(**kwargs).serialize() == (classpath, kwargs)
     hook = TrainingJobTrigger(**kwargs).hook()
+    assert isinstance(hook, SageMakerFleetHook)
     assert hook.aws_conn_id == "other" and hook.region_name == "eu-west-1" and hook.verify is False
+    # The caller's retry mode wins; without one, botocore's standard mode applies.
+    assert hook._get_config().retries == {"mode": "adaptive"}
+    assert TrainingJobTrigger("job").hook()._get_config().retries == DEFAULT_RETRIES
 
 
 def test_really_completes_against_the_emulator(emulator, sm, channels):
     name = unique("trigger-ok")
     sm.create_training_job(**training_config(name, channels))
     event = first_event(TrainingJobTrigger(name, poll_interval=0.1))
-    assert event == {"status": "success", "job_name": name, "message": f"Training job {name} completed"}
+    assert event == {"status": "success", "job_name": name}
     assert sm.describe_training_job(TrainingJobName=name)["TrainingJobStatus"] == "Completed"
+
+
+def test_throttling_is_retried_not_reported(emulator, sm, channels, clear_faults):
+    name = unique("trigger-throttled")
+    sm.create_training_job(**training_config(name, channels))
+    inject_fault(emulator, {"type": "throttle", "count": 4, "operations": ["DescribeTrainingJob"]})
+    event = first_event(TrainingJobTrigger(name, poll_interval=0.1))
+    assert event == {"status": "success", "job_name": name}
 
 
 def test_failed_job_gives_a_failed_event_with_its_reason(emulator, sm, channels, clear_faults):
@@ -60,52 +78,37 @@ def test_failed_job_gives_a_failed_event_with_its_reason(emulator, sm, channels,
     inject_fault(emulator, {"type": "training_failure", "count": 1, "name_contains": name, "reason": "out of memory"})
     sm.create_training_job(**training_config(name, channels))
     event = first_event(TrainingJobTrigger(name, poll_interval=0.1))
-    assert event["status"] == "failed" and "out of memory" in event["message"]
+    assert event["status"] == "failed" and "out of memory" in event["message"] and event["job_name"] == name
 
 
 def test_missing_job_is_an_error_event(emulator):
     event = first_event(TrainingJobTrigger("never-created-job", poll_interval=0.1))
-    assert event["status"] == "error" and "does not exist" in event["message"]
+    assert event["status"] == "error" and event["job_name"] == "never-created-job"
 
 
-def fake_hook(*descriptions):
-    hook = mock.MagicMock()
-    hook.describe_training_job_or_none.side_effect = list(descriptions)
-    return hook
-
-
-def test_stopped_and_timeout_events():
-    trigger = TrainingJobTrigger("job", poll_interval=0.01)
-    hook = fake_hook({"TrainingJobStatus": "InProgress"}, {"TrainingJobStatus": "Stopped"})
-    with mock.patch.object(TrainingJobTrigger, "hook", return_value=hook):
-        assert first_event(trigger)["status"] == "stopped"
-
-    slow = TrainingJobTrigger("job", poll_interval=0.01, timeout_seconds=0.05)
-    hook = mock.MagicMock()
-    hook.describe_training_job_or_none.return_value = {"TrainingJobStatus": "InProgress", "SecondaryStatus": "Training"}
-    with mock.patch.object(TrainingJobTrigger, "hook", return_value=hook):
-        event = first_event(slow)
-    assert event["status"] == "timeout" and "re-attaches" in event["message"]
-
-
-def test_transient_errors_are_retried_and_persistent_ones_end_in_error():
-    trigger = TrainingJobTrigger("job", poll_interval=0.01)
-    flaky = fake_hook(RuntimeError("throttled"), RuntimeError("throttled"), {"TrainingJobStatus": "Completed"})
-    with mock.patch.object(TrainingJobTrigger, "hook", return_value=flaky):
-        assert first_event(trigger)["status"] == "success"
-
-    broken = mock.MagicMock()
-    broken.describe_training_job_or_none.side_effect = RuntimeError("network down")
-    with mock.patch.object(TrainingJobTrigger, "hook", return_value=broken):
-        event = first_event(trigger)
-    assert event["status"] == "error" and "network down" in event["message"]
+def test_timeout_says_the_job_keeps_running():
+    trigger = TrainingJobTrigger("job", poll_interval=0.01, timeout_seconds=0.05)
+    event = trigger._event_from_exception(WaiterMaxAttemptsError("Waiter error: max attempts reached")).payload
+    assert event["status"] == "timeout" and event["job_name"] == "job" and "re-attaches" in event["message"]
 
 
 def test_on_kill_stops_the_job():
+    client = mock.AsyncMock()
+    connection = mock.AsyncMock()
+    connection.__aenter__.return_value = client
     hook = mock.MagicMock()
+    hook.get_async_conn = mock.AsyncMock(return_value=connection)
     with mock.patch.object(TrainingJobTrigger, "hook", return_value=hook):
         asyncio.run(TrainingJobTrigger("job").on_kill())
-    hook.stop_training_job.assert_called_once_with("job")
+    client.stop_training_job.assert_awaited_once_with(TrainingJobName="job")
+
+
+def test_on_kill_of_a_finished_job_is_quiet(emulator, sm, channels):
+    name = unique("trigger-done")
+    sm.create_training_job(**training_config(name, channels))
+    assert first_event(TrainingJobTrigger(name, poll_interval=0.1))["status"] == "success"
+    asyncio.run(TrainingJobTrigger(name).on_kill())  # ValidationException (not running) is not an error
+    assert sm.describe_training_job(TrainingJobName=name)["TrainingJobStatus"] == "Completed"
 
 
 @pytest.mark.parametrize("kwargs", [{"poll_interval": 0}, {"timeout_seconds": -1}])

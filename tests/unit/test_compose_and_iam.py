@@ -511,7 +511,7 @@ def test_iam_documents_are_valid(path: Path) -> None:
     filled = fill(path.read_text())
     assert "${" not in filled, "a placeholder outside the documented set"
     for arn in re.findall(r'"(arn:[^"]*)"', filled):
-        assert re.match(r"arn:aws:(s3|sagemaker|logs|ecr|iam)::?[^:]*:", arn), arn
+        assert re.match(r"arn:aws:(s3|sagemaker|logs|ecr|iam|cloudwatch)::?[^:]*:", arn), arn
 
 
 @pytest.mark.parametrize("path", [EXECUTION_POLICY, AIRFLOW_POLICY], ids=lambda p: p.name)
@@ -635,3 +635,15 @@ def test_placeholders_are_the_documented_ones() -> None:
         assert name in section, f"README does not say how to fill ${{{name}}}"
     for name in ("sagemaker-execution-role-policy.json", "sagemaker-execution-role-trust.json", "airflow-policy.json"):
         assert f"iam/{name}" in section, name
+
+
+def test_rollback_alarms_are_granted_exactly_where_the_code_creates_them() -> None:
+    source = project_sources()
+    assert "put_metric_alarm(" in source, "the deploy operator creates rollback alarms"
+    patterns = granted(AIRFLOW_POLICY, "cloudwatch:PutMetricAlarm")
+    assert patterns == ["arn:aws:cloudwatch:eu-west-1:111122223333:alarm:sagemaker-fleet-*"]
+    # The alarm names the hook builds fall under that pattern.
+    assert re.search(r'f"sagemaker-fleet-\{endpoint_name\}-\{variant_name\}-5xx"', source)
+    # Tags on PutMetricAlarm need TagResource; SageMaker reads the alarms' states with the caller's rights.
+    assert granted(AIRFLOW_POLICY, "cloudwatch:TagResource") == patterns
+    assert granted(AIRFLOW_POLICY, "cloudwatch:DescribeAlarms") == patterns

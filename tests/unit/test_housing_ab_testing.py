@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from include.housing.ab_testing import compare_variants, shift_schedule, traffic_share_check, validate_weights
+from sagemaker_fleet.utils.ab_statistics import compare_variants, shift_schedule, traffic_share_check, validate_weights
 
 
 def _data(rows=300, noise_a=30_000.0, noise_b=20_000.0, seed=0):

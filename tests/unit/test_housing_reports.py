@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from include.housing.ab_testing import compare_variants
-from include.housing.reports import render_ab_chart_png, summary_table
+from sagemaker_fleet.utils.ab_statistics import compare_variants
+from sagemaker_fleet.utils.reports import render_ab_chart_png, summary_table
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

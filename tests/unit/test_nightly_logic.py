@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 import tarfile
 
 import pytest
@@ -37,12 +38,40 @@ def test_environment_settings_defaults_and_errors() -> None:
     assert "Bad_Bucket" in str(error.value) and "ftp://x" in str(error.value)
 
 
-def test_run_date_falls_back_to_run_after() -> None:
-    after = dt.datetime(2026, 11, 23, 9, tzinfo=dt.UTC)
-    assert nightly.resolve_run_date(None, None, after) == dt.date(2026, 11, 23)
-    assert nightly.resolve_run_date(after + dt.timedelta(days=1), after, after) == dt.date(2026, 11, 24)
-    with pytest.raises(ValueError):
-        nightly.resolve_run_date(None, None, None)
+def test_run_date_is_the_logical_date_else_run_after() -> None:
+    from sagemaker_fleet.run_settings import resolve_run_date
+
+    triggered = dt.datetime(2026, 12, 1, 9, tzinfo=dt.UTC)
+    # `dags trigger --logical-date 2026-11-28T02:00` on Dec 1: the date asked for, not the trigger time.
+    assert resolve_run_date(dt.datetime(2026, 11, 28, 2, tzinfo=dt.UTC), triggered) == dt.date(2026, 11, 28)
+    assert resolve_run_date(None, triggered) == dt.date(2026, 12, 1)
+    # Dates are UTC dates: 01:00 in Berlin on the 28th is still the 27th in UTC.
+    berlin = dt.timezone(dt.timedelta(hours=1))
+    assert resolve_run_date(dt.datetime(2026, 11, 28, 0, 30, tzinfo=berlin), None) == dt.date(2026, 11, 27)
+    with pytest.raises(ValueError, match="neither a logical date nor a run_after"):
+        resolve_run_date(None, None)
+
+
+def test_run_date_from_a_task_context() -> None:
+    from types import SimpleNamespace
+
+    from sagemaker_fleet.run_settings import run_date
+
+    queued = dt.datetime(2026, 12, 1, 9, tzinfo=dt.UTC)
+    asked = dt.datetime(2026, 11, 28, 2, tzinfo=dt.UTC)
+    manual = SimpleNamespace(logical_date=asked, run_after=queued)
+    assert run_date({"dag_run": manual, "logical_date": asked, "data_interval_end": queued}) == dt.date(2026, 11, 28)
+    without = SimpleNamespace(logical_date=None, run_after=queued)
+    assert run_date({"dag_run": without}) == dt.date(2026, 12, 1)
+
+
+def test_report_is_per_date_and_config() -> None:
+    plan = _plan()
+    same = _plan(locations=list(reversed(plan["locations"])))
+    other = _plan(hyperparameters={"num_round": 1})
+    assert same["report_uri"] == plan["report_uri"], "the order of the locations is not a different config"
+    assert other["report_uri"] != plan["report_uri"]
+    assert other["report_uri"].rsplit("/config=", 1)[0] == plan["report_uri"].rsplit("/config=", 1)[0]
 
 
 def test_plan_is_validated_and_json_safe() -> None:
@@ -50,7 +79,9 @@ def test_plan_is_validated_and_json_safe() -> None:
     assert plan["houses_per_location"] == 300
     assert plan["mme_prefix"] == "s3://b-test/mme/housing-mme/"
     assert plan["registry_prefix"] == "s3://b-test/registry/housing-mme/"
-    assert plan["report_uri"].endswith("reports/housing_mme_nightly/date=2026-11-23/summary.json")
+    assert re.fullmatch(
+        r"s3://b-test/reports/housing_mme_nightly/date=2026-11-23/config=[0-9a-f]{12}/summary\.json", plan["report_uri"]
+    ), plan["report_uri"]
     assert plan["bad_fraction_by_location"] == {"Chicago_IL": 0.5}
 
 

@@ -108,6 +108,8 @@ def create_endpoint(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]
             "CreationTime": created,
             "LastModifiedTime": created,
             "_region": ctx.region,
+            # What to load, captured now: deleting the config or model later does not change it (as on AWS).
+            "_deploying": _plane(ctx).deployment_spec(config),
         }
         if config.get("DataCaptureConfig"):
             record["DataCaptureConfig"] = {**config["DataCaptureConfig"], "CaptureStatus": "Started"}
@@ -172,6 +174,7 @@ def update_endpoint(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]
             "DeploymentConfig": deployment,
             "RetainAllVariantProperties": bool(body.get("RetainAllVariantProperties")),
             "ExcludeRetainedVariantProperties": [e["VariantPropertyType"] for e in excluded],
+            "Variants": _plane(ctx).deployment_spec(config),
         }
 
         def mark(r: dict[str, Any]) -> None:

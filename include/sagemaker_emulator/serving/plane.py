@@ -16,6 +16,7 @@ from ..aws import MissingObject
 from ..config import ACCOUNT_ID
 from ..errors import AwsError
 from ..validation import arn, split_s3_uri
+from .artifacts import ArtifactStore
 from .runtime import MissingModelData, Route, Variant, load_archive
 from .telemetry import Telemetry
 
@@ -79,14 +80,28 @@ class ServingPlane:
         # endpoint name (lower case) -> the variants of the configuration it serves (the "blue" fleet).
         self.fleets: dict[str, dict[str, Variant]] = {}
         self._stop = threading.Event()
+        # Set once the endpoints of the previous run serve again (the training forkserver's warm-up waits
+        # for it: both import xgboost, and on a small machine the restore should not share the CPU).
+        self.restored = threading.Event()
         self._threads: set[threading.Thread] = set()
+        self.artifacts = ArtifactStore(
+            self.config.data_dir / "serving" / "artifacts", fsync=self.config.durability == "fsync"
+        )
 
     # ================================================================================== lifecycle
     def start(self) -> None:
-        """Bring endpoints back after a restart: the records survived, the loaded models did not."""
+        """Bring endpoints back after a restart: the records survived, the loaded models did not.
+
+        What each endpoint serves comes from its own record (the model definitions captured when it was
+        deployed, and private copies of their artifacts), so deleting its config, model or S3 object does not
+        take it down, as on AWS. An update caught mid-way starts over while the old fleet serves: it finishes
+        if its artifacts can still be loaded (from the private copies once it had loaded them), otherwise it
+        rolls back like any failed update. A rollback caught mid-way ends rolled back.
+        """
         self.telemetry.start()
-        # xgboost/scikit-learn take seconds to import: do it now, not in the first deployment or cold start.
-        threading.Thread(target=_warm_imports, name="serving-warm-imports", daemon=True).start()
+        self._reclaim()
+        started = time.perf_counter()
+        restored = 0
         for record in self.store.list("endpoint"):
             name, status = record["EndpointName"], record["EndpointStatus"]
             try:
@@ -96,16 +111,31 @@ class ServingPlane:
                     self.begin_delete(name)
                 elif status in ("InService", "Updating", "RollingBack", "SystemUpdating"):
                     self._restore(record)
+                    restored += 1
             except Exception:
                 log.exception("could not restore endpoint %s", name)
+        if restored:
+            log.info("restored %d endpoints in %.1f s", restored, time.perf_counter() - started)
+        self.restored.set()
+        # xgboost/scikit-learn take seconds to import: do it now, not in the first deployment or cold start
+        # (after the restores above, which need only what they load, so they don't compete with it).
+        threading.Thread(target=_warm_imports, name="serving-warm-imports", daemon=True).start()
 
     def _restore(self, record: dict[str, Any]) -> None:
         name = record["EndpointName"]
+        deployed = record.get("_deployed")
         try:
-            fleet = self._load_fleet(record, self._config(record["EndpointConfigName"]))
+            # Records written before private copies existed name only their config: adopt them once.
+            specs = deployed or self.deployment_spec(self._config(record["EndpointConfigName"]))
+            fleet, loaded = self._load_fleet(record, specs)
         except DeployError as exc:
             self._update(name, EndpointStatus="Failed", FailureReason=str(exc), _pending=None)
             return
+        try:
+            if loaded != deployed:
+                self._update(name, _deployed=loaded)
+        finally:
+            self._release(loaded)
         self._activate(name, fleet, self._weights(record["ProductionVariants"]))
         status = record["EndpointStatus"]
         if status == "RollingBack" or (status == "Updating" and not record.get("_pending")):
@@ -116,6 +146,27 @@ class ServingPlane:
             self.begin_update(name)  # the interrupted deployment starts over; the old fleet serves meanwhile
         elif status == "SystemUpdating":
             self._update(name, EndpointStatus="InService")
+
+    # ================================================================================== private copies
+    def _release(self, specs: list[dict[str, Any]]) -> None:
+        self.artifacts.release(spec["Artifact"] for spec in specs if spec.get("Artifact"))
+
+    def _artifacts_in_use(self) -> set[str]:
+        in_use = set()
+        for record in self.store.list("endpoint"):
+            specs = [
+                *(record.get("_deployed") or []),
+                *(record.get("_deploying") or []),
+                *((record.get("_pending") or {}).get("Variants") or []),
+            ]
+            in_use.update(spec["Artifact"] for spec in specs if spec.get("Artifact"))
+        return in_use
+
+    def _reclaim(self) -> None:
+        try:
+            self.artifacts.reclaim(self._artifacts_in_use)
+        except OSError:  # only housekeeping: the next deployment change tries again
+            log.exception("could not reclaim unused artifact copies")
 
     def shutdown(self) -> None:
         self._stop.set()
@@ -204,15 +255,43 @@ class ServingPlane:
         return {v["VariantName"]: float(v.get("CurrentWeight", v.get("DesiredWeight", 1.0))) for v in variants}
 
     # ================================================================================== loading
-    def _load_fleet(self, record: dict[str, Any], config: dict[str, Any]) -> dict[str, Variant]:
+    def deployment_spec(self, config: dict[str, Any]) -> list[dict[str, Any]]:
+        """What a deployment of ``config`` will load, captured when it is requested: each variant's model
+        container (None if the model does not exist; the deployment then fails saying so)."""
+        specs = []
+        for variant in config["ProductionVariants"]:
+            model = self.store.get("model", variant["ModelName"])
+            container = None
+            if model is not None:
+                container = model.get("PrimaryContainer") or (model.get("Containers") or [None])[0]
+            specs.append(
+                {"VariantName": variant["VariantName"], "ModelName": variant["ModelName"], "Container": container}
+            )
+        return specs
+
+    def _load_fleet(
+        self, record: dict[str, Any], specs: list[dict[str, Any]]
+    ) -> tuple[dict[str, Variant], list[dict[str, Any]]]:
+        """Load every variant of a deployment. Returns the fleet and the specs with the digest of each
+        single-model artifact's private copy, which stay claimed until the caller ``_release``s them."""
+        loaded: list[dict[str, Any]] = []
+        try:
+            fleet = self._load_variants(record, specs, loaded)
+        except BaseException:
+            self._release(loaded)
+            raise
+        return fleet, loaded
+
+    def _load_variants(
+        self, record: dict[str, Any], specs: list[dict[str, Any]], loaded: list[dict[str, Any]]
+    ) -> dict[str, Variant]:
         name, region = record["EndpointName"], record.get("_region", "us-east-1")
         fleet: dict[str, Variant] = {}
-        for spec in config["ProductionVariants"]:
+        for spec in specs:
             variant_name = spec["VariantName"]
-            model = self.store.get("model", spec["ModelName"])
-            if model is None:
+            container = spec.get("Container")
+            if not container:
                 raise DeployError(f'Could not find model "{arn(region, "model", spec["ModelName"])}".')
-            container = model.get("PrimaryContainer") or model["Containers"][0]
             algorithm = algorithm_for_image(container["Image"])
             url = container.get("ModelDataUrl") or ""
             common = {
@@ -235,9 +314,11 @@ class ServingPlane:
                     region, name, variant.log_stream, f"Multi-model server started; models are loaded from {url}"
                 )
                 variant.cache.on_loaded = self._load_logger(variant)  # type: ignore[union-attr]
+                loaded.append(spec)
             else:
                 version = algorithm_version(container["Image"])
-                predictor = self._load_single(name, region, variant_name, url, version)
+                predictor, digest = self._load_single(name, region, variant_name, url, spec.get("Artifact"), version)
+                loaded.append({**spec, "Artifact": digest})
                 variant = Variant(**common, predictor=predictor, model_data_url=url)
                 self.telemetry.log(
                     region,
@@ -259,7 +340,25 @@ class ServingPlane:
 
         return loaded
 
-    def _load_single(self, endpoint: str, region: str, variant_name: str, url: str, version: str | None) -> Any:
+    def _load_single(
+        self, endpoint: str, region: str, variant_name: str, url: str, digest: str | None, version: str | None
+    ) -> tuple[Any, str]:
+        """The predictor and the digest of the artifact's private copy (claimed): the copy when there is one,
+        else the bytes downloaded from S3, which then get a copy."""
+        raw = self.artifacts.read(digest) if digest else None
+        if raw is None:
+            raw = self._download(url)
+        try:
+            predictor = load_archive(raw, url, version)
+        except ModelInvocationError as exc:
+            from .runtime import instance_id
+
+            self.telemetry.log(region, endpoint, f"{variant_name}/{instance_id(endpoint, variant_name)}", exc.message)
+            raise DeployError(self._health_check_message(variant_name)) from None
+        # Only an artifact that loads gets a copy.
+        return predictor, self.artifacts.keep(raw)
+
+    def _download(self, url: str) -> bytes:
         download_error = DeployError(
             f'Failed to download model data for container "container_1" from URL: "{url}". Please ensure that '
             "there is an object located at the URL and that the role passed to CreateModel has permissions to "
@@ -270,16 +369,9 @@ class ServingPlane:
         except AwsError:
             raise download_error from None
         try:
-            raw = self.emulator.moto.s3_get(bucket, key)
+            return self.emulator.moto.s3_get(bucket, key)
         except MissingObject:
             raise download_error from None
-        try:
-            return load_archive(raw, url, version)
-        except ModelInvocationError as exc:
-            from .runtime import instance_id
-
-            self.telemetry.log(region, endpoint, f"{variant_name}/{instance_id(endpoint, variant_name)}", exc.message)
-            raise DeployError(self._health_check_message(variant_name)) from None
 
     @staticmethod
     def _health_check_message(variant_name: str) -> str:
@@ -325,18 +417,31 @@ class ServingPlane:
         if record is None:
             return
         try:
-            config = self._config(record["EndpointConfigName"])
-            self._injected_failure(name, config)
-            fleet = self._load_fleet(record, config)
+            specs = record.get("_deploying")
+            if specs is None:  # a record from before deployment specs were captured
+                specs = self.deployment_spec(self._config(record["EndpointConfigName"]))
+            self._injected_failure(name, {"ProductionVariants": specs})
+            fleet, loaded = self._load_fleet(record, specs)
         except DeployError as exc:
             if self._sleep(PROVISION_SECONDS):
-                self._update(name, EndpointStatus="Failed", FailureReason=str(exc))
+                self._update(name, EndpointStatus="Failed", FailureReason=str(exc), _deploying=None)
+                self._reclaim()
             return
-        if not self._sleep(PROVISION_SECONDS):
-            return
-        variants = self._in_service_variants(record["ProductionVariants"])
-        self._activate(name, fleet, self._weights(variants))
-        self._update(name, EndpointStatus="InService", ProductionVariants=variants, _create_deployment_config=None)
+        try:
+            if not self._sleep(PROVISION_SECONDS):
+                return
+            variants = self._in_service_variants(record["ProductionVariants"])
+            self._activate(name, fleet, self._weights(variants))
+            self._update(
+                name,
+                EndpointStatus="InService",
+                ProductionVariants=variants,
+                _deployed=loaded,
+                _deploying=None,
+                _create_deployment_config=None,
+            )
+        finally:
+            self._release(loaded)
 
     # ================================================================================== update
     def begin_update(self, name: str) -> None:
@@ -366,13 +471,38 @@ class ServingPlane:
         old_fleet = self.fleets.get(key, {})
         old_weights = self._weights(record["ProductionVariants"])
         try:
-            config = self._config(pending["EndpointConfigName"])
-            self._injected_failure(name, config)
-            new_fleet = self._load_fleet(record, config)
+            specs = pending.get("Variants")
+            if specs is None:  # a record from before deployment specs were captured
+                specs = self.deployment_spec(self._config(pending["EndpointConfigName"]))
+            self._injected_failure(name, {"ProductionVariants": specs})
+            new_fleet, loaded = self._load_fleet(record, specs)
         except DeployError as exc:
             if self._sleep(PROVISION_SECONDS):
                 self._roll_back(name, f"Failed to update endpoint: {exc}")
             return
+        try:
+            self._deploy_update(name, record, pending, old_fleet, old_weights, new_fleet, loaded)
+        finally:
+            self._release(loaded)
+
+    def _deploy_update(
+        self,
+        name: str,
+        record: dict[str, Any],
+        pending: dict[str, Any],
+        old_fleet: dict[str, Variant],
+        old_weights: dict[str, float],
+        new_fleet: dict[str, Variant],
+        loaded: list[dict[str, Any]],
+    ) -> None:
+        key = name.lower()
+
+        def remember(r: dict[str, Any]) -> None:
+            # A crash from here on resumes the update from the private copies, whatever happens in S3.
+            if r.get("_pending"):
+                r["_pending"]["Variants"] = loaded
+
+        self.store.update("endpoint", name, remember)
         if not self._sleep(PROVISION_SECONDS):
             return
         # The new variants' weights/counts, or the current ones when asked to retain them.
@@ -416,15 +546,17 @@ class ServingPlane:
         self._activate(name, new_fleet, new_weights)
         fields: dict[str, Any] = {
             "EndpointStatus": "InService",
-            "EndpointConfigName": config["EndpointConfigName"],
+            "EndpointConfigName": pending["EndpointConfigName"],
             "ProductionVariants": new_variants,
             "PendingDeploymentSummary": None,
             "FailureReason": None,
             "_pending": None,
+            "_deployed": loaded,
         }
         if deployment:
             fields["LastDeploymentConfig"] = deployment
         self._update(name, **fields)
+        self._reclaim()
 
     @staticmethod
     def _traffic_steps(routing: dict[str, Any], variants: list[dict[str, Any]]) -> list[float]:
@@ -466,6 +598,7 @@ class ServingPlane:
         if not self._sleep(ROLLBACK_SECONDS):
             return
         self._update(name, EndpointStatus="InService", PendingDeploymentSummary=None, _pending=None)
+        self._reclaim()
 
     # ================================================================================== weights
     def begin_weights(self, name: str) -> None:
@@ -505,6 +638,7 @@ class ServingPlane:
         if record is not None:
             self.store.delete("tags", record["EndpointArn"])
             self.store.delete("endpoint", name)
+            self._reclaim()
 
     # ================================================================================== invoke
     async def invoke(

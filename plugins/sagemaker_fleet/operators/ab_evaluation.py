@@ -1,7 +1,7 @@
 """SageMakerABEvaluationOperator: measure two production variants on the same labelled rows and decide.
 
 Every row goes to both variants (``TargetVariant``), so the per-row losses are paired and the paired
-test in ``include.housing.ab_testing`` is valid. Separately, un-targeted requests check that the endpoint
+test in ``sagemaker_fleet.utils.ab_statistics`` is valid. Separately, un-targeted requests check that the endpoint
 routes traffic by the configured weights, judged on the CloudWatch ``Invocations`` of each variant.
 """
 
@@ -17,9 +17,8 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException
 
-from sagemaker_fleet.endpoint_triggers import describe_endpoint_or_none
-from sagemaker_fleet.hooks import SageMakerFleetHook, parse_s3_uri
-from sagemaker_fleet.links import SageMakerEndpointLink
+from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook, parse_s3_uri
+from sagemaker_fleet.links.sagemaker import SageMakerEndpointLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -152,7 +151,7 @@ class SageMakerABEvaluationOperator(AwsBaseOperator[SageMakerFleetHook]):
         return predictions[0], answer["latency_ms"], answer["invoked_variant"]
 
     def _traffic(self, bodies: list[str], weights: dict[str, float], count: int) -> dict[str, Any]:
-        from include.housing.ab_testing import traffic_share_check
+        from sagemaker_fleet.utils.ab_statistics import traffic_share_check
 
         start = dt.datetime.now(dt.UTC)
         counted: dict[str, int] = dict.fromkeys(weights, 0)
@@ -185,19 +184,17 @@ class SageMakerABEvaluationOperator(AwsBaseOperator[SageMakerFleetHook]):
     def execute(self, context: Context) -> dict[str, Any]:
         import numpy as np
 
-        from include.housing.ab_testing import compare_variants, validate_weights
-        from include.housing.evaluation import parse_label_first_csv
-        from include.housing.reports import render_ab_chart_png, summary_table
+        from sagemaker_fleet.utils.ab_statistics import compare_variants, validate_weights
+        from sagemaker_fleet.utils.metrics import parse_label_first_csv
+        from sagemaker_fleet.utils.reports import render_ab_chart_png, summary_table
 
         hook = self.hook
-        SageMakerEndpointLink.persist(
-            context, name=self.endpoint_name, region_name=hook.conn_region_name, endpoint_url=hook.endpoint_url
-        )
+        SageMakerEndpointLink.persist_for(context, self, name=self.endpoint_name)
         rows = int(self.rows)
         if rows < 1:
             raise ValueError(f"rows must be >= 1, got {self.rows!r}")
         report_bucket, report_key = parse_s3_uri(self.report_prefix)
-        description = describe_endpoint_or_none(hook, self.endpoint_name)
+        description = hook.describe_endpoint_or_none(self.endpoint_name)
         if description is None or description.get("EndpointStatus") != "InService":
             state = description.get("EndpointStatus") if description else "missing"
             raise AirflowException(f"Endpoint {self.endpoint_name} is {state}; it must be InService to evaluate")

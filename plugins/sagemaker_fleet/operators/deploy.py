@@ -17,14 +17,15 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException
 
-from sagemaker_fleet.endpoint_triggers import (
+from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook, is_not_found
+from sagemaker_fleet.links.sagemaker import SageMakerEndpointLink
+from sagemaker_fleet.triggers.endpoint import (
     EndpointStateTrigger,
-    describe_endpoint_or_none,
     endpoint_outcome,
     wait_for_endpoint,
 )
-from sagemaker_fleet.hooks import SageMakerFleetHook, is_not_found
-from sagemaker_fleet.links import SageMakerEndpointLink
+from sagemaker_fleet.utils.config import default_deferrable
+from sagemaker_fleet.utils.tags import merge_tags, run_tags
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -133,9 +134,17 @@ class SageMakerDeployEndpointOperator(AwsBaseOperator[SageMakerFleetHook]):
     :param deployment_config: UpdateEndpoint ``DeploymentConfig`` (blue/green or rolling, auto-rollback alarms)
     :param delete_superseded_configs: after success delete the config the endpoint ran before (never the
         one in use)
-    :param deferrable: wait in the triggerer (no worker slot) instead of polling on the worker
+    :param deferrable: wait in the triggerer (no worker slot) instead of polling on the worker; defaults to
+        ``[operators] default_deferrable``, True when unset
     :param check_interval: seconds between DescribeEndpoint calls
     :param max_wait_seconds: how long the create or update may take, in seconds
+    :param rollback_on_5xx_errors: with a blue/green ``deployment_config``: create a CloudWatch alarm per variant
+        of the new config on ``Invocation5XXErrors`` (summed over a minute) reaching this many, and add them to
+        ``AutoRollbackConfiguration``, so SageMaker itself rolls the update back; the task then fails on the
+        verified-config check
+    :param tags: tags for what this task creates (models, config, endpoint) besides the requests' own ``Tags``
+        and the automatic ``airflow:dag_id``/``airflow:run_id``; set at creation, never changed on a resource
+        that already exists (a shared model keeps the tags of the run that created it)
 
     Returns ``{"endpoint_name", "endpoint_config_name", "previous_endpoint_config_name", "operation",
     "deleted_endpoint_configs"}`` where operation is ``create``, ``update`` or ``noop``.
@@ -143,7 +152,7 @@ class SageMakerDeployEndpointOperator(AwsBaseOperator[SageMakerFleetHook]):
 
     aws_hook_class = SageMakerFleetHook
     template_fields: Sequence[str] = aws_template_fields(
-        "endpoint_name", "endpoint_config", "models", "deployment_config"
+        "endpoint_name", "endpoint_config", "models", "deployment_config", "tags"
     )
     template_fields_renderers = {"endpoint_config": "json", "models": "json", "deployment_config": "json"}
     operator_extra_links = (SageMakerEndpointLink(),)
@@ -157,12 +166,16 @@ class SageMakerDeployEndpointOperator(AwsBaseOperator[SageMakerFleetHook]):
         models: list[dict] | None = None,
         deployment_config: dict | None = None,
         delete_superseded_configs: bool = False,
-        deferrable: bool = True,
+        deferrable: bool = default_deferrable(),
         check_interval: float = 5,
         max_wait_seconds: int = 3600,
+        tags: dict[str, str] | None = None,
+        rollback_on_5xx_errors: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.tags = tags
+        self.rollback_on_5xx_errors = rollback_on_5xx_errors
         if check_interval <= 0:
             raise ValueError(f"check_interval must be > 0, got {check_interval}")
         if max_wait_seconds <= 0:
@@ -179,8 +192,8 @@ class SageMakerDeployEndpointOperator(AwsBaseOperator[SageMakerFleetHook]):
     # -- validation ---------------------------------------------------------------------------------
     def _checked_requests(self) -> tuple[dict, list[dict], dict | None]:
         """Rendered requests with numbers cast; every problem reported before anything is created."""
-        from include.housing.ab_testing import validate_weights
-        from include.housing.naming import is_valid_sagemaker_name
+        from sagemaker_fleet.utils.ab_statistics import validate_weights
+        from sagemaker_fleet.utils.naming import is_valid_sagemaker_name
 
         problems: list[str] = []
         if not is_valid_sagemaker_name(self.endpoint_name):
@@ -266,16 +279,14 @@ class SageMakerDeployEndpointOperator(AwsBaseOperator[SageMakerFleetHook]):
         config, models, deployment = self._checked_requests()
         config_name = config["EndpointConfigName"]
         hook = self.hook
-        SageMakerEndpointLink.persist(
-            context, name=self.endpoint_name, region_name=hook.conn_region_name, endpoint_url=hook.endpoint_url
-        )
+        SageMakerEndpointLink.persist_for(context, self, name=self.endpoint_name)
         requested_models = {m["ModelName"] for m in models}
         referenced = sorted({v["ModelName"] for v in config["ProductionVariants"]} - requested_models)
         missing = [name for name in referenced if self._describe_or_none("describe_model", ModelName=name) is None]
         if missing:
             raise ValueError(f"endpoint_config names model(s) {missing} that neither exist nor are in models")
 
-        endpoint = describe_endpoint_or_none(hook, self.endpoint_name)
+        endpoint = hook.describe_endpoint_or_none(self.endpoint_name)
         if endpoint and endpoint.get("EndpointStatus") == "Failed":
             raise AirflowException(
                 f"Endpoint {self.endpoint_name} is Failed ({endpoint.get('FailureReason') or 'no reason given'}); "
@@ -303,13 +314,13 @@ class SageMakerDeployEndpointOperator(AwsBaseOperator[SageMakerFleetHook]):
             self.log.info("Endpoint %s is %s; waiting for it to settle first", self.endpoint_name,
                           endpoint["EndpointStatus"])  # fmt: skip
             wait_for_endpoint(
-                lambda name: describe_endpoint_or_none(hook, name),
+                hook.describe_endpoint_or_none,
                 self.endpoint_name,
                 poll_interval=self.check_interval,
                 timeout_seconds=self.max_wait_seconds,
                 log=self.log,
             )
-            endpoint = describe_endpoint_or_none(hook, self.endpoint_name)
+            endpoint = hook.describe_endpoint_or_none(self.endpoint_name)
 
         if (
             endpoint
@@ -323,6 +334,9 @@ class SageMakerDeployEndpointOperator(AwsBaseOperator[SageMakerFleetHook]):
             return self._finish(result)
 
         previous = endpoint.get("EndpointConfigName") if endpoint else None
+        created_by = run_tags(context, self.tags)
+        models = [{**model, "Tags": merge_tags(model.get("Tags"), created_by)} for model in models]
+        config = {**config, "Tags": merge_tags(config.get("Tags"), created_by)}
         for model in models:
             self._ensure("model", model["ModelName"], model, "describe_model", "create_model", "ModelName")
         if previous and previous != config_name:
@@ -337,7 +351,7 @@ class SageMakerDeployEndpointOperator(AwsBaseOperator[SageMakerFleetHook]):
         if endpoint is None:
             self.log.info("Creating endpoint %s on %s", self.endpoint_name, config_name)
             try:
-                conn.create_endpoint(EndpointName=self.endpoint_name, EndpointConfigName=config_name)
+                conn.create_endpoint(EndpointName=self.endpoint_name, EndpointConfigName=config_name, Tags=created_by)
             except Exception as error:
                 # Two tries racing: the other created it first; re-attach through the normal path.
                 if "already existing" not in str(error):
@@ -348,10 +362,27 @@ class SageMakerDeployEndpointOperator(AwsBaseOperator[SageMakerFleetHook]):
             self.log.info("Updating endpoint %s from %s to %s", self.endpoint_name, previous, config_name)
             kwargs: dict[str, Any] = {"EndpointName": self.endpoint_name, "EndpointConfigName": config_name}
             if deployment:
-                kwargs["DeploymentConfig"] = deployment
+                kwargs["DeploymentConfig"] = self._with_rollback_alarms(deployment, config, created_by)
             conn.update_endpoint(**kwargs)
             operation = "update"
         return self._wait(context, config_name, previous, operation)
+
+    def _with_rollback_alarms(self, deployment: dict, config: dict, tags: list) -> dict:
+        if self.rollback_on_5xx_errors is None:
+            return deployment
+        threshold = float(self.rollback_on_5xx_errors)
+        if not math.isfinite(threshold) or threshold < 1:
+            raise ValueError(f"rollback_on_5xx_errors must be a number >= 1, got {self.rollback_on_5xx_errors!r}")
+        if "BlueGreenUpdatePolicy" not in deployment:
+            raise ValueError("rollback_on_5xx_errors needs a deployment_config with a BlueGreenUpdatePolicy")
+        rollback = dict(deployment.get("AutoRollbackConfiguration") or {})
+        alarms = list(rollback.get("Alarms") or [])
+        for variant in config["ProductionVariants"]:
+            name = self.hook.put_error_alarm(self.endpoint_name, variant["VariantName"], threshold, tags)
+            if all(a.get("AlarmName") != name for a in alarms):
+                alarms.append({"AlarmName": name})
+            self.log.info("Deployment rolls back when alarm %s goes into ALARM", name)
+        return {**deployment, "AutoRollbackConfiguration": {**rollback, "Alarms": alarms}}
 
     def _result(self, config_name: str, previous: str | None, operation: str) -> dict[str, Any]:
         return {
@@ -365,7 +396,7 @@ class SageMakerDeployEndpointOperator(AwsBaseOperator[SageMakerFleetHook]):
     def _wait(self, context: Context, config_name: str, previous: str | None, operation: str) -> dict[str, Any]:
         result = self._result(config_name, previous, operation)
         hook = self.hook
-        outcome = endpoint_outcome(self.endpoint_name, describe_endpoint_or_none(hook, self.endpoint_name), config_name)
+        outcome = endpoint_outcome(self.endpoint_name, hook.describe_endpoint_or_none(self.endpoint_name), config_name)
         if outcome is None and self.deferrable:
             self.defer(
                 trigger=EndpointStateTrigger(
@@ -385,7 +416,7 @@ class SageMakerDeployEndpointOperator(AwsBaseOperator[SageMakerFleetHook]):
             )
         if outcome is None:
             outcome = wait_for_endpoint(
-                lambda name: describe_endpoint_or_none(hook, name),
+                hook.describe_endpoint_or_none,
                 self.endpoint_name,
                 expected_config_name=config_name,
                 poll_interval=self.check_interval,
@@ -411,7 +442,7 @@ class SageMakerDeployEndpointOperator(AwsBaseOperator[SageMakerFleetHook]):
             )
         # Never trust the event alone: look the endpoint up again by name.
         verified = endpoint_outcome(
-            self.endpoint_name, describe_endpoint_or_none(self.hook, self.endpoint_name), config_name
+            self.endpoint_name, self.hook.describe_endpoint_or_none(self.endpoint_name), config_name
         )
         if not verified or verified["status"] != "success":
             message = verified["message"] if verified else "the endpoint is changing again"
@@ -423,7 +454,7 @@ class SageMakerDeployEndpointOperator(AwsBaseOperator[SageMakerFleetHook]):
     def _finish(self, result: dict[str, Any]) -> dict[str, Any]:
         previous = result["previous_endpoint_config_name"]
         if self.delete_superseded_configs and previous and previous != result["endpoint_config_name"]:
-            current = (describe_endpoint_or_none(self.hook, self.endpoint_name) or {}).get("EndpointConfigName")
+            current = (self.hook.describe_endpoint_or_none(self.endpoint_name) or {}).get("EndpointConfigName")
             if current == previous:
                 self.log.warning("Not deleting %s: endpoint %s still uses it", previous, self.endpoint_name)
             elif self.hook.delete_endpoint_config(previous):
@@ -452,7 +483,7 @@ class SageMakerProbedDeployEndpointOperator(SageMakerDeployEndpointOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.housing.ab_rollout import EndpointProbe
+        from sagemaker_fleet.utils.endpoint_probe import EndpointProbe
 
         # CSV, as the built-in algorithms take it.
         with EndpointProbe(self.hook.runtime_client, self.endpoint_name, self.probe_body) as probe:

@@ -5,7 +5,21 @@ Layout::
     s3://bucket/mme/Chicago_IL/Chicago_IL-20261123.tar.gz    the TargetModel (naming.mme_artifact_key)
     s3://bucket/registry/Chicago_IL.json                     the location's record:
         {"location", "live_version", "live_target_model",
-         "versions": {version: {target_model, s3_uri, etag, registered_at, metrics}}, "updated_at"}
+         "versions": {version: {target_model, s3_uri, etag, registered_at, metrics, decision,
+                                released_at}},
+         "live_history": [{version, previous_version, at}, ...], "updated_at"}
+
+A version is *released* once promotion accepted it (``released_at``), whether or not it moved the live
+pointer: a backfilled date older than the live version is released for its date but never made live.
+The version live on a date D is the newest released version dated on or before D
+(:func:`live_version_on`); a new candidate is gated against the one live the day before its date, so a
+backfill is judged against what was live for that date, not against today's model. ``live_history``
+lists every move of the live pointer (forward only unless ``allow_older``).
+
+Both operators take the evaluation's ``decision`` (``{"promote": bool, "reason": str}``): unless it
+accepted the model they skip (AirflowSkipException with the reason) before touching anything. They check
+it themselves rather than trust a short-circuit upstream: under Airflow 3.3's scheduler a short-circuit
+inside a mapped task group does not skip its downstream tasks (apache/airflow#67265).
 
 Writes are S3 conditional writes: an artifact is created with ``PutObject IfNoneMatch="*"`` (so two runs can
 never both "create" it), and a record is read-modify-written with ``IfMatch=<etag>`` (``IfNoneMatch="*"`` for
@@ -27,7 +41,8 @@ from airflow.exceptions import AirflowException
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 
-from sagemaker_fleet.hooks import SageMakerFleetHook, parse_s3_uri
+from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook, parse_s3_uri
+from sagemaker_fleet.links.sagemaker import MMEArtifactLink, MMERegistryRecordLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -35,7 +50,9 @@ if TYPE_CHECKING:
 __all__ = [
     "MMEPromoteModelOperator",
     "MMERegisterModelOperator",
+    "check_decision",
     "list_registered_models",
+    "live_version_on",
     "read_live_record",
     "update_record",
 ]
@@ -64,12 +81,56 @@ def _error_code(error: Exception) -> str:
 
 
 def _version_key(version: str) -> tuple[str, int]:
-    from include.housing.naming import VERSION_PATTERN
+    from sagemaker_fleet.utils.naming import VERSION_PATTERN
 
     match = VERSION_PATTERN.match(version)
     if match is None:
         raise ValueError(f"Invalid model version {version!r}: expected YYYYMMDD or YYYYMMDD-rNN")
     return match.group("date"), int(match.group("revision") or 0)
+
+
+def _date_key(day: dt.date | str) -> str:
+    """``YYYYMMDD`` of a date, an ISO date string or a version."""
+    if isinstance(day, dt.datetime):
+        day = day.date()
+    if isinstance(day, dt.date):
+        return day.strftime("%Y%m%d")
+    text = str(day).strip()
+    if len(text) == 10 and text[4] == "-" and text[7] == "-":
+        return dt.date.fromisoformat(text).strftime("%Y%m%d")
+    return _version_key(text)[0]
+
+
+def live_version_on(record: dict | None, day: dt.date | str) -> str | None:
+    """The version that was live for ``day`` (a date, ``YYYY-MM-DD`` or a version): the newest released
+    version dated on or before it; None when the location had no released version by then.
+
+    Released versions are those promotion accepted (``released_at``); the live pointer itself always is
+    one (records written before ``released_at`` existed count their live version).
+    """
+    if not record:
+        return None
+    cutoff = _date_key(day)
+    versions = record.get("versions") or {}
+    released = [v for v, entry in versions.items() if entry.get("released_at") or v == record.get("live_version")]
+    eligible = [v for v in released if _version_key(v)[0] <= cutoff]
+    return max(eligible, key=_version_key) if eligible else None
+
+
+def check_decision(decision: Any, what: str) -> dict | None:
+    """Skip the task (AirflowSkipException with the reason) unless ``decision`` accepted the model.
+
+    ``decision`` is the evaluation's ``{"promote": bool, "reason": str, ...}``; None means no gate.
+    """
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    if decision is None:
+        return None
+    if not isinstance(decision, dict) or not isinstance(decision.get("promote"), bool):
+        raise ValueError(f"{what}: decision must be a dict with a boolean 'promote', got {decision!r}")
+    if not decision["promote"]:
+        raise AirflowSkipException(f"{what} not accepted by the evaluation: {decision.get('reason') or 'no reason'}")
+    return decision
 
 
 def record_key(registry_prefix: str, location: str) -> tuple[str, str]:
@@ -140,6 +201,11 @@ def update_record(
     raise AirflowException(f"Could not update s3://{bucket}/{key}: {max_attempts} concurrent-write conflicts")
 
 
+def _touched(record: dict) -> dict:
+    record["updated_at"] = _utcnow()
+    return record
+
+
 def _jsonable_metrics(metrics: dict | None) -> dict:
     if metrics is None:
         return {}
@@ -159,15 +225,17 @@ class MMERegisterModelOperator(AwsBaseOperator[SageMakerFleetHook]):
 
     Never overwrites: the same bytes already at that key is a no-op (``created`` False); different bytes
     is an error. The version is recorded but not made live (see :class:`MMEPromoteModelOperator`).
+    With ``decision``, it skips unless the evaluation accepted the model (:func:`check_decision`).
 
     Returns ``{"location", "version", "target_model", "s3_uri", "created"}``.
     """
 
     aws_hook_class = SageMakerFleetHook
     template_fields = aws_template_fields(
-        "model_artifact", "mme_prefix", "registry_prefix", "location", "version", "metrics"
+        "model_artifact", "mme_prefix", "registry_prefix", "location", "version", "metrics", "decision"
     )
-    template_fields_renderers = {"metrics": "json"}
+    template_fields_renderers = {"metrics": "json", "decision": "json"}
+    operator_extra_links = (MMEArtifactLink(), MMERegistryRecordLink())
 
     def __init__(
         self,
@@ -178,9 +246,11 @@ class MMERegisterModelOperator(AwsBaseOperator[SageMakerFleetHook]):
         location: str,
         version: str,
         metrics: dict | None = None,
+        decision: dict | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.decision = decision
         self.model_artifact = model_artifact
         self.mme_prefix = mme_prefix
         self.registry_prefix = registry_prefix
@@ -189,15 +259,18 @@ class MMERegisterModelOperator(AwsBaseOperator[SageMakerFleetHook]):
         self.metrics = metrics
 
     def execute(self, context: Context) -> dict:
-        from include.housing.naming import mme_artifact_key
+        from sagemaker_fleet.utils.naming import mme_artifact_key
 
         # Every check happens before anything is written (templated values are only known here).
+        decision = check_decision(self.decision, f"{self.location} {self.version}")
         target_model = mme_artifact_key(self.location, self.version)
         source_bucket, source_key = parse_s3_uri(self.model_artifact)
         mme_bucket, mme_key_prefix = _prefix(self.mme_prefix, "mme_prefix")
-        record_key(self.registry_prefix, self.location)
+        registry_bucket, registry_key = record_key(self.registry_prefix, self.location)
         metrics = _jsonable_metrics(self.metrics)
         dest_key = f"{mme_key_prefix}{target_model}"
+        MMEArtifactLink.persist_for(context, self, bucket=mme_bucket, key=dest_key)
+        MMERegistryRecordLink.persist_for(context, self, bucket=registry_bucket, key=registry_key)
         s3_uri = f"s3://{mme_bucket}/{dest_key}"
         s3 = self.hook.s3_client
 
@@ -218,6 +291,8 @@ class MMERegisterModelOperator(AwsBaseOperator[SageMakerFleetHook]):
             "registered_at": _utcnow(),
             "metrics": metrics,
         }
+        if decision is not None:
+            entry["decision"] = {k: decision[k] for k in ("reason", "live_version") if k in decision}
 
         def add_version(record: dict | None) -> dict | None:
             record = record or {
@@ -307,7 +382,9 @@ class MMEPromoteModelOperator(AwsBaseOperator[SageMakerFleetHook]):
     """Make a registered version the location's live model in its registry record.
 
     A version older than the live one is not made live unless ``allow_older`` (a backfill must not move
-    live backwards); that is a success with ``promoted`` False and the reason.
+    live backwards); that is a success with ``promoted`` False and the reason, and the version is still
+    marked released (it is what was live for its date, see :func:`live_version_on`). With ``decision``,
+    it skips unless the evaluation accepted the model (:func:`check_decision`).
 
     With ``outlets=[AssetAlias(...)]``, a promotion also emits an Asset event for the location's registry
     record (``s3://<registry>/<location>.json``) through each alias.
@@ -317,7 +394,11 @@ class MMEPromoteModelOperator(AwsBaseOperator[SageMakerFleetHook]):
     """
 
     aws_hook_class = SageMakerFleetHook
-    template_fields = aws_template_fields("mme_prefix", "registry_prefix", "location", "version", "allow_older")
+    template_fields = aws_template_fields(
+        "mme_prefix", "registry_prefix", "location", "version", "allow_older", "decision"
+    )
+    template_fields_renderers = {"decision": "json"}
+    operator_extra_links = (MMEArtifactLink(), MMERegistryRecordLink())
 
     def __init__(
         self,
@@ -327,9 +408,11 @@ class MMEPromoteModelOperator(AwsBaseOperator[SageMakerFleetHook]):
         location: str,
         version: str,
         allow_older: bool = False,
+        decision: dict | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.decision = decision
         self.mme_prefix = mme_prefix
         self.registry_prefix = registry_prefix
         self.location = location
@@ -337,14 +420,19 @@ class MMEPromoteModelOperator(AwsBaseOperator[SageMakerFleetHook]):
         self.allow_older = allow_older
 
     def execute(self, context: Context) -> dict:
-        from include.housing.naming import mme_artifact_key
+        from sagemaker_fleet.utils.naming import mme_artifact_key
 
+        check_decision(self.decision, f"{self.location} {self.version}")
         target_model = mme_artifact_key(self.location, self.version)
         new_key = _version_key(self.version)
         allow_older = self.allow_older
         if isinstance(allow_older, str):  # a rendered template
             allow_older = allow_older.strip().lower() in {"1", "true", "yes", "on"}
         mme_bucket, mme_key_prefix = _prefix(self.mme_prefix, "mme_prefix")
+        MMEArtifactLink.persist_for(context, self, bucket=mme_bucket, key=mme_key_prefix + target_model)
+        MMERegistryRecordLink.persist_for(
+            context, self, **dict(zip(("bucket", "key"), record_key(self.registry_prefix, self.location), strict=True))
+        )
         if (
             MMERegisterModelOperator._head_or_none(self.hook.s3_client, mme_bucket, mme_key_prefix + target_model)
             is None
@@ -362,17 +450,25 @@ class MMEPromoteModelOperator(AwsBaseOperator[SageMakerFleetHook]):
                 )
             live = record.get("live_version")
             outcome.update(previous_version=live, live_version=live, promoted=False)
+            entry = record["versions"][self.version]
+            newly_released = not entry.get("released_at")
+            if newly_released:
+                entry["released_at"] = _utcnow()
             if live == self.version:
                 outcome["reason"] = f"{self.version} is already live"
-                return None
+                return _touched(record) if newly_released else None
             if live is not None and new_key < _version_key(live) and not allow_older:
                 outcome["reason"] = (
-                    f"{self.version} is older than the live {live}; not promoted (pass allow_older=True to roll back)"
+                    f"{self.version} is older than the live {live}: released for its date, the live pointer "
+                    "stays (pass allow_older=True to roll back)"
                 )
-                return None
+                return _touched(record) if newly_released else None
             record["live_version"] = self.version
             record["live_target_model"] = target_model
-            record["updated_at"] = _utcnow()
+            record.setdefault("live_history", []).append(
+                {"version": self.version, "previous_version": live, "at": _utcnow()}
+            )
+            _touched(record)
             outcome.update(live_version=self.version, promoted=True)
             outcome["reason"] = f"{self.version} is live (was {live})" if live else f"{self.version} is live (first)"
             return record

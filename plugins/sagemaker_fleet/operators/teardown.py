@@ -14,13 +14,11 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException
 
-from sagemaker_fleet.endpoint_triggers import (
-    TRANSITIONAL_ENDPOINT_STATES,
-    describe_endpoint_or_none,
+from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook, is_not_found
+from sagemaker_fleet.triggers.endpoint import (
     endpoint_outcome,
     wait_for_endpoint,
 )
-from sagemaker_fleet.hooks import SageMakerFleetHook, is_not_found
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -80,7 +78,7 @@ class SageMakerTeardownOperator(AwsBaseOperator[SageMakerFleetHook]):
 
     def _wait(self, endpoint: str, expected: str | None = None) -> dict[str, Any]:
         return wait_for_endpoint(
-            lambda name: describe_endpoint_or_none(self.hook, name),
+            self.hook.describe_endpoint_or_none,
             endpoint,
             expected_config_name=expected,
             poll_interval=self.check_interval,
@@ -89,14 +87,14 @@ class SageMakerTeardownOperator(AwsBaseOperator[SageMakerFleetHook]):
         )
 
     def _restore(self, endpoint: str, config: str) -> dict[str, Any]:
-        description = describe_endpoint_or_none(self.hook, endpoint)
+        description = self.hook.describe_endpoint_or_none(endpoint)
         if description is None:
             return {"endpoint_name": endpoint, "endpoint_config_name": config, "action": "missing", "ok": False,
                     "message": f"Endpoint {endpoint} does not exist; nothing to restore"}  # fmt: skip
-        if description.get("EndpointStatus") in TRANSITIONAL_ENDPOINT_STATES:
+        if description.get("EndpointStatus") in SageMakerFleetHook.endpoint_transitional_states:
             self.log.info("Endpoint %s is %s; waiting before the restore", endpoint, description["EndpointStatus"])
             self._wait(endpoint)
-            description = describe_endpoint_or_none(self.hook, endpoint) or {}
+            description = self.hook.describe_endpoint_or_none(endpoint) or {}
         outcome = endpoint_outcome(endpoint, description, config)
         if outcome and outcome["status"] == "success":
             self.log.info("Endpoint %s already runs %s: nothing to restore", endpoint, config)
@@ -122,7 +120,7 @@ class SageMakerTeardownOperator(AwsBaseOperator[SageMakerFleetHook]):
             name = summary["EndpointName"]
             if name in deleting:
                 continue
-            description = describe_endpoint_or_none(self.hook, name) or {}
+            description = self.hook.describe_endpoint_or_none(name) or {}
             configs.add(description.get("EndpointConfigName") or "")
             configs.add((description.get("PendingDeploymentSummary") or {}).get("EndpointConfigName") or "")
         configs.discard("")
@@ -165,14 +163,14 @@ class SageMakerTeardownOperator(AwsBaseOperator[SageMakerFleetHook]):
         missing: dict[str, list[str]] = {"endpoints": [], "endpoint_configs": [], "models": []}
         kept: dict[str, list[str]] = {"endpoint_configs": [], "models": []}
         for endpoint in endpoints:
-            description = describe_endpoint_or_none(self.hook, endpoint)
+            description = self.hook.describe_endpoint_or_none(endpoint)
             if description is None:
                 missing["endpoints"].append(endpoint)
                 continue
             if description.get("EndpointStatus") == "Deleting":
                 deleted["endpoints"].append(endpoint)  # an earlier try already asked
                 continue
-            if description.get("EndpointStatus") in TRANSITIONAL_ENDPOINT_STATES:
+            if description.get("EndpointStatus") in SageMakerFleetHook.endpoint_transitional_states:
                 self._wait(endpoint)  # SageMaker refuses to delete an endpoint that is being created or updated
             (deleted if self.hook.delete_endpoint(endpoint) else missing)["endpoints"].append(endpoint)
 

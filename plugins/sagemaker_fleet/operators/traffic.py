@@ -1,9 +1,16 @@
 """SageMakerShiftTrafficOperator: move traffic between production variants in steps, with a guard.
 
 Each step is an UpdateEndpointWeightsAndCapacities (in place, no new fleet), a wait until the endpoint is
-InService with every CurrentWeight equal to its DesiredWeight, a bake, and a check of each variant's
-error rate in CloudWatch over that step. A bad step puts the weights back to where they were when the
-task started, so a failed shift never leaves users on a half-shifted endpoint.
+InService with every CurrentWeight equal to its DesiredWeight, a bake, and a check of each variant's error
+rate in CloudWatch over that step. A bad step puts the weights back to where they were when the task started,
+so a failed shift never leaves users on a half-shifted endpoint.
+
+A step is judged on evidence only: every variant that receives traffic must show Invocations in CloudWatch
+for the step's window. CloudWatch publishes them late (1-3 minutes on AWS; the emulator says how long it
+takes, see ``SageMakerFleetHook.metrics_publish_delay_seconds``), so the operator waits that long, then keeps
+looking up to ``max_metrics_wait_seconds``; a step whose metrics never arrive fails. It never passes on
+"no datapoints". Long waits (a bake or the metrics delay of a minute or more, without a probe) are deferred
+to the triggerer instead of sleeping on a worker.
 """
 
 from __future__ import annotations
@@ -18,9 +25,10 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException
 
-from sagemaker_fleet.endpoint_triggers import describe_endpoint_or_none, endpoint_outcome, wait_for_endpoint
-from sagemaker_fleet.hooks import SageMakerFleetHook
-from sagemaker_fleet.links import SageMakerEndpointLink
+from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook
+from sagemaker_fleet.links.sagemaker import SageMakerEndpointLink
+from sagemaker_fleet.triggers.endpoint import endpoint_outcome, wait_for_endpoint
+from sagemaker_fleet.utils.config import default_deferrable
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -28,6 +36,10 @@ if TYPE_CHECKING:
 __all__ = ["SageMakerShiftTrafficOperator"]
 
 ERROR_METRICS = ("Invocation4XXErrors", "Invocation5XXErrors")
+# Waits at least this long are deferred (when deferrable and no probe runs); shorter ones sleep.
+DEFER_AT_LEAST_SECONDS = 60.0
+# With a probe, each variant that gets traffic must have answered this many requests before the bake ends.
+MIN_PROBE_REQUESTS_PER_VARIANT = 5
 
 
 class SageMakerShiftTrafficOperator(AwsBaseOperator[SageMakerFleetHook]):
@@ -38,17 +50,26 @@ class SageMakerShiftTrafficOperator(AwsBaseOperator[SageMakerFleetHook]):
         a variant a step leaves out keeps its weight. Every step is validated before any is applied.
     :param bake_seconds: time each step serves traffic before its error rates are judged
     :param max_error_rate: (4XX + 5XX errors) / Invocations above which a variant fails the step
-    :param metrics_delay_seconds: extra wait after the bake for CloudWatch to publish the step's metrics
-        (about 60-180 s on AWS; the emulator publishes within a second)
+    :param metrics_delay_seconds: wait after the bake for CloudWatch to publish the step's metrics; None asks
+        the backend (180 s on AWS, about 2 s on the emulator)
+    :param max_metrics_wait_seconds: how long after that to keep looking for the step's datapoints before the
+        step fails; None: 600 s on AWS, ten times the delay (at least 30 s) on the emulator
+    :param probe_body: a request body the endpoint accepts; when given, the operator sends its own requests
+        (no TargetVariant) during each bake, until every variant with weight > 0 answered a few of them, so
+        the step has traffic to judge where no live traffic flows (tests, the emulator, a quiet hour)
+    :param deferrable: defer long waits to the triggerer; defaults to ``[operators] default_deferrable``,
+        True when unset
     :param max_wait_seconds: how long one weight update may take to become effective
-    :param check_interval: seconds between DescribeEndpoint calls
+    :param check_interval: seconds between DescribeEndpoint (and CloudWatch) calls
 
     Returns ``[{"step", "weights", "effective_weights", "window_start", "window_end", "metrics"}]`` where
     ``metrics`` maps each variant to its invocations, errors and error_rate (None without traffic).
     """
 
     aws_hook_class = SageMakerFleetHook
-    template_fields: Sequence[str] = aws_template_fields("endpoint_name", "steps", "bake_seconds", "max_error_rate")
+    template_fields: Sequence[str] = aws_template_fields(
+        "endpoint_name", "steps", "bake_seconds", "max_error_rate", "probe_body"
+    )
     template_fields_renderers = {"steps": "json"}
     operator_extra_links = (SageMakerEndpointLink(),)
 
@@ -59,7 +80,10 @@ class SageMakerShiftTrafficOperator(AwsBaseOperator[SageMakerFleetHook]):
         steps: list[dict[str, float]],
         bake_seconds: float = 0,
         max_error_rate: float = 0.05,
-        metrics_delay_seconds: float = 1.5,
+        metrics_delay_seconds: float | None = None,
+        max_metrics_wait_seconds: float | None = None,
+        probe_body: str | None = None,
+        deferrable: bool = default_deferrable(),
         max_wait_seconds: float = 1800,
         check_interval: float = 5,
         **kwargs: Any,
@@ -72,24 +96,37 @@ class SageMakerShiftTrafficOperator(AwsBaseOperator[SageMakerFleetHook]):
         self.bake_seconds = bake_seconds
         self.max_error_rate = max_error_rate
         self.metrics_delay_seconds = metrics_delay_seconds
+        self.max_metrics_wait_seconds = max_metrics_wait_seconds
+        self.probe_body = probe_body
+        self.deferrable = deferrable
         self.max_wait_seconds = max_wait_seconds
         self.check_interval = check_interval
 
-    def _numbers(self) -> tuple[float, float, float]:
+    def _numbers(self) -> tuple[float, float, float | None, float | None]:
         """Templated numbers arrive as strings; reject what is not a sensible number."""
-        try:
-            bake, rate, delay = float(self.bake_seconds), float(self.max_error_rate), float(self.metrics_delay_seconds)
-        except (TypeError, ValueError):
-            raise ValueError("bake_seconds, max_error_rate and metrics_delay_seconds must be numbers") from None
-        if not (math.isfinite(bake) and bake >= 0 and math.isfinite(delay) and delay >= 0):
-            raise ValueError(f"bake_seconds and metrics_delay_seconds must be >= 0, got {bake} and {delay}")
-        if not 0 <= rate <= 1:
+
+        def number(name: str, value: Any, optional: bool = False) -> float | None:
+            if value is None and optional:
+                return None
+            try:
+                parsed = float(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"{name} must be a number, got {value!r}") from None
+            if not math.isfinite(parsed) or parsed < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+            return parsed
+
+        bake = number("bake_seconds", self.bake_seconds)
+        rate = number("max_error_rate", self.max_error_rate)
+        delay = number("metrics_delay_seconds", self.metrics_delay_seconds, optional=True)
+        bound = number("max_metrics_wait_seconds", self.max_metrics_wait_seconds, optional=True)
+        if rate is None or not 0 <= rate <= 1:
             raise ValueError(f"max_error_rate must be within [0, 1], got {rate}")
-        return bake, rate, delay
+        return bake, rate, delay, bound  # type: ignore[return-value]
 
     def _validated_steps(self, current: dict[str, float]) -> list[tuple[dict[str, float], dict[str, float]]]:
         """(requested, effective) weights per step; every problem of every step in one error."""
-        from include.housing.ab_testing import validate_weights
+        from sagemaker_fleet.utils.ab_statistics import validate_weights
 
         if not isinstance(self.steps, list | tuple) or not self.steps:
             raise ValueError(f"steps must be a non-empty list of {{variant: weight}} dicts, got {self.steps!r}")
@@ -117,7 +154,7 @@ class SageMakerShiftTrafficOperator(AwsBaseOperator[SageMakerFleetHook]):
         deadline = time.monotonic() + self.max_wait_seconds
         while True:
             outcome = wait_for_endpoint(
-                lambda name: describe_endpoint_or_none(self.hook, name),
+                self.hook.describe_endpoint_or_none,
                 self.endpoint_name,
                 poll_interval=self.check_interval,
                 timeout_seconds=max(1.0, deadline - time.monotonic()),
@@ -125,7 +162,7 @@ class SageMakerShiftTrafficOperator(AwsBaseOperator[SageMakerFleetHook]):
             )
             if outcome["status"] != "success":
                 raise AirflowException(f"Weights update of {self.endpoint_name} did not settle: {outcome['message']}")
-            variants = describe_endpoint_or_none(self.hook, self.endpoint_name)["ProductionVariants"]
+            variants = self.hook.describe_endpoint_or_none(self.endpoint_name)["ProductionVariants"]
             lagging = {
                 v["VariantName"]: (v.get("CurrentWeight"), v.get("DesiredWeight"))
                 for v in variants
@@ -156,63 +193,162 @@ class SageMakerShiftTrafficOperator(AwsBaseOperator[SageMakerFleetHook]):
             }
         return metrics
 
+    # -- the state machine: execute -> (bake, metrics) per step, deferring long waits -----------------------
     def execute(self, context: Context) -> list[dict[str, Any]]:
-        bake, max_rate, delay = self._numbers()
+        bake, _, delay, bound = self._numbers()
         hook = self.hook
-        SageMakerEndpointLink.persist(
-            context, name=self.endpoint_name, region_name=hook.conn_region_name, endpoint_url=hook.endpoint_url
-        )
-        description = describe_endpoint_or_none(hook, self.endpoint_name)
+        SageMakerEndpointLink.persist_for(context, self, name=self.endpoint_name)
+        description = hook.describe_endpoint_or_none(self.endpoint_name)
         outcome = endpoint_outcome(self.endpoint_name, description)
         if outcome is None or outcome["status"] != "success":
             state = outcome["message"] if outcome else f"it is {description['EndpointStatus']}"
             raise AirflowException(f"Cannot shift traffic on {self.endpoint_name}: {state}")
         original = {v["VariantName"]: float(v.get("CurrentWeight", 1.0)) for v in description["ProductionVariants"]}
         steps = self._validated_steps(original)
-        self.log.info("Endpoint %s weights before the shift: %s", self.endpoint_name, original)
+        if delay is None:
+            delay = hook.metrics_publish_delay_seconds()
+        if bound is None:
+            bound = 600.0 if delay >= 60 else max(30.0, 10 * delay)
+        self.log.info(
+            "Endpoint %s weights before the shift: %s; CloudWatch metrics delay %.1f s, then up to %.0f s more",
+            self.endpoint_name, original, delay, bound,
+        )  # fmt: skip
+        state = {
+            "original": original,
+            "steps": [[weights, effective] for weights, effective in steps],
+            "step": 0,
+            "applied": [],
+            "bake": bake,
+            "delay": delay,
+            "bound": bound,
+        }
+        return self._guarded(context, state, self._start_step)
 
-        applied: list[dict[str, Any]] = []
+    def resume(self, context: Context, event: dict[str, Any] | None = None, state: dict | None = None) -> Any:
+        """Back from a deferred wait: look at the step's metrics (or look again)."""
+        if not state:
+            raise AirflowException(f"Traffic shift on {self.endpoint_name} resumed without its state")
+        return self._guarded(context, state, self._check_step)
+
+    def _guarded(self, context: Context, state: dict, phase: Any) -> Any:
+        from airflow.sdk.exceptions import TaskDeferred
+
         try:
-            for number, (weights, effective) in enumerate(steps, start=1):
-                start = dt.datetime.now(dt.UTC)
-                self.log.info("Step %d/%d: setting weights %s", number, len(steps), weights)
-                self._apply(weights)
-                if bake:
-                    self.log.info("Step %d: baking %.1f s", number, bake)
-                    time.sleep(bake)
-                if delay:
-                    time.sleep(delay)
-                end = dt.datetime.now(dt.UTC)
-                metrics = self._metrics(list(original), start, end)
-                record = {
-                    "step": number,
-                    "weights": weights,
-                    "effective_weights": effective,
-                    "window_start": start.isoformat(),
-                    "window_end": end.isoformat(),
-                    "metrics": metrics,
-                }
-                applied.append(record)
-                for variant, figures in metrics.items():
-                    self.log.info(
-                        "Step %d: %s invocations=%d errors=%d error_rate=%s", number, variant,
-                        figures["invocations"], figures["errors_4xx"] + figures["errors_5xx"], figures["error_rate"],
-                    )  # fmt: skip
-                bad = {v: m for v, m in metrics.items() if m["error_rate"] is not None and m["error_rate"] > max_rate}
-                if bad:
-                    shown = ", ".join(
-                        f"{v}: {m['errors_4xx'] + m['errors_5xx']:.0f} errors in {m['invocations']:.0f} invocations "
-                        f"({m['error_rate']:.1%})"
-                        for v, m in bad.items()
-                    )
-                    raise AirflowException(
-                        f"Traffic shift on {self.endpoint_name} stopped at step {number} ({weights}): error rate above "
-                        f"{max_rate:.1%} for {shown}. Restoring the weights from before the shift: {original}."
-                    )
+            return phase(context, state)
+        except TaskDeferred:
+            raise  # the task waits in the triggerer; the shift goes on when it resumes
         except BaseException:
-            self._restore(original)
+            self._restore(state["original"])
             raise
-        return applied
+
+    def _start_step(self, context: Context, state: dict) -> Any:
+        number = state["step"] + 1
+        weights, _ = state["steps"][state["step"]]
+        self.log.info("Step %d/%d: setting weights %s", number, len(state["steps"]), weights)
+        state["window_start"] = dt.datetime.now(dt.UTC).isoformat()
+        self._apply(weights)
+        if self.probe_body:
+            self._bake_with_probe(state, weights)
+            return self._wait(context, state, state["delay"])
+        return self._wait(context, state, state["bake"] + state["delay"])
+
+    def _bake_with_probe(self, state: dict, weights: dict[str, float]) -> None:
+        """Send requests during the bake until each variant that gets traffic answered a few (or time is up)."""
+        from sagemaker_fleet.utils.endpoint_probe import EndpointProbe
+
+        _, effective = state["steps"][state["step"]]
+        serving = [variant for variant, weight in effective.items() if weight > 0]
+        deadline = time.monotonic() + max(state["bake"], 0) + self.max_wait_seconds
+        with EndpointProbe(self.hook.runtime_client, self.endpoint_name, self.probe_body) as probe:
+            time.sleep(state["bake"])
+            while time.monotonic() < deadline:
+                counts = probe.summary()["variants"]
+                if all(counts.get(v, 0) >= MIN_PROBE_REQUESTS_PER_VARIANT for v in serving):
+                    break
+                time.sleep(min(self.check_interval, 1.0))
+            summary = probe.stop()
+        self.log.info("Step %d probe: %s", state["step"] + 1, summary)
+
+    def _wait(self, context: Context, state: dict, seconds: float) -> Any:
+        """Wait ``seconds``, deferred when long and nothing on the worker must stay alive; then check."""
+        if seconds <= 0:
+            return self._check_step(context, state)
+        if self.deferrable and seconds >= DEFER_AT_LEAST_SECONDS:
+            self._defer_for(state, seconds)
+        time.sleep(seconds)
+        return self._check_step(context, state)
+
+    def _defer_for(self, state: dict, seconds: float) -> None:
+        from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
+
+        self.log.info("Step %d: waiting %.0f s in the triggerer", state["step"] + 1, seconds)
+        self.defer(
+            trigger=TimeDeltaTrigger(dt.timedelta(seconds=seconds)),
+            method_name="resume",
+            kwargs={"state": state},
+        )
+
+    def _check_step(self, context: Context, state: dict) -> Any:
+        number = state["step"] + 1
+        weights, effective = state["steps"][state["step"]]
+        start = dt.datetime.fromisoformat(state["window_start"])
+        # On AWS the datapoints come a minute at a time: look once a minute (deferred), not every few seconds.
+        pause = max(self.check_interval, DEFER_AT_LEAST_SECONDS if state["delay"] >= DEFER_AT_LEAST_SECONDS else 0)
+        while True:
+            end = dt.datetime.now(dt.UTC)
+            metrics = self._metrics(list(state["original"]), start, end)
+            # Evidence is any request CloudWatch counted for the variant, answered or failed.
+            silent = [
+                v for v, w in effective.items()
+                if w > 0 and not any(metrics.get(v, {}).get(k) for k in ("invocations", "errors_4xx", "errors_5xx"))
+            ]  # fmt: skip
+            if not silent:
+                break
+            deadline = state.setdefault("metrics_deadline", (end + dt.timedelta(seconds=state["bound"])).isoformat())
+            if end >= dt.datetime.fromisoformat(deadline):
+                raise AirflowException(
+                    f"Traffic shift on {self.endpoint_name} stopped at step {number} ({weights}): CloudWatch has no "
+                    f"Invocations for {', '.join(silent)} between {start.isoformat()} and {end.isoformat()}, "
+                    f"{state['delay']:.0f} + {state['bound']:.0f} s after the bake. A step without traffic cannot "
+                    f"be judged (send traffic, or pass probe_body). Restoring the weights from before the shift: "
+                    f"{state['original']}."
+                )
+            self.log.info("Step %d: no Invocations in CloudWatch yet for %s; looking again", number, silent)
+            if self.deferrable and pause >= DEFER_AT_LEAST_SECONDS:
+                self._defer_for(state, pause)
+            time.sleep(pause)
+        state.pop("metrics_deadline", None)
+        for variant, figures in metrics.items():
+            self.log.info(
+                "Step %d: %s invocations=%d errors=%d error_rate=%s", number, variant,
+                figures["invocations"], figures["errors_4xx"] + figures["errors_5xx"], figures["error_rate"],
+            )  # fmt: skip
+        max_rate = self._numbers()[1]
+        bad = {v: m for v, m in metrics.items() if m["error_rate"] is not None and m["error_rate"] > max_rate}
+        if bad:
+            shown = ", ".join(
+                f"{v}: {m['errors_4xx'] + m['errors_5xx']:.0f} errors in {m['invocations']:.0f} invocations "
+                f"({m['error_rate']:.1%})"
+                for v, m in bad.items()
+            )
+            raise AirflowException(
+                f"Traffic shift on {self.endpoint_name} stopped at step {number} ({weights}): error rate above "
+                f"{max_rate:.1%} for {shown}. Restoring the weights from before the shift: {state['original']}."
+            )
+        state["applied"].append(
+            {
+                "step": number,
+                "weights": weights,
+                "effective_weights": effective,
+                "window_start": start.isoformat(),
+                "window_end": end.isoformat(),
+                "metrics": metrics,
+            }
+        )
+        state["step"] += 1
+        if state["step"] < len(state["steps"]):
+            return self._start_step(context, state)
+        return state["applied"]
 
     def _restore(self, original: dict[str, float]) -> None:
         try:

@@ -2,7 +2,7 @@
 
 The provider's ``SageMakerTrainingOperator`` renames a job whose name exists (``-<epoch>``), so a retried or
 cleared task starts a second job and the model path moves. Here the caller picks a deterministic base name
-(``include.housing.naming.training_job_name``) and the operator decides from what SageMaker already has:
+(from dag_id, location and run date, say) and the operator decides from what SageMaker already has:
 
 ========================  ===================================================
 newest attempt            what execute does
@@ -25,8 +25,10 @@ from airflow.exceptions import AirflowException
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 
-from sagemaker_fleet.hooks import SageMakerFleetHook
-from sagemaker_fleet.links import SageMakerTrainingJobLink
+from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook
+from sagemaker_fleet.links.sagemaker import SageMakerTrainingJobLink
+from sagemaker_fleet.utils.config import default_deferrable
+from sagemaker_fleet.utils.tags import merge_tags, run_tags
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -55,7 +57,7 @@ def attempt_name(base: str, attempt: int) -> str:
 
 
 def _is_valid_name(name: object) -> bool:
-    from include.housing.naming import is_valid_sagemaker_name
+    from sagemaker_fleet.utils.naming import is_valid_sagemaker_name
 
     return is_valid_sagemaker_name(name)
 
@@ -100,10 +102,13 @@ class SageMakerRetrySafeTrainingOperator(AwsBaseOperator[SageMakerFleetHook]):
 
     :param config: a whole CreateTrainingJob request (templated, JSON-rendered); its ``TrainingJobName``
         is the deterministic base name, at most 63 characters
-    :param deferrable: wait in the triggerer (no worker slot held) instead of polling on the worker
+    :param deferrable: wait in the triggerer (no worker slot held) instead of polling on the worker;
+        defaults to ``[operators] default_deferrable``, True when unset
     :param check_interval: seconds between status checks
     :param max_wait_seconds: fail the task (the job keeps running; a retry re-attaches) after this long
     :param print_log: log the job's CloudWatch lines at completion
+    :param tags: tags for the job besides the request's own ``Tags`` and the automatic ``airflow:dag_id`` and
+        ``airflow:run_id`` (e.g. ``{"location": "Chicago_IL"}``)
 
     Returns ``{"job_name", "model_artifact", "metrics", "status", "billable_seconds"}``.
 
@@ -115,7 +120,7 @@ class SageMakerRetrySafeTrainingOperator(AwsBaseOperator[SageMakerFleetHook]):
     """
 
     aws_hook_class = SageMakerFleetHook
-    template_fields = aws_template_fields("config")
+    template_fields = aws_template_fields("config", "tags")
     template_fields_renderers = {"config": "json"}
     operator_extra_links = (SageMakerTrainingJobLink(),)
     ui_color = "#f0eee4"
@@ -124,13 +129,15 @@ class SageMakerRetrySafeTrainingOperator(AwsBaseOperator[SageMakerFleetHook]):
         self,
         *,
         config: dict,
-        deferrable: bool = True,
+        deferrable: bool = default_deferrable(),
         check_interval: float = 5,
         max_wait_seconds: int = 6 * 3600,
         print_log: bool = True,
+        tags: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.tags = tags
         if float(check_interval) <= 0:
             raise ValueError(f"check_interval must be > 0, got {check_interval}")
         if int(max_wait_seconds) <= 0:
@@ -159,6 +166,8 @@ class SageMakerRetrySafeTrainingOperator(AwsBaseOperator[SageMakerFleetHook]):
 
     def execute(self, context: Context) -> dict:
         config = prepare_training_config(self.config)
+        # Set at creation only: a re-attached or returned job keeps the tags of the try that created it.
+        config["Tags"] = merge_tags(config.get("Tags"), run_tags(context, self.tags))
         base = config["TrainingJobName"]
         attempt, description = self.find_latest_attempt(base)
         status = description["TrainingJobStatus"] if description else None
@@ -184,9 +193,7 @@ class SageMakerRetrySafeTrainingOperator(AwsBaseOperator[SageMakerFleetHook]):
             job_name = self._create(config, job_name)
 
         self._job_name = job_name
-        SageMakerTrainingJobLink.persist(
-            context, name=job_name, region_name=self.hook.conn_region_name, endpoint_url=self.hook.endpoint_url
-        )
+        SageMakerTrainingJobLink.persist_for(context, self, name=job_name)
         if status == "Completed":
             return self._finish(job_name)
         if self.deferrable:
@@ -217,7 +224,7 @@ class SageMakerRetrySafeTrainingOperator(AwsBaseOperator[SageMakerFleetHook]):
 
     # -- waiting -----------------------------------------------------------------------------------------
     def _defer(self, job_name: str) -> None:
-        from sagemaker_fleet.triggers import TrainingJobTrigger
+        from sagemaker_fleet.triggers.training import TrainingJobTrigger
 
         self.defer(
             trigger=TrainingJobTrigger(

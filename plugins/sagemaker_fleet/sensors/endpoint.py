@@ -14,9 +14,10 @@ from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException
 
-from sagemaker_fleet.endpoint_triggers import EndpointStateTrigger, describe_endpoint_or_none, endpoint_outcome
-from sagemaker_fleet.hooks import SageMakerFleetHook
-from sagemaker_fleet.links import SageMakerEndpointLink
+from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook
+from sagemaker_fleet.links.sagemaker import SageMakerEndpointLink
+from sagemaker_fleet.triggers.endpoint import EndpointStateTrigger, endpoint_outcome
+from sagemaker_fleet.utils.config import default_deferrable
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -32,7 +33,8 @@ class SageMakerEndpointStateSensor(AwsBaseSensor[SageMakerFleetHook]):
 
     :param endpoint_name: the endpoint to watch
     :param expected_config_name: the config the endpoint must run; None accepts any
-    :param deferrable: wait in the triggerer, holding no worker slot
+    :param deferrable: wait in the triggerer, holding no worker slot; defaults to
+        ``[operators] default_deferrable``, True when unset
     :param poll_interval: seconds between DescribeEndpoint calls
     :param timeout: seconds before the sensor gives up
     """
@@ -47,7 +49,7 @@ class SageMakerEndpointStateSensor(AwsBaseSensor[SageMakerFleetHook]):
         *,
         endpoint_name: str,
         expected_config_name: str | None = None,
-        deferrable: bool = True,
+        deferrable: bool = default_deferrable(),
         poll_interval: float = 5,
         timeout: float = 3600,
         **kwargs: Any,
@@ -61,12 +63,7 @@ class SageMakerEndpointStateSensor(AwsBaseSensor[SageMakerFleetHook]):
         self.poll_interval = poll_interval
 
     def execute(self, context: Context) -> Any:
-        SageMakerEndpointLink.persist(
-            context,
-            name=self.endpoint_name,
-            region_name=self.hook.conn_region_name,
-            endpoint_url=self.hook.endpoint_url,
-        )
+        SageMakerEndpointLink.persist_for(context, self, name=self.endpoint_name)
         if not self.deferrable:
             return super().execute(context)
         # Already settled: answer now instead of a round trip through the triggerer.
@@ -89,7 +86,7 @@ class SageMakerEndpointStateSensor(AwsBaseSensor[SageMakerFleetHook]):
         return None
 
     def poke(self, context: Context) -> bool:
-        description = describe_endpoint_or_none(self.hook, self.endpoint_name)
+        description = self.hook.describe_endpoint_or_none(self.endpoint_name)
         outcome = endpoint_outcome(self.endpoint_name, description, self.expected_config_name)
         if outcome is None:
             self.log.info("Endpoint %s is %s", self.endpoint_name, (description or {}).get("EndpointStatus"))

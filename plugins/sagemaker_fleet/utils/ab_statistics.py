@@ -13,7 +13,7 @@ import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from include.housing.naming import is_valid_sagemaker_name
+from sagemaker_fleet.utils.naming import is_valid_sagemaker_name
 
 __all__ = [
     "METRICS",
@@ -86,7 +86,7 @@ def compare_variants(
     import numpy as np
     from scipy import stats
 
-    from include.housing.evaluation import accuracy, mae, rmse
+    from sagemaker_fleet.utils.metrics import accuracy, mae, rmse
 
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 
-from sagemaker_fleet.hooks import SageMakerFleetHook
-from sagemaker_fleet.links import SageMakerEndpointLink
+from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook
+from sagemaker_fleet.links.sagemaker import SageMakerEndpointLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -59,12 +59,7 @@ class MMEModelAvailableSensor(AwsBaseSensor[SageMakerFleetHook]):
 
         if not self.endpoint_name or not self.target_model or not self.payload:
             raise ValueError("endpoint_name, target_model and payload must all be non-empty")
-        SageMakerEndpointLink.persist(
-            context,
-            name=self.endpoint_name,
-            region_name=self.hook.conn_region_name,
-            endpoint_url=self.hook.endpoint_url,
-        )
+        SageMakerEndpointLink.persist_for(context, self, name=self.endpoint_name)
         try:
             answer = self.hook.invoke_endpoint(
                 self.endpoint_name, self.payload, content_type=self.content_type, target_model=self.target_model

@@ -4,24 +4,41 @@ Every client (sagemaker, sagemaker-runtime, s3, logs, cloudwatch) is built from 
 connection, region, ``verify`` and botocore config, so an ``endpoint_url`` in the connection's extra
 (the local emulator) applies to all of them. The provider's own ``s3_hook``/``logs_hook`` drop the
 region and botocore config, which is why this hook builds its sibling clients itself.
+
+Transient errors (throttling, 5xx, dropped connections) are retried by botocore itself: every client this
+hook builds, sync or async, uses botocore's ``standard`` retry mode unless the connection or the caller's
+botocore config chose one. The endpoint state sets and ``describe_endpoint_or_none`` live here, as the
+provider keeps ``endpoint_non_terminal_states`` on its hook, and the package's own botocore waiters
+(``waiters/sagemaker_fleet.json``) are served by :meth:`SageMakerFleetHook.get_waiter` next to the
+provider's and botocore's.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 import time
 from collections.abc import Iterator
-from functools import cached_property
+from functools import cache, cached_property
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
-__all__ = ["SageMakerFleetHook", "is_not_found", "parse_s3_uri"]
+from sagemaker_fleet.utils.s3 import parse_s3_uri
+
+__all__ = ["DEFAULT_RETRIES", "FLEET_WAITERS_PATH", "SageMakerFleetHook", "fleet_waiter_names", "is_not_found",
+           "parse_s3_uri"]  # fmt: skip
 
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+# botocore's standard mode: exponential backoff with jitter on throttling, 5xx and connection errors.
+DEFAULT_RETRIES = {"mode": "standard", "max_attempts": 10}
+# AWS publishes endpoint invocation metrics as 1-minute aggregates, 1-3 minutes after the requests.
+AWS_METRICS_DELAY_SECONDS = 180.0
+FLEET_WAITERS_PATH = Path(__file__).resolve().parents[1] / "waiters" / "sagemaker_fleet.json"
 _CLIENTS: dict[tuple[Any, ...], Any] = {}
 _CLIENTS_LOCK = threading.Lock()
 
@@ -38,12 +55,14 @@ def is_not_found(error: ClientError) -> bool:
     )
 
 
-def parse_s3_uri(uri: str) -> tuple[str, str]:
-    """``s3://bucket/a/b`` -> ``("bucket", "a/b")``; raises ValueError for anything else."""
-    parsed = urlparse(uri)
-    if parsed.scheme != "s3" or not parsed.netloc:
-        raise ValueError(f"Not an S3 URI: {uri!r} (expected s3://bucket/key)")
-    return parsed.netloc, parsed.path.lstrip("/")
+@cache
+def _fleet_waiter_model() -> dict[str, Any]:
+    return json.loads(FLEET_WAITERS_PATH.read_text())
+
+
+def fleet_waiter_names() -> list[str]:
+    """The botocore waiters this package defines (``waiters/sagemaker_fleet.json``)."""
+    return sorted(_fleet_waiter_model()["waiters"])
 
 
 class SageMakerFleetHook(SageMakerHook):
@@ -54,6 +73,53 @@ class SageMakerFleetHook(SageMakerHook):
     """
 
     training_terminal_states = {"Completed", "Failed", "Stopped"}
+    # An endpoint in one of these is still changing: wait. The provider's endpoint_non_terminal_states.
+    endpoint_transitional_states = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"})
+    # Settled, but not serving what was asked (the provider's failed_states knows only "Failed").
+    endpoint_failed_states = frozenset({"Failed", "UpdateRollbackFailed", "OutOfService"})
+
+    def _get_config(self, config: Config | None = None) -> Config:
+        """The provider's botocore config plus botocore's standard retry mode, unless one was chosen."""
+        merged = super()._get_config(config)
+        if merged.retries is None:
+            merged = merged.merge(Config(retries=dict(DEFAULT_RETRIES)))
+        return merged
+
+    def get_waiter(
+        self,
+        waiter_name: str,
+        parameters: dict[str, str] | None = None,
+        config_overrides: dict[str, Any] | None = None,
+        deferrable: bool = False,
+        client: Any = None,
+    ) -> Any:
+        """This package's waiters first (``waiters/sagemaker_fleet.json``), then the provider's and botocore's.
+
+        ``parameters`` fill the Jinja placeholders of the waiter's acceptors, as for the provider's own
+        custom waiters; ``deferrable=True`` with an aiobotocore ``client`` gives the async waiter.
+        """
+        if waiter_name not in fleet_waiter_names():
+            return super().get_waiter(waiter_name, parameters, config_overrides, deferrable, client)
+        from airflow.providers.amazon.aws.waiters.base_waiter import BaseBotoWaiter
+
+        if deferrable and client is None:
+            raise ValueError("client must be provided for a deferrable waiter.")
+        config = json.loads(json.dumps(_fleet_waiter_model()))
+        if config_overrides:
+            config["waiters"][waiter_name].update(config_overrides)
+        config = self._apply_parameters_value(config, waiter_name, parameters)
+        return BaseBotoWaiter(client=client or self.conn, model_config=config, deferrable=deferrable).waiter(
+            waiter_name
+        )
+
+    def describe_endpoint_or_none(self, endpoint_name: str) -> dict[str, Any] | None:
+        """DescribeEndpoint; None when the endpoint does not exist."""
+        try:
+            return self.get_conn().describe_endpoint(EndpointName=endpoint_name)
+        except ClientError as error:
+            if is_not_found(error):
+                return None
+            raise
 
     # -- sibling clients from the same connection ------------------------------------------------------
     def client_for(self, service_name: str) -> Any:
@@ -258,7 +324,59 @@ class SageMakerFleetHook(SageMakerHook):
             keys.extend(o["Key"][len(prefix) :] for o in page.get("Contents", []) if o["Key"].endswith(".tar.gz"))
         return sorted(keys)
 
+    # -- CloudWatch alarms (deployment guardrails) ------------------------------------------------------
+    def put_error_alarm(
+        self, endpoint_name: str, variant_name: str, max_errors: float, tags: list | None = None
+    ) -> str:
+        """Create (or overwrite) the alarm a blue/green deployment rolls back on: the variant's
+        ``Invocation5XXErrors`` summed over a minute reaching ``max_errors``. Returns the alarm's name."""
+        name = f"sagemaker-fleet-{endpoint_name}-{variant_name}-5xx"[:255]
+        kwargs: dict[str, Any] = {
+            "AlarmName": name,
+            "AlarmDescription": f"5XX errors of {endpoint_name}/{variant_name}: rolls a deployment back",
+            "Namespace": "AWS/SageMaker",
+            "MetricName": "Invocation5XXErrors",
+            "Dimensions": [
+                {"Name": "EndpointName", "Value": endpoint_name},
+                {"Name": "VariantName", "Value": variant_name},
+            ],
+            "Statistic": "Sum",
+            "Period": 60,
+            "EvaluationPeriods": 1,
+            "Threshold": float(max_errors),
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            # No traffic is no evidence of errors; the verified-config check still judges the outcome.
+            "TreatMissingData": "notBreaching",
+        }
+        if tags:
+            kwargs["Tags"] = tags
+        self.cloudwatch_client.put_metric_alarm(**kwargs)
+        return name
+
     # -- CloudWatch metrics ----------------------------------------------------------------------------
+    def metrics_publish_delay_seconds(self) -> float:
+        """How long after a request its ``AWS/SageMaker`` endpoint metrics are visible in CloudWatch.
+
+        On AWS, 1-3 minutes (metrics are 1-minute aggregates, published late): ``AWS_METRICS_DELAY_SECONDS``.
+        When the connection has an ``endpoint_url``, a backend that says otherwise is believed: the local
+        emulator answers ``GET <endpoint_url>/_emulator/health`` with ``metrics_publish_delay_seconds`` (about
+        2 s). Anything else behind an ``endpoint_url`` (a VPC endpoint, a proxy) gets the AWS figure.
+        """
+        import urllib.error
+        import urllib.request
+
+        endpoint_url = self.conn_config.get_service_endpoint_url(service_name="cloudwatch")
+        if not endpoint_url or not endpoint_url.startswith(("http://", "https://")):
+            return AWS_METRICS_DELAY_SECONDS
+        try:
+            with urllib.request.urlopen(f"{endpoint_url.rstrip('/')}/_emulator/health", timeout=5) as response:
+                reported = json.loads(response.read()).get("metrics_publish_delay_seconds")
+        except (OSError, ValueError, urllib.error.URLError, AttributeError):
+            return AWS_METRICS_DELAY_SECONDS
+        if isinstance(reported, int | float) and not isinstance(reported, bool) and 0 <= reported <= 3600:
+            return float(reported)
+        return AWS_METRICS_DELAY_SECONDS
+
     def get_metric_sum(
         self,
         endpoint_name: str,
@@ -273,6 +391,8 @@ class SageMakerFleetHook(SageMakerHook):
         Sum/SampleCount add up over periods, Maximum/Minimum take the extreme, Average is weighted by
         SampleCount. 0.0 when there are no datapoints (no traffic is not an error).
         """
+        # CloudWatch compares whole seconds and refuses StartTime >= EndTime: a window is at least a second.
+        end = max(end, start + dt.timedelta(seconds=1))
         seconds = max(60, int((end - start).total_seconds()))
         period = ((seconds + 59) // 60) * 60  # one period covering the window; must be a multiple of 60
         statistics = [statistic] if statistic in {"Sum", "SampleCount"} else [statistic, "SampleCount"]
