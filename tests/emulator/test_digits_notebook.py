@@ -137,3 +137,60 @@ def test_single_instance_job_hosted_from_https_urls(emulator, uploaded, sm, s3, 
     assert len(preds) == len(labels) == 360
     error_rate = sum(1 for p, y in zip(preds, labels, strict=True) if p != y) / len(preds)
     assert error_rate < 0.15, error_rate
+
+
+def _log_messages(logs, stream_prefix: str) -> dict[str, list[str]]:
+    streams = logs.describe_log_streams(logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix=stream_prefix)
+    return {
+        s["logStreamName"]: [
+            e["message"]
+            for e in logs.get_log_events(
+                logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=s["logStreamName"], startFromHead=True
+            )["events"]
+        ]
+        for s in streams["logStreams"]
+    }
+
+
+def test_two_instance_sharded_job_trains_as_one(emulator, uploaded, sm, s3, runtime) -> None:
+    logs = boto3.client("logs", endpoint_url=emulator.url, region_name=REGION)
+    name = unique("DEMO-xgboost-distrib-classification")
+    sm.create_training_job(**distributed_params(name))
+    described = wait_completed(sm, name)
+    artifact = described["ModelArtifacts"]["S3ModelArtifacts"]
+    assert artifact == f"s3://{BUCKET}/{PREFIX}/xgboost-distributed/{name}/output/model.tar.gz"
+    assert described["BillableTimeInSeconds"] == 2 * described["TrainingTimeInSeconds"]
+
+    # ShardedByS3Key: sorted keys round-robin over sorted hosts: examples0,2,4 -> algo-1, examples1,3 -> algo-2.
+    parts = {name: [len(p.split(b"\n")) for p in digits.libsvm_parts(split)] for name, split in uploaded.items()}
+    expected = {
+        "algo-1": (sum(parts["train"][0::2]), sum(parts["validation"][0::2])),
+        "algo-2": (sum(parts["train"][1::2]), sum(parts["validation"][1::2])),
+    }
+    messages = _log_messages(logs, name + "/")
+    assert sorted(stream.split("/")[1].rsplit("-", 1)[0] for stream in messages) == ["algo-1", "algo-2"]
+    for stream, lines in messages.items():
+        host_name = stream.split("/")[1].rsplit("-", 1)[0]
+        train_rows, validation_rows = expected[host_name]
+        text = "\n".join(lines)
+        assert (
+            f"Host {host_name} read {train_rows} rows in channel train and {validation_rows} rows in channel validation"
+            in text
+        )
+        assert "Distributed node training with 2 hosts: ['algo-1', 'algo-2']" in text
+        assert "of 2" in text  # joined the collective: "rank r of 2"
+        assert any("#011validation-merror:" in line for line in lines)
+    # One collective job: both hosts log the same (all-reduced) evaluation lines.
+    rounds = [[line for line in lines if "#011train-merror" in line] for lines in messages.values()]
+    assert rounds[0] and [r.split("]", 1)[1] for r in rounds[0]] == [r.split("]", 1)[1] for r in rounds[1]]
+
+    endpoint = host(sm, name, artifact)
+    test_data = [
+        line
+        for i in range(digits.PARTS)
+        for line in s3.get_object(Bucket=BUCKET, Key=f"{PREFIX}/test/examples{i}")["Body"].read().decode().split("\n")
+    ]
+    labels = [float(line.split(" ")[0]) for line in test_data]
+    preds = batch_predict(runtime, test_data, 100, endpoint, "text/x-libsvm")
+    error_rate = sum(1 for p, y in zip(preds, labels, strict=True) if p != y) / len(preds)
+    assert error_rate < 0.15, error_rate

@@ -122,8 +122,16 @@ DEFAULT_METRIC_DEFINITIONS: dict[str, list[dict[str, str]]] = {
 }
 
 
-def train(algorithm: str, job_dir: pathlib.Path, log: Callable[[str], None], version: str | None = None) -> None:
+def train(
+    algorithm: str,
+    job_dir: pathlib.Path,
+    log: Callable[[str], None],
+    version: str | None = None,
+    cluster: dict | None = None,
+) -> None:
     """Run one training job in ``job_dir`` (an ``/opt/ml``-like tree); writes the model to ``job_dir/model``.
+
+    ``cluster`` makes this one host of a distributed XGBoost job (see ``xgboost_algo.train``).
 
     Raises AlgorithmClientError (user's data/config) or AlgorithmError (crash); on failure nothing is left
     in the model directory.
@@ -139,7 +147,7 @@ def train(algorithm: str, job_dir: pathlib.Path, log: Callable[[str], None], ver
                     f"XGBoost version {version} is not supported; supported: "
                     f"{', '.join(xgboost_algo.SUPPORTED_VERSIONS)}."
                 )
-            xgboost_algo.train(job_dir, log, version)
+            xgboost_algo.train(job_dir, log, version, cluster)
         elif algorithm == LINEAR_LEARNER:
             linear_learner.train(job_dir, log)
         else:
