@@ -18,6 +18,7 @@ BENCHMARKS = [
     "bench.bench_deferral",
     "bench.bench_linear_learner",
     "bench.bench_libsvm",
+    "bench.bench_distributed",
     "bench.bench_durability",
 ]
 RESULTS = Path(__file__).resolve().parent / "results.json"
