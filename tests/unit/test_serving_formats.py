@@ -41,7 +41,8 @@ def boosters(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pathlib.Path
             params["num_class"] = 3
         booster = xgb.train(params, xgb.DMatrix(x, label=y), num_boost_round=3)
         folder = tmp_path_factory.mktemp(objective.replace(":", "-"))
-        booster.save_model(str(folder / "xgboost-model"))
+        booster.save_model(str(folder / "model.ubj"))  # the extension picks the format (no warning)
+        (folder / "model.ubj").rename(folder / "xgboost-model")
         out[objective] = folder
     return out
 
