@@ -43,8 +43,12 @@ def require(body: dict[str, Any], *path: str) -> Any:
     return node
 
 
-# Bucket names as S3 creates them today (3-63 of lower-case letters, digits, '.', '-'; letter/digit at both ends).
+# Bucket names as S3 creates them today (3-63 of lower-case letters, digits, '.', '-'; letter/digit at both ends):
+# what a virtual-hosted host name can carry.
 _BUCKET = r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]"
+# What an s3:// or path-style URI may name: also the legacy us-east-1 names (upper case, '_', up to 255), as
+# SageMaker's own pattern ``^(https|s3)://([^/]+)/?(.*)$`` accepts them; S3 answers for a bucket that is not there.
+_LEGACY_BUCKET = r"[A-Za-z0-9][A-Za-z0-9._\-]{0,254}"
 # The S3 endpoint host names SageMaker accepts in https:// URIs: global, s3-<region> (legacy dash form) and
 # s3.<region> (with optional dualstack), in the aws and aws-cn partitions.
 _S3_HOST = r"s3(?:[.-](?:dualstack\.)?[a-z]{2}(?:-[a-z]+)+-\d)?\.amazonaws\.com(?:\.cn)?"
@@ -76,10 +80,10 @@ def split_s3_uri(uri: Any, member: str = "S3Uri") -> tuple[str, str]:
     if match is None:
         raise validation_error(f"Invalid S3 URI {uri!r} in {member}. {expected}")
     bucket, key = match.group("bucket"), match.group("key") or ""
-    if not re.fullmatch(_BUCKET, bucket) or ".." in bucket:
+    if not re.fullmatch(_LEGACY_BUCKET, bucket):
         raise validation_error(
-            f"Invalid S3 URI {uri!r} in {member}: {bucket!r} is not a valid bucket name (3-63 lower-case letters, "
-            "digits, '.' or '-', starting and ending with a letter or digit)."
+            f"Invalid S3 URI {uri!r} in {member}: {bucket!r} is not a bucket name (letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit)."
         )
     return bucket, key
 
