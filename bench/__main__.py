@@ -17,6 +17,8 @@ BENCHMARKS = [
     "bench.bench_parse",
     "bench.bench_deferral",
     "bench.bench_linear_learner",
+    "bench.bench_libsvm",
+    "bench.bench_distributed",
     "bench.bench_durability",
 ]
 RESULTS = Path(__file__).resolve().parent / "results.json"

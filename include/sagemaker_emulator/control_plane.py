@@ -227,7 +227,7 @@ def _check_container(ctx: RequestContext, container: dict[str, Any], member: str
     if mode == "MultiModel" and not data_url:
         raise validation_error("ModelDataUrl is required for a container in MultiModel mode.")
     if data_url:
-        split_s3_uri(data_url)
+        split_s3_uri(data_url, f"{member}.modelDataUrl")
     return {**container, "Mode": mode}
 
 

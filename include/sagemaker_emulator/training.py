@@ -89,7 +89,7 @@ def _check_channels(ctx: RequestContext, body: dict[str, Any], role: str) -> lis
         data_type = require(source, "S3DataType")
         if data_type != "S3Prefix":
             raise validation_error(f"S3DataType {data_type} in channel {name} is not emulated locally; use S3Prefix.")
-        bucket, prefix = split_s3_uri(uri)
+        bucket, prefix = split_s3_uri(uri, f"InputDataConfig channel {name} S3Uri")
         try:
             found = ctx.emulator.moto.s3_list(bucket, prefix)
         except MissingObject:
@@ -135,7 +135,7 @@ def create_training_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str, 
         )
     role = check_role(require(body, "RoleArn"))
     output_path = require(body, "OutputDataConfig", "S3OutputPath")
-    split_s3_uri(output_path)
+    split_s3_uri(output_path, "OutputDataConfig.S3OutputPath")
     resources = require(body, "ResourceConfig")
     require(resources, "InstanceType")
     count = require(resources, "InstanceCount")
@@ -175,13 +175,18 @@ def create_training_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str, 
                 "Training job names must be unique within an AWS account and region, and a training job with "
                 f"this name already exists ({job_arn})",
             )
-        running = sum(1 for j in store.list("training-job") if j["TrainingJobStatus"] in ("InProgress", "Stopping"))
+        # The quota counts instances: a 2-instance job takes two.
+        running = sum(
+            int(j["ResourceConfig"].get("InstanceCount", 1))
+            for j in store.list("training-job")
+            if j["TrainingJobStatus"] in ("InProgress", "Stopping")
+        )
         limit = emulator.config.max_concurrent_training_jobs
-        if running >= limit:
+        if running + count > limit:
             raise AwsError(
                 "ResourceLimitExceeded",
                 f"The account-level service limit '{resources['InstanceType']} for training job usage' is {limit} "
-                f"Instances, with current utilization of {running} Instances and a request delta of 1 Instances. "
+                f"Instances, with current utilization of {running} Instances and a request delta of {count} Instances. "
                 "Please use AWS Service Quotas to request an increase for this quota. If AWS Service Quotas is not "
                 "available, contact AWS support to request an increase for this quota.",
             )
@@ -274,21 +279,29 @@ def list_training_jobs(ctx: RequestContext, body: dict[str, Any]) -> dict[str, A
 
 
 # -- the worker process ---------------------------------------------------------------------------------------
-def run_algorithm(algorithm: str, job_dir: str, version: str | None = None, server_pid: int | None = None) -> None:
-    """Entry point of a worker process: run the algorithm; a failure leaves its reason in output/failure."""
+def run_algorithm(
+    algorithm: str,
+    job_dir: str,
+    version: str | None = None,
+    server_pid: int | None = None,
+    host: str = "algo-1",
+    cluster: dict[str, Any] | None = None,
+) -> None:
+    """Entry point of a worker process (one per host): run the algorithm; a failure leaves its reason in
+    output/failure, the host's log goes to output/<host>.log."""
     from .algorithms import AlgorithmClientError, AlgorithmError, train
 
     if server_pid is not None:
         exit_with(server_pid)  # no training on after the emulator is gone, even after a kill -9
 
     root = Path(job_dir)
-    with open(root / "output" / "algo-1.log", "a", buffering=1) as log_file:
+    with open(root / "output" / f"{host}.log", "a", buffering=1) as log_file:
 
         def emit(line: str) -> None:
             log_file.write(line.rstrip("\n") + "\n")
 
         try:
-            train(algorithm, root, emit, version=version)
+            train(algorithm, root, emit, version=version, cluster=cluster)
         except AlgorithmClientError as exc:
             _fail(root, f"ClientError: {exc}", emit)
             sys.exit(1)
@@ -446,13 +459,26 @@ class TrainingRunner:
         assert record is not None
         region = record["_region"]
         job_dir = self.jobs_root / name
-        logs = _LogShipper(emulator, region, record["_log_stream"])
+        hosts = _hosts(record)
+        host_logs = {host: _LogShipper(emulator, region, _host_stream(record, host)) for host in hosts}
+        logs = host_logs["algo-1"]
+
+        def ship_all() -> None:
+            for shipper in host_logs.values():
+                shipper.ship()
+
         started = time.monotonic()
         max_runtime = record["StoppingCondition"]["MaxRuntimeInSeconds"]
         try:
             self._wait(emulator.config.scaled(NOMINAL_SECONDS["Starting"]), stop)
             self._transition(name, "Downloading")
-            self._prepare(record, job_dir)
+            cluster = self._prepare(record, job_dir, hosts)
+            if record["ResourceConfig"]["InstanceCount"] > 1 and cluster is None:
+                logs.add(
+                    f"{record['_algorithm']}: the local emulator trains on host algo-1 with the data of all "
+                    f"{record['ResourceConfig']['InstanceCount']} instances (distributed training is emulated "
+                    "for XGBoost only); every instance is still billed."
+                )
             self._wait(emulator.config.scaled(NOMINAL_SECONDS["Downloading"]), stop)
             self._transition(name, "Training", TrainingStartTime=now())
             injected = emulator.faults.take("training_failure", name=name)
@@ -460,24 +486,28 @@ class TrainingRunner:
                 reason = injected.get("reason") or "AlgorithmError: injected training failure (emulator fault)"
                 logs.add(reason)
                 raise _Failed(reason)
-            exitcode = self._train(record, job_dir, stop, logs, started, max_runtime)
-            logs.ship()
-            if exitcode != 0:
-                failure_file = job_dir / "output" / "failure"
+            failed_host, exitcode = self._train(record, job_dir, hosts, cluster, stop, host_logs, started, max_runtime)
+            ship_all()
+            if failed_host is not None:
+                failure_file = _host_dir(job_dir, failed_host) / "output" / "failure"
                 reason = (
                     failure_file.read_text()
                     if failure_file.exists()
                     else f"AlgorithmError: the algorithm process exited with code {exitcode}"
                 )
+                if len(hosts) > 1:
+                    kind, _, detail = reason.partition(": ")
+                    reason = f"{kind}: Host {failed_host}: {detail}"
                 raise _Failed(reason)
             training_end = now()
             self._transition(name, "Uploading")
-            artifact = self._upload(record, job_dir)
+            master = cluster["workers"][0] if cluster else "algo-1"
+            artifact = self._upload(record, job_dir, _host_dir(job_dir, master))
             self._wait(emulator.config.scaled(NOMINAL_SECONDS["Uploading"]), stop)
             metrics = _final_metrics(record, logs.lines)
             self._finish_completed(name, record, artifact, metrics, training_end)
         except _Stopped as stopped:
-            logs.ship()
+            ship_all()
             if self._shutting_down.is_set():
                 self._finish(
                     name,
@@ -496,7 +526,7 @@ class TrainingRunner:
                 )
         except _Failed as failed:
             logs.add(str(failed))
-            logs.ship()
+            ship_all()
             self._finish(name, "Failed", "Failed", failure=str(failed), TrainingEndTime=now())
         except Exception as exc:  # a bug of ours must still end the job, not leave it InProgress forever
             log.exception("training job %s failed inside the emulator", name)
@@ -507,22 +537,39 @@ class TrainingRunner:
                 self._stop_events.pop(name, None)
                 self._threads.pop(name, None)
 
-    def _prepare(self, record: dict[str, Any], job_dir: Path) -> None:
+    def _prepare(self, record: dict[str, Any], job_dir: Path, hosts: list[str]) -> dict[str, Any] | None:
+        """Each host's /opt/ml tree: its channels (ShardedByS3Key: key i of the sorted keys goes to host
+        i mod N of the sorted hosts; FullyReplicated: every key to every host) and its resourceconfig.json.
+
+        Returns the cluster of a distributed job (None for one host): the hosts that got data in train (and
+        in validation when configured), which train together, and the tracker's rendezvous file.
+        """
         shutil.rmtree(job_dir, ignore_errors=True)
-        config_dir = job_dir / "input" / "config"
-        for folder in (config_dir, job_dir / "model", job_dir / "output" / "data"):
-            folder.mkdir(parents=True, exist_ok=True)
+        for host in hosts:
+            host_dir = _host_dir(job_dir, host)
+            for folder in (host_dir / "input" / "config", host_dir / "model", host_dir / "output" / "data"):
+                folder.mkdir(parents=True, exist_ok=True)
         default_mode = record["AlgorithmSpecification"]["TrainingInputMode"]
         input_config = {}
+        has_data = {host: set() for host in hosts}  # host -> channels that got a data file
         for channel in record["InputDataConfig"]:
             name = channel["ChannelName"]
             source = channel["DataSource"]["S3DataSource"]
             bucket, prefix = split_s3_uri(source["S3Uri"])
             target = job_dir / "input" / "data" / name
-            target.mkdir(parents=True, exist_ok=True)
-            for key, path in _channel_files(name, source["S3Uri"], bucket, prefix, target, self.emulator.moto):
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(self.emulator.moto.s3_get(bucket, key))
+            sharded = source.get("S3DataDistributionType") == "ShardedByS3Key" and len(hosts) > 1
+            for host in hosts:
+                (_host_dir(job_dir, host) / "input" / "data" / name).mkdir(parents=True, exist_ok=True)
+            mapped = sorted(_channel_files(name, source["S3Uri"], bucket, prefix, target, self.emulator.moto))
+            for index, (key, path) in enumerate(mapped):
+                body = self.emulator.moto.s3_get(bucket, key)
+                relative = path.relative_to(target)
+                for host in [hosts[index % len(hosts)]] if sharded else hosts:
+                    host_path = _host_dir(job_dir, host) / "input" / "data" / name / relative
+                    host_path.parent.mkdir(parents=True, exist_ok=True)
+                    host_path.write_bytes(body)
+                    if body and not any(part[:1] in "._" for part in relative.parts):
+                        has_data[host].add(name)
             entry = {
                 "TrainingInputMode": channel.get("InputMode", default_mode),
                 "S3DistributionType": source.get("S3DataDistributionType", "FullyReplicated"),
@@ -531,49 +578,83 @@ class TrainingRunner:
             if channel.get("ContentType"):
                 entry["ContentType"] = channel["ContentType"]
             input_config[name] = entry
-        (config_dir / "hyperparameters.json").write_text(json.dumps(record["HyperParameters"]))
-        (config_dir / "inputdataconfig.json").write_text(json.dumps(input_config))
-        (config_dir / "resourceconfig.json").write_text(json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}))
+        for host in hosts:
+            config_dir = _host_dir(job_dir, host) / "input" / "config"
+            (config_dir / "hyperparameters.json").write_text(json.dumps(record["HyperParameters"]))
+            (config_dir / "inputdataconfig.json").write_text(json.dumps(input_config))
+            resource = {
+                "current_host": host,
+                "current_instance_type": record["ResourceConfig"]["InstanceType"],
+                "hosts": hosts,
+                "network_interface_name": "eth0",
+            }
+            (config_dir / "resourceconfig.json").write_text(json.dumps(resource))
+        if len(hosts) == 1:
+            return None
+        needed = {"train"} | ({"validation"} if "validation" in input_config else set())
+        workers = [host for host in hosts if needed <= has_data[host]] or [hosts[0]]
+        timeout = min(int(record["StoppingCondition"]["MaxRuntimeInSeconds"]), 600)
+        return {"workers": workers, "rendezvous": str(job_dir / "rendezvous.json"), "timeout": timeout}
 
     def _train(
         self,
         record: dict[str, Any],
         job_dir: Path,
+        hosts: list[str],
+        cluster: dict[str, Any] | None,
         stop: threading.Event,
-        logs: _LogShipper,
+        host_logs: dict[str, _LogShipper],
         started: float,
         max_runtime: int,
-    ) -> int:
-        log_path = job_dir / "output" / "algo-1.log"
-        log_path.touch()
-        worker = self._mp.Process(
-            target=run_algorithm,
-            args=(record["_algorithm"], str(job_dir), record.get("_algorithm_version"), os.getpid()),
-            daemon=True,
-        )
-        worker.start()
-        offset = 0
+    ) -> tuple[str | None, int]:
+        """One worker process per host; returns (the first host that failed, its exit code) or (None, 0).
+        A failure on any host stops the others, as SageMaker stops the whole cluster."""
+        workers: dict[str, Any] = {}
+        log_paths = {host: _host_dir(job_dir, host) / "output" / f"{host}.log" for host in hosts}
+        offsets = dict.fromkeys(hosts, 0)
+        for host in hosts:
+            log_paths[host].touch()
+            workers[host] = self._mp.Process(
+                target=run_algorithm,
+                args=(
+                    record["_algorithm"],
+                    str(_host_dir(job_dir, host)),
+                    record.get("_algorithm_version"),
+                    os.getpid(),
+                    host,
+                    cluster,
+                ),
+                daemon=True,
+            )
+            workers[host].start()
         try:
             while True:
-                worker.join(0.02)
-                offset = logs.read(log_path, offset)
-                if worker.exitcode is not None:
-                    return worker.exitcode
+                next(iter(workers.values())).join(0.02)
+                for host in hosts:
+                    offsets[host] = host_logs[host].read(log_paths[host], offsets[host])
+                failed = next((h for h in hosts if workers[h].exitcode not in (None, 0)), None)
+                if failed is not None:
+                    return failed, workers[failed].exitcode
+                if all(worker.exitcode == 0 for worker in workers.values()):
+                    return None, 0
                 if stop.is_set():
-                    _terminate(worker)
                     raise _Stopped("Stopped")
                 if time.monotonic() - started > max_runtime:
-                    _terminate(worker)
                     raise _Stopped("MaxRuntimeExceeded")
-                logs.ship_if_due()
+                for shipper in host_logs.values():
+                    shipper.ship_if_due()
         finally:
-            logs.read(log_path, offset)
+            for worker in workers.values():
+                if worker.exitcode is None:
+                    _terminate(worker)
+            for host in hosts:
+                host_logs[host].read(log_paths[host], offsets[host])
 
-    def _upload(self, record: dict[str, Any], job_dir: Path) -> str:
+    def _upload(self, record: dict[str, Any], job_dir: Path, master_dir: Path) -> str:
         bucket, prefix = split_s3_uri(record["OutputDataConfig"]["S3OutputPath"])
         base = "/".join(p for p in (prefix.rstrip("/"), record["TrainingJobName"], "output") if p)
-        self.emulator.moto.s3_put(bucket, f"{base}/model.tar.gz", _tar_gz(job_dir / "model"))
-        output_data = job_dir / "output" / "data"
+        self.emulator.moto.s3_put(bucket, f"{base}/model.tar.gz", _tar_gz(master_dir / "model"))
+        output_data = master_dir / "output" / "data"
         if any(output_data.iterdir()):
             self.emulator.moto.s3_put(bucket, f"{base}/output.tar.gz", _tar_gz(output_data))
         return f"s3://{bucket}/{base}/model.tar.gz"
@@ -596,6 +677,24 @@ class TrainingRunner:
 
 class _Failed(Exception):
     pass
+
+
+def _hosts(record: dict[str, Any]) -> list[str]:
+    """algo-1..N for a distributed XGBoost job; other algorithms train on algo-1 (a logged note says so)."""
+    count = int(record["ResourceConfig"].get("InstanceCount", 1))
+    if record["_algorithm"] != "xgboost":
+        return ["algo-1"]
+    return [f"algo-{i}" for i in range(1, count + 1)]
+
+
+def _host_dir(job_dir: Path, host: str) -> Path:
+    """The host's /opt/ml: the job directory itself for algo-1, hosts/<host> beside it for the others."""
+    return job_dir if host == "algo-1" else job_dir / "hosts" / host
+
+
+def _host_stream(record: dict[str, Any], host: str) -> str:
+    """``<job>/algo-N-<epoch>``: one CloudWatch stream per host, as SageMaker names them."""
+    return record["_log_stream"].replace("/algo-1-", f"/{host}-", 1)
 
 
 def _channel_files(

@@ -43,11 +43,55 @@ def require(body: dict[str, Any], *path: str) -> Any:
     return node
 
 
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    match = re.match(S3_URI, uri or "")
-    if not match:
-        raise validation_error(f"Invalid S3 URI: {uri!r}. Expected s3://bucket/prefix.")
-    return match.group(2), match.group(3)
+# Bucket names as S3 creates them today (3-63 of lower-case letters, digits, '.', '-'; letter/digit at both ends):
+# what a virtual-hosted host name can carry.
+_BUCKET = r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]"
+# What an s3:// or path-style URI may name: also the legacy us-east-1 names (upper case, '_', up to 255), as
+# SageMaker's own pattern ``^(https|s3)://([^/]+)/?(.*)$`` accepts them; S3 answers for a bucket that is not there.
+_LEGACY_BUCKET = r"[A-Za-z0-9][A-Za-z0-9._\-]{0,254}"
+# The S3 endpoint host names SageMaker accepts in https:// URIs: global, s3-<region> (legacy dash form) and
+# s3.<region> (with optional dualstack), in the aws and aws-cn partitions.
+_S3_HOST = r"s3(?:[.-](?:dualstack\.)?[a-z]{2}(?:-[a-z]+)+-\d)?\.amazonaws\.com(?:\.cn)?"
+_PATH_STYLE = re.compile(rf"(?P<host>{_S3_HOST})/(?P<bucket>[^/]+)(?:/(?P<key>.*))?", re.DOTALL)
+_VIRTUAL_HOSTED = re.compile(rf"(?P<bucket>{_BUCKET})\.(?P<host>{_S3_HOST})(?:/(?P<key>.*))?", re.DOTALL)
+_S3_SCHEME = re.compile(r"(?P<bucket>[^/]+)(?:/(?P<key>.*))?", re.DOTALL)
+
+
+def split_s3_uri(uri: Any, member: str = "S3Uri") -> tuple[str, str]:
+    """(bucket, key or prefix) of any S3 URI form SageMaker accepts, or a ValidationException naming it.
+
+    Forms: ``s3://b/k``; path-style ``https://s3.amazonaws.com/b/k``, ``https://s3-<region>.amazonaws.com/b/k``,
+    ``https://s3.<region>.amazonaws.com/b/k``; virtual-hosted ``https://b.s3.amazonaws.com/k`` and its
+    ``s3-<region>`` / ``s3.<region>`` variants. This is the emulator's one server-side parser (the emulator
+    imports nothing from plugins/, whose client-side parser is separate).
+    """
+    expected = (
+        "Expected s3://<bucket>/<prefix>, https://s3.<region>.amazonaws.com/<bucket>/<prefix> (also s3-<region> and "
+        "s3.amazonaws.com) or https://<bucket>.s3.<region>.amazonaws.com/<prefix>."
+    )
+    if not isinstance(uri, str) or not uri:
+        raise validation_error(f"Invalid S3 URI {uri!r} in {member}. {expected}")
+    scheme, sep, rest = uri.partition("://")
+    match = None
+    if sep and scheme == "s3":
+        match = _S3_SCHEME.fullmatch(rest)
+    elif sep and scheme == "https":
+        match = _PATH_STYLE.fullmatch(rest) or _VIRTUAL_HOSTED.fullmatch(rest)
+    if match is None:
+        raise validation_error(f"Invalid S3 URI {uri!r} in {member}. {expected}")
+    bucket, key = match.group("bucket"), match.group("key") or ""
+    if not re.fullmatch(_LEGACY_BUCKET, bucket):
+        raise validation_error(
+            f"Invalid S3 URI {uri!r} in {member}: {bucket!r} is not a bucket name (letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit)."
+        )
+    return bucket, key
+
+
+def canonical_s3_uri(uri: str, member: str = "S3Uri") -> str:
+    """The ``s3://bucket/key`` form of any accepted URI (what SageMaker reports back, e.g. S3ModelArtifacts)."""
+    bucket, key = split_s3_uri(uri, member)
+    return f"s3://{bucket}/{key}"
 
 
 def arn(region: str, kind: str, name: str) -> str:

@@ -250,7 +250,7 @@ def test_model_archive_members_stay_in_the_scratch_dir(scratch_sandbox: SimpleNa
     source = "s3://bucket/mme/model.tar.gz"
     extracted: list[set[str]] = []
 
-    def inspect_extraction(model_dir: Path) -> None:
+    def inspect_extraction(model_dir: Path, version: str | None = None) -> None:
         # Stands in for the model loader (none of these archives holds a model): see what was extracted.
         extracted.append(tree(model_dir))
         assert safe_paths.inside(scratch_sandbox.scratch, model_dir)

@@ -122,8 +122,16 @@ DEFAULT_METRIC_DEFINITIONS: dict[str, list[dict[str, str]]] = {
 }
 
 
-def train(algorithm: str, job_dir: pathlib.Path, log: Callable[[str], None], version: str | None = None) -> None:
+def train(
+    algorithm: str,
+    job_dir: pathlib.Path,
+    log: Callable[[str], None],
+    version: str | None = None,
+    cluster: dict | None = None,
+) -> None:
     """Run one training job in ``job_dir`` (an ``/opt/ml``-like tree); writes the model to ``job_dir/model``.
+
+    ``cluster`` makes this one host of a distributed XGBoost job (see ``xgboost_algo.train``).
 
     Raises AlgorithmClientError (user's data/config) or AlgorithmError (crash); on failure nothing is left
     in the model directory.
@@ -139,7 +147,7 @@ def train(algorithm: str, job_dir: pathlib.Path, log: Callable[[str], None], ver
                     f"XGBoost version {version} is not supported; supported: "
                     f"{', '.join(xgboost_algo.SUPPORTED_VERSIONS)}."
                 )
-            xgboost_algo.train(job_dir, log, version)
+            xgboost_algo.train(job_dir, log, version, cluster)
         elif algorithm == LINEAR_LEARNER:
             linear_learner.train(job_dir, log)
         else:
@@ -162,8 +170,13 @@ def _clean(model_dir: pathlib.Path, keep: set[pathlib.Path]) -> None:
                 path.unlink(missing_ok=True)
 
 
-def load_predictor(model_dir: pathlib.Path) -> Predictor:
-    """Load the extracted contents of a model.tar.gz; detects XGBoost vs Linear Learner from the files."""
+def load_predictor(model_dir: pathlib.Path, version: str | None = None) -> Predictor:
+    """Load the extracted contents of a model.tar.gz; detects XGBoost vs Linear Learner from the files.
+
+    ``version`` is the serving image's XGBoost container version (:func:`algorithm_version`); it selects the
+    answer format (comma-joined CSV up to 1.2-1, one per line after). None means 1.7-1.
+    """
+    xgb_version = version or xgboost_algo.DEFAULT_VERSION
     model_dir = pathlib.Path(model_dir)
     if not model_dir.is_dir():
         raise ModelInvocationError(500, f"Unable to load model: model directory {model_dir} does not exist")
@@ -171,7 +184,7 @@ def load_predictor(model_dir: pathlib.Path) -> Predictor:
         return linear_learner.load(model_dir)
     names = [p.name for p in model_dir.iterdir() if p.is_file() and not p.name.startswith(".")]
     if xgboost_algo.MODEL_NAME in names or any(n.startswith(xgboost_algo.MODEL_NAME) for n in names):
-        return xgboost_algo.load(model_dir)
+        return xgboost_algo.load(model_dir, xgb_version)
     if linear_learner.MODEL_FILE in names:
         raise ModelInvocationError(
             500,
@@ -179,7 +192,7 @@ def load_predictor(model_dir: pathlib.Path) -> Predictor:
             "AWS are MXNet archives the local emulator cannot serve).",
         )
     if len(names) == 1:
-        return xgboost_algo.load(model_dir)  # the container loads whatever single file it finds
+        return xgboost_algo.load(model_dir, xgb_version)  # the container loads whatever single file it finds
     raise ModelInvocationError(
         500,
         f"Unable to load model: no xgboost-model or model_algo-1 in the model archive (found: {sorted(names)})",

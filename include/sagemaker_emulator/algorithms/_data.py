@@ -1,6 +1,7 @@
 """Reading training channels the way the built-in containers do (label-first CSV, libsvm, parquet).
 
-The fast path hands whole files to ``numpy.loadtxt`` (C parser); only when that fails do we re-read the
+The fast path hands whole files to a compiled parser (``numpy.loadtxt`` for CSV, scikit-learn's svmlight
+reader for libsvm); only when that fails do we re-read the
 file line by line in Python, which is what lets errors name the channel, file and line.
 """
 
@@ -230,7 +231,21 @@ def load_csv(
 
 
 def load_libsvm(files: list[pathlib.Path], channel: str, root: pathlib.Path) -> Dataset:
-    """Parse ``<label>[:<weight>] [qid:<q>] <index>:<value> ...`` (indices used as given, 0-based)."""
+    """Parse ``<label>[:<weight>] [qid:<q>] <index>:<value> ...`` (indices used as given, 0-based).
+
+    The compiled parser reads well-formed files; whatever it refuses (a bad token, ``label:weight``,
+    unsorted indices) is read again line by line, which either accepts it or names the file and line.
+    """
+    from include.formats import libsvm
+
+    try:
+        matrix = libsvm.read_files(files)
+    except libsvm.LibsvmFormatError:
+        return _load_libsvm_line_by_line(files, channel, root)
+    return Dataset(features=matrix.features, labels=matrix.labels, qid=matrix.qid)
+
+
+def _load_libsvm_line_by_line(files: list[pathlib.Path], channel: str, root: pathlib.Path) -> Dataset:
     from scipy.sparse import csr_matrix
 
     labels: list[float] = []

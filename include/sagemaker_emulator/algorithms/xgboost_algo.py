@@ -26,6 +26,7 @@ Serving mirrors ``algorithm_mode/serve.py`` (single model, gunicorn/flask) and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -46,6 +47,10 @@ from ._pickled_booster import load_pickled_booster
 MODEL_NAME = "xgboost-model"
 SUPPORTED_VERSIONS = ("1.0-1", "1.2-1", "1.2-2", "1.3-1", "1.5-1", "1.7-1")
 DEFAULT_VERSION = "1.7-1"
+# Single-model real-time CSV answers: these images comma-join every prediction on one line and ignore Accept
+# (``",".join(map(str, preds))`` in their serve.py); 1.2-2 and later write one prediction per line
+# (sagemaker-containers' array_to_csv). "1" is the legacy xgboost:1 (0.72) image.
+COMMA_JOINED_CSV_VERSIONS = frozenset({"1", "latest", "0.90-1", "0.90-2", "1.0-1", "1.2-1"})
 
 MAXIMIZE_METRICS = [
     "accuracy", "auc", "aucpr", "balanced_accuracy", "f1", "f1_binary", "f1_macro", "map", "ndcg",
@@ -390,7 +395,15 @@ def _load_channel(
     return dataset if dataset.num_rows else None
 
 
-def train(job_dir: pathlib.Path, log: Callable[[str], None], version: str = DEFAULT_VERSION) -> None:
+def train(
+    job_dir: pathlib.Path, log: Callable[[str], None], version: str = DEFAULT_VERSION, cluster: dict | None = None
+) -> None:
+    """Train on this host's channels; with ``cluster`` (InstanceCount > 1) as one xgboost collective job.
+
+    ``cluster`` = {"workers": [hosts with data, sorted], "rendezvous": file where the first worker publishes
+    its tracker's address}. A host outside ``workers`` logs the container's message and sits out; only the
+    first worker (rank 0, the master) saves the model.
+    """
     import xgboost as xgb
 
     info = _log_line("INFO")
@@ -423,16 +436,29 @@ def train(job_dir: pathlib.Path, log: Callable[[str], None], version: str = DEFA
     val_set = None
     if "validation" in data_config:
         val_set = _load_channel(job_dir, "validation", fmt, csv_weights, lambda m: log(info(m)))
+    hosts = resource.get("hosts") or ["algo-1"]
+    current_host = resource.get("current_host", "algo-1")
+    if cluster is not None:
+        rows = [f"{train_set.num_rows if train_set else 0} rows in channel train"]
+        if "validation" in data_config:
+            rows.append(f"{val_set.num_rows if val_set else 0} rows in channel validation")
+        log(info(f"Host {current_host} read {' and '.join(rows)}."))
+        if current_host not in cluster["workers"]:
+            log(info(f"Host {current_host} does not have data. Will broadcast to cluster and this host "
+                     f"{current_host} will not be used in distributed training."))  # fmt: skip
+            return
     if train_set is None:
         raise AlgorithmClientError(f"No data in training channel path {_data.container_path('train')}")
     if "validation" in data_config and val_set is None:
         raise AlgorithmClientError(f"No data in validation channel path {_data.container_path('validation')}")
-    hosts = resource.get("hosts") or ["algo-1"]
-    if len(hosts) > 1:
-        log(warn(f"{len(hosts)} hosts requested; the local emulator trains on one host with all the data."))
-    log(info("Single node training."))
-
-    nthread = int(hp.get("nthread", 1))
+    if cluster is None:
+        log(info("Single node training."))
+        nthread = int(hp.get("nthread", 1))
+    else:
+        workers = cluster["workers"]
+        log(info(f"Distributed node training with {len(workers)} hosts: {workers}"))
+        # Every host shares this machine's cores, as the container gives each instance its own.
+        nthread = int(hp.get("nthread", max(1, (os.cpu_count() or 1) // len(hosts))))
     num_round = hp.pop("num_round")
     early_stopping_rounds = hp.pop("early_stopping_rounds", None)
     eval_metric: list[str] | None = hp.pop("eval_metric", None)
@@ -516,30 +542,32 @@ def train(job_dir: pathlib.Path, log: Callable[[str], None], version: str = DEFA
         width = max(val_set.num_cols, train_set.num_cols)
         for ds in (train_set, val_set):
             ds.features.resize((ds.num_rows, width))
+    collective = _Collective(cluster, current_host, log) if cluster else contextlib.nullcontext()
     try:
-        dtrain = _to_dmatrix(train_set, nthread)
-        evals = [(dtrain, "train")]
-        if val_set is not None:
-            if val_set.num_cols != train_set.num_cols and fmt == _data.CSV:
-                raise AlgorithmClientError(
-                    f"Validation data has {val_set.num_cols} feature columns but training data has "
-                    f"{train_set.num_cols}; both channels must have the same columns (label first)."
-                )
-            evals.append((_to_dmatrix(val_set, nthread), "validation"))
-        monitor = _make_monitor(log, legacy, early_stopping_rounds, [es_data, es_metric])
-        callbacks: list[Any] = [monitor]
-        stopper = None
-        if early_stopping_rounds:
-            maximize = (es_metric or "").split("@")[0] in MAXIMIZE_METRICS
-            stopper = xgb.callback.EarlyStopping(
-                rounds=early_stopping_rounds, data_name=es_data, metric_name=es_metric,
-                maximize=maximize, save_best=not legacy,
+        with collective:
+            dtrain = _to_dmatrix(train_set, nthread)
+            evals = [(dtrain, "train")]
+            if val_set is not None:
+                if val_set.num_cols != train_set.num_cols and fmt == _data.CSV:
+                    raise AlgorithmClientError(
+                        f"Validation data has {val_set.num_cols} feature columns but training data has "
+                        f"{train_set.num_cols}; both channels must have the same columns (label first)."
+                    )
+                evals.append((_to_dmatrix(val_set, nthread), "validation"))
+            monitor = _make_monitor(log, legacy, early_stopping_rounds, [es_data, es_metric])
+            callbacks: list[Any] = [monitor]
+            stopper = None
+            if early_stopping_rounds:
+                maximize = (es_metric or "").split("@")[0] in MAXIMIZE_METRICS
+                stopper = xgb.callback.EarlyStopping(
+                    rounds=early_stopping_rounds, data_name=es_data, metric_name=es_metric,
+                    maximize=maximize, save_best=not legacy,
+                )  # fmt: skip
+                callbacks.append(stopper)
+            bst = xgb.train(
+                params, dtrain, num_boost_round=num_round, evals=evals, verbose_eval=False,
+                callbacks=callbacks, custom_metric=custom_metric,
             )  # fmt: skip
-            callbacks.append(stopper)
-        bst = xgb.train(
-            params, dtrain, num_boost_round=num_round, evals=evals, verbose_eval=False,
-            callbacks=callbacks, custom_metric=custom_metric,
-        )  # fmt: skip
     except AlgorithmClientError:
         raise
     except Exception as e:
@@ -560,6 +588,9 @@ def train(job_dir: pathlib.Path, log: Callable[[str], None], version: str = DEFA
             bst = bst[: best + 1]
             bst.set_attr(**best_attrs)
 
+    if cluster is not None and not collective.is_master:
+        log(info(f"Host {current_host} is not the master; the master host {cluster['workers'][0]} saves the model."))
+        return
     model_dir = job_dir / "model"
     model_dir.mkdir(parents=True, exist_ok=True)
     target = model_dir / MODEL_NAME
@@ -570,6 +601,62 @@ def train(job_dir: pathlib.Path, log: Callable[[str], None], version: str = DEFA
     except Exception as e:
         tmp.unlink(missing_ok=True)
         raise AlgorithmError(f"Failed to save model: {e}") from e
+
+
+class _Collective:
+    """xgboost's collective for one host of a distributed job, as the container's RabitHelper sets it up.
+
+    The first worker (sorted hosts, algo-1 unless it has no data) runs the tracker, as the container's master
+    does, and publishes the tracker's address in the rendezvous file (written whole, then renamed) - the
+    emulator's stand-in for the master's DNS name and port 9099. The others wait for that file, then join.
+    """
+
+    def __init__(self, cluster: dict, host: str, log: Callable[[str], None]):
+        self.cluster = cluster
+        self.host = host
+        self.log = log
+        self.tracker: Any = None
+        self.is_master = host == cluster["workers"][0]
+        self._context: Any = None
+
+    def __enter__(self) -> _Collective:
+        import time
+
+        from xgboost import collective
+        from xgboost.tracker import RabitTracker
+
+        rendezvous = pathlib.Path(self.cluster["rendezvous"])
+        workers = self.cluster["workers"]
+        timeout = int(self.cluster.get("timeout", 300))
+        if self.is_master:
+            self.tracker = RabitTracker(n_workers=len(workers), host_ip="127.0.0.1", port=0, sortby="task",
+                                        timeout=timeout)  # fmt: skip
+            self.tracker.start()
+            args = self.tracker.worker_args()
+            staging = rendezvous.with_suffix(".tmp")
+            staging.write_text(json.dumps(args))
+            os.replace(staging, rendezvous)
+            self.log(f"[{self.host}] Rabit tracker started on {args['dmlc_tracker_uri']}:{args['dmlc_tracker_port']}")
+        deadline = time.monotonic() + timeout
+        while not rendezvous.exists():
+            if time.monotonic() > deadline:
+                raise AlgorithmError(f"Host {self.host}: the master host {workers[0]} did not start the tracker.")
+            time.sleep(0.05)
+        args = json.loads(rendezvous.read_text())
+        # Ranks follow the hosts' order (the tracker sorts by task id), padded so algo-10 comes after algo-9.
+        task_id = f"{workers.index(self.host):06d}-{self.host}"
+        self._context = collective.CommunicatorContext(**args, dmlc_task_id=task_id, dmlc_timeout=timeout)
+        self._context.__enter__()
+        self.log(
+            f"[{self.host}] Connected to the cluster as rank {collective.get_rank()} of {collective.get_world_size()}"
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._context is not None:
+            self._context.__exit__(*exc)
+        if self.tracker is not None and exc[0] is None:
+            self.tracker.wait_for(60)
 
 
 # ----------------------------------------------------------------------------------------------- serving
@@ -586,9 +673,10 @@ class XGBoostPredictor(Predictor):
 
     algorithm = "xgboost"
 
-    def __init__(self, booster: Any, source: pathlib.Path) -> None:
+    def __init__(self, booster: Any, source: pathlib.Path, version: str = DEFAULT_VERSION) -> None:
         self.booster = booster
         self.source = source
+        self.version = version  # the serving image's container version: it picks the answer's format
         self.feature_count: int | None = int(booster.num_features()) or None
         config = json.loads(booster.save_config())
         self.objective: str = config["learner"]["objective"]["name"]
@@ -746,6 +834,9 @@ class XGBoostPredictor(Predictor):
             preds = self.booster.inplace_predict(x, validate_features=False)
         except Exception as e:
             raise ModelInvocationError(400, f"Unable to evaluate payload provided: {e}") from None
+        if not multi_model and self.version in COMMA_JOINED_CSV_VERSIONS:
+            # softprob rows render as Python lists: "[0.1, 0.2, 0.7],[...]", as those images answer.
+            return ",".join(map(str, preds.tolist())).encode(), "text/csv"
         return self._encode(preds.tolist(), acc, accept, multi_model)
 
     def _parse_text(self, body: bytes, ctype: str, content_type: str | None) -> Any:
@@ -797,7 +888,7 @@ class XGBoostPredictor(Predictor):
         )
 
 
-def load(model_dir: pathlib.Path) -> XGBoostPredictor:
+def load(model_dir: pathlib.Path, version: str = DEFAULT_VERSION) -> XGBoostPredictor:
     """Load like the container: ignore dotfiles, take ``xgboost-model`` (else the first file),
     accept native xgboost formats (JSON, UBJSON) and pickled Boosters (through the restricted unpickler
     of :mod:`._pickled_booster`, never ``pickle.load``); predict with one thread."""
@@ -823,4 +914,4 @@ def load(model_dir: pathlib.Path) -> XGBoostPredictor:
                 f"\nXGB load model error={native_error}",
             ) from None
     booster.set_param("nthread", 1)
-    return XGBoostPredictor(booster, path)
+    return XGBoostPredictor(booster, path, version)

@@ -11,10 +11,11 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from ..algorithms import ModelInvocationError, algorithm_for_image
+from ..algorithms import ModelInvocationError, algorithm_for_image, algorithm_version
 from ..aws import MissingObject
 from ..config import ACCOUNT_ID
-from ..validation import arn
+from ..errors import AwsError
+from ..validation import arn, split_s3_uri
 from .artifacts import ArtifactStore
 from .runtime import MissingModelData, Route, Variant, load_archive
 from .telemetry import Telemetry
@@ -315,7 +316,8 @@ class ServingPlane:
                 variant.cache.on_loaded = self._load_logger(variant)  # type: ignore[union-attr]
                 loaded.append(spec)
             else:
-                predictor, digest = self._load_single(name, region, variant_name, url, spec.get("Artifact"))
+                version = algorithm_version(container["Image"])
+                predictor, digest = self._load_single(name, region, variant_name, url, spec.get("Artifact"), version)
                 loaded.append({**spec, "Artifact": digest})
                 variant = Variant(**common, predictor=predictor, model_data_url=url)
                 self.telemetry.log(
@@ -339,7 +341,7 @@ class ServingPlane:
         return loaded
 
     def _load_single(
-        self, endpoint: str, region: str, variant_name: str, url: str, digest: str | None
+        self, endpoint: str, region: str, variant_name: str, url: str, digest: str | None, version: str | None
     ) -> tuple[Any, str]:
         """The predictor and the digest of the artifact's private copy (claimed): the copy when there is one,
         else the bytes downloaded from S3, which then get a copy."""
@@ -347,7 +349,7 @@ class ServingPlane:
         if raw is None:
             raw = self._download(url)
         try:
-            predictor = load_archive(raw, url)
+            predictor = load_archive(raw, url, version)
         except ModelInvocationError as exc:
             from .runtime import instance_id
 
@@ -362,9 +364,10 @@ class ServingPlane:
             "there is an object located at the URL and that the role passed to CreateModel has permissions to "
             "download the object."
         )
-        if not url.startswith("s3://"):
-            raise download_error
-        bucket, _, key = url[len("s3://") :].partition("/")
+        try:
+            bucket, key = split_s3_uri(url, "ModelDataUrl")
+        except AwsError:
+            raise download_error from None
         try:
             return self.emulator.moto.s3_get(bucket, key)
         except MissingObject:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from ..algorithms import ModelInvocationError, Predictor, load_predictor
 from ..aws import MissingObject
+from ..validation import split_s3_uri
 
 if TYPE_CHECKING:
     from ..aws import MotoFacade
@@ -78,7 +79,7 @@ def _within_space(scratch: str) -> Callable[[tarfile.TarInfo, str], tarfile.TarI
     return check
 
 
-def load_archive(raw: bytes, source: str) -> Predictor:
+def load_archive(raw: bytes, source: str, version: str | None = None) -> Predictor:
     """Untar a model.tar.gz held in memory into a scratch directory and load it like the container."""
     with tempfile.TemporaryDirectory(prefix="sm-model-", dir=_TMP_ROOT) as tmp:
         try:
@@ -89,7 +90,7 @@ def load_archive(raw: bytes, source: str) -> Predictor:
                 500, f"Unable to load model: {source} is not a readable model.tar.gz archive ({exc})."
             ) from None
         try:
-            return load_predictor(Path(tmp))
+            return load_predictor(Path(tmp), version)
         except ModelInvocationError as exc:
             # Name the artifact: the scratch directory means nothing to the user.
             raise ModelInvocationError(exc.status_code, f"{exc.message} (model artifact {source})") from None
@@ -180,8 +181,7 @@ class Variant:
         self.cache = ModelCache(cache_capacity, cache_enabled) if self.multi_model else None
         self._moto = moto
         if self.multi_model:
-            bucket_prefix = self.model_data_url[len("s3://") :]
-            self._bucket, _, prefix = bucket_prefix.partition("/")
+            self._bucket, prefix = split_s3_uri(self.model_data_url, "ModelDataUrl")
             self._prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
 
     def target_url(self, target: str) -> str:

@@ -1,0 +1,76 @@
+"""libsvm channel loading against xgboost's native loader: the same generated file (MNIST-shaped rows,
+784 features, 1-based like the notebook writes them) read by the emulator's channel reader and turned into
+a DMatrix, as training does, versus ``xgboost.DMatrix("<file>?format=libsvm")``.
+Target: ``libsvm.ratio_to_native`` (native seconds / ours) >= 0.5.
+
+``python -m bench bench.bench_libsvm``
+"""
+
+from __future__ import annotations
+
+import pathlib
+import tempfile
+import time
+
+from bench.common import median, print_table
+
+ROWS = 20_000
+FEATURES = 784
+REPEATS = 3
+TARGET = 0.5
+
+
+def generate(path: pathlib.Path, rows: int = ROWS, features: int = FEATURES, seed: int = 0) -> None:
+    """MNIST-like sparse rows: about a fifth of the pixels set, as in the notebook's data."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    with path.open("wb") as f:
+        for start in range(0, rows, 1000):
+            block = rng.random((min(1000, rows - start), features)) < 0.2
+            lines = []
+            for row in block:
+                (cols,) = np.nonzero(row)
+                lines.append(f"{int(cols.sum()) % 10} " + " ".join(f"{c + 1}:{(c % 255) / 255:.6g}" for c in cols))
+            f.write(("\n".join(lines) + "\n").encode())
+
+
+def _seconds(fn) -> float:
+    timings = []
+    for _ in range(REPEATS):
+        started = time.perf_counter()
+        fn()
+        timings.append(time.perf_counter() - started)
+    return median(timings)
+
+
+def run() -> dict[str, float]:
+    import xgboost as xgb
+
+    from include.sagemaker_emulator.algorithms import _data
+
+    with tempfile.TemporaryDirectory(prefix="bench-libsvm-") as tmp:
+        path = pathlib.Path(tmp) / "train.libsvm"
+        generate(path)
+        size_mb = path.stat().st_size / 2**20
+
+        def ours() -> None:
+            dataset = _data.load_libsvm([path], "train", path.parent)
+            matrix = xgb.DMatrix(dataset.features, label=dataset.labels, nthread=1)
+            assert matrix.num_row() == ROWS
+
+        def native() -> None:
+            matrix = xgb.DMatrix(f"{path}?format=libsvm", nthread=1)
+            assert matrix.num_row() == ROWS
+
+        ours_s, native_s = _seconds(ours), _seconds(native)
+    ratio = native_s / ours_s
+    print_table(
+        f"libsvm loading, {ROWS:,} x {FEATURES} rows ({size_mb:.0f} MB; median of {REPEATS}, one thread each)",
+        [
+            ("emulator channel reader + DMatrix", f"{ROWS / ours_s:,.0f} rows/s", ""),
+            ("xgboost native ?format=libsvm", f"{ROWS / native_s:,.0f} rows/s", ""),
+            ("throughput ratio to native", f"{ratio:.2f}", f"target >= {TARGET}"),
+        ],
+    )
+    return {"libsvm.ratio_to_native": round(ratio, 3), "libsvm.rows_per_s": round(ROWS / ours_s)}
