@@ -129,6 +129,8 @@ def _record(prefix: str) -> dict:
     return {
         "AlgorithmSpecification": {"TrainingInputMode": "File"},
         "HyperParameters": {},
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
         "InputDataConfig": [
             {"ChannelName": "train", "DataSource": {"S3DataSource": {"S3Uri": f"s3://{BUCKET}/{prefix}"}}}
         ],
@@ -150,7 +152,7 @@ def test_staged_channel_objects_never_leave_the_channel(staging: SimpleNamespace
     files = {k: v for k, v in keys.items() if not k.endswith("/")}
     escaping = {k for k in files if climbs_out(k[len(prefix) :])}
     try:
-        staging.runner._prepare(_record(prefix), job_dir)
+        staging.runner._prepare(_record(prefix), job_dir, ["algo-1"])
     except _Failed as failed:
         reason = str(failed)
         assert reason.startswith("ClientError: ")
