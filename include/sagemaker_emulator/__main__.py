@@ -30,6 +30,13 @@ def parse_args(argv: list[str] | None = None) -> EmulatorConfig:
         help="multiplies AWS's nominal transition times (0 = instant, 0.01 = observable)",
     )
     parser.add_argument(
+        "--min-transition-seconds",
+        type=float,
+        default=float(os.environ.get("EMULATOR_MIN_TRANSITION_SECONDS", "0.2")),
+        help="shortest time an endpoint stays Creating/Updating/RollingBack/Deleting, whatever the time scale "
+        "(AWS takes minutes; 0 = only as long as loading the model takes)",
+    )
+    parser.add_argument(
         "--max-training-jobs",
         type=int,
         default=int(os.environ.get("EMULATOR_MAX_TRAINING_JOBS", "8")),
@@ -59,6 +66,8 @@ def parse_args(argv: list[str] | None = None) -> EmulatorConfig:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.time_scale < 0:
         parser.error("--time-scale must be >= 0")
+    if not 0 <= args.min_transition_seconds <= 60:
+        parser.error("--min-transition-seconds (or EMULATOR_MIN_TRANSITION_SECONDS) must be between 0 and 60")
     if args.journal_compact_bytes < 1:
         parser.error("--journal-compact-bytes must be >= 1")
     if args.durability not in ("write", "fsync", "off"):
@@ -68,6 +77,7 @@ def parse_args(argv: list[str] | None = None) -> EmulatorConfig:
         port=args.port,
         data_dir=args.data_dir.resolve(),
         time_scale=args.time_scale,
+        min_transition_seconds=args.min_transition_seconds,
         max_concurrent_training_jobs=args.max_training_jobs,
         mme_cache_size=args.mme_cache_size,
         durability=args.durability,

@@ -18,6 +18,12 @@ class EmulatorConfig:
     # endpoint provisioning). 0 = as fast as the real work allows; 0.01 makes a 4-minute endpoint
     # creation take 2.4 s, so waiters and sensors can be watched.
     time_scale: float = 0.0
+    # How long an endpoint keeps showing Creating, Updating, RollingBack or Deleting after the real work
+    # (loading the models) at the least, whatever the time scale: on AWS these take minutes, so a Describe
+    # right after the call always sees the transitional status and an UpdateEndpoint during an update is
+    # refused. Code that forgets to wait then fails here as it would on AWS, instead of sometimes working.
+    # 0 = only as long as the real work takes.
+    min_transition_seconds: float = 0.2
     # Like an account's training-job quota: CreateTrainingJob beyond it answers ResourceLimitExceeded.
     max_concurrent_training_jobs: int = 8
     # How many multi-model-endpoint models each variant keeps loaded (least recently used are unloaded).
@@ -31,3 +37,7 @@ class EmulatorConfig:
 
     def scaled(self, nominal_seconds: float) -> float:
         return max(0.0, nominal_seconds * self.time_scale)
+
+    def transition(self, nominal_seconds: float) -> float:
+        """How long an endpoint transition of ``nominal_seconds`` on AWS lasts here at the least."""
+        return max(self.min_transition_seconds, self.scaled(nominal_seconds))

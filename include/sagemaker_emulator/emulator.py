@@ -61,6 +61,7 @@ class Emulator:
             "status": "ok",
             "data_dir": str(self.config.data_dir),
             "time_scale": self.config.time_scale,
+            "min_transition_seconds": self.config.min_transition_seconds,
             "training_jobs_in_progress": sum(1 for j in jobs if j["TrainingJobStatus"] == "InProgress"),
             "endpoints": len(self.store.list("endpoint")),
             "serving": self.serving is not None,

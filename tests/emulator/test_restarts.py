@@ -216,6 +216,7 @@ def test_an_endpoint_serves_on_after_its_config_model_and_artifact_are_gone(tmp_
         assert predict(runtime, "kept") == served
         assert len(private_copies(data)) == 1
         sm.delete_endpoint(EndpointName="kept")
+        sm.get_waiter("endpoint_deleted").wait(EndpointName="kept", WaiterConfig={"Delay": 0.1, "MaxAttempts": 300})
         # No endpoint uses the copy any more: it is reclaimed.
         assert private_copies(data) == set()
 

@@ -62,13 +62,15 @@ def test_lifecycle_shapes_and_messages(sm, s3, runtime):
     sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 2})
 
     sm.delete_endpoint(EndpointName=name)
+    # As on AWS the endpoint shows Deleting for a while; botocore's waiter sees it go.
+    assert sm.describe_endpoint(EndpointName=name)["EndpointStatus"] == "Deleting"
+    sm.get_waiter("endpoint_deleted").wait(EndpointName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 300})
     with pytest.raises(ClientError) as missing:
         sm.describe_endpoint(EndpointName=name)
     assert missing.value.response["Error"] == {
         "Code": "ValidationException",
         "Message": f'Could not find endpoint "{arn}".',
     }
-    sm.get_waiter("endpoint_deleted").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 2})
     with pytest.raises(ClientError):
         runtime.invoke_endpoint(EndpointName=name, ContentType="text/csv", Body=ROW)
     for call in (

@@ -72,6 +72,8 @@ def test_deletes_a_temporary_endpoint_with_its_config_and_models_twice_without_e
     args = dict(endpoints=[endpoint], endpoint_configs=[config], models=names)
     first = operator(**args).execute(context={})
     assert first["deleted"] == {"endpoints": [endpoint], "endpoint_configs": [config], "models": names}
+    # DeleteEndpoint is asynchronous (Deleting for a while, as on AWS): wait for it to go.
+    sm.get_waiter("endpoint_deleted").wait(EndpointName=endpoint, WaiterConfig={"Delay": 0.1, "MaxAttempts": 300})
     assert not exists(sm, "endpoint", endpoint) and not exists(sm, "config", config)
     second = operator(**args).execute(context={})
     assert second["missing"] == {"endpoints": [endpoint], "endpoint_configs": [config], "models": names}

@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 6291456
 INLINE_BODY = 65536  # larger payloads are predicted in a thread so the event loop keeps serving
-# Nominal AWS durations (seconds), multiplied by --time-scale.
+# Nominal AWS durations (seconds) of the transitions, multiplied by --time-scale, and never shorter than
+# --min-transition-seconds (EmulatorConfig.transition).
 PROVISION_SECONDS = 240.0
 ROLLBACK_SECONDS = 60.0
 WEIGHTS_SECONDS = 30.0
@@ -192,6 +193,14 @@ class ServingPlane:
         seconds = self.config.scaled(nominal)
         if seconds > 0:
             self._stop.wait(seconds)
+        return not self._stop.is_set()
+
+    def _hold(self, nominal: float) -> bool:
+        """Keep a transitional status (Creating, Updating, RollingBack, Deleting) once the real work is done:
+        the scaled nominal duration, at least ``min_transition_seconds``. Counted from the end of the work, so
+        a Describe sent right after the call and delayed by that work (same process, busy CPU) still sees
+        the transitional status. False when the emulator is stopping."""
+        self._stop.wait(self.config.transition(nominal))
         return not self._stop.is_set()
 
     # ================================================================================== records
@@ -423,12 +432,12 @@ class ServingPlane:
             self._injected_failure(name, {"ProductionVariants": specs})
             fleet, loaded = self._load_fleet(record, specs)
         except DeployError as exc:
-            if self._sleep(PROVISION_SECONDS):
+            if self._hold(PROVISION_SECONDS):
                 self._update(name, EndpointStatus="Failed", FailureReason=str(exc), _deploying=None)
                 self._reclaim()
             return
         try:
-            if not self._sleep(PROVISION_SECONDS):
+            if not self._hold(PROVISION_SECONDS):
                 return
             variants = self._in_service_variants(record["ProductionVariants"])
             self._activate(name, fleet, self._weights(variants))
@@ -477,7 +486,7 @@ class ServingPlane:
             self._injected_failure(name, {"ProductionVariants": specs})
             new_fleet, loaded = self._load_fleet(record, specs)
         except DeployError as exc:
-            if self._sleep(PROVISION_SECONDS):
+            if self._hold(PROVISION_SECONDS):
                 self._roll_back(name, f"Failed to update endpoint: {exc}")
             return
         try:
@@ -503,7 +512,8 @@ class ServingPlane:
                 r["_pending"]["Variants"] = loaded
 
         self.store.update("endpoint", name, remember)
-        if not self._sleep(PROVISION_SECONDS):
+        # Until the switch below the endpoint shows Updating on its old EndpointConfigName, as on AWS.
+        if not self._hold(PROVISION_SECONDS):
             return
         # The new variants' weights/counts, or the current ones when asked to retain them.
         new_variants = self._in_service_variants(record["PendingDeploymentSummary"]["ProductionVariants"])
@@ -595,7 +605,7 @@ class ServingPlane:
     def _roll_back(self, name: str, reason: str) -> None:
         self._update(name, EndpointStatus="RollingBack", FailureReason=reason)
         self._set_pending_status(name, "Deleting", "Rolling back to the previous configuration")
-        if not self._sleep(ROLLBACK_SECONDS):
+        if not self._hold(ROLLBACK_SECONDS):
             return
         self._update(name, EndpointStatus="InService", PendingDeploymentSummary=None, _pending=None)
         self._reclaim()
@@ -605,7 +615,7 @@ class ServingPlane:
         self._spawn(self._run_weights, name)
 
     def _run_weights(self, name: str) -> None:
-        if not self._sleep(WEIGHTS_SECONDS):
+        if not self._hold(WEIGHTS_SECONDS):
             return
         record = self._record(name)
         if record is None:
@@ -621,16 +631,16 @@ class ServingPlane:
 
     # ================================================================================== delete
     def begin_delete(self, name: str) -> None:
-        # Traffic stops at once; the record goes when the (scaled) teardown is over.
+        # Traffic stops at once; the record (status Deleting) goes when the teardown is over.
         self.routes.pop(name.lower(), None)
         self.fleets.pop(name.lower(), None)
-        if self.config.scaled(DELETE_SECONDS) == 0:
+        if self.config.transition(DELETE_SECONDS) == 0:
             self._finish_delete(name)
         else:
             self._spawn(self._run_delete, name)
 
     def _run_delete(self, name: str) -> None:
-        if self._sleep(DELETE_SECONDS):
+        if self._hold(DELETE_SECONDS):
             self._finish_delete(name)
 
     def _finish_delete(self, name: str) -> None:
