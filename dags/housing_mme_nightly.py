@@ -151,10 +151,11 @@ def housing_mme_nightly() -> None:
         try:
             settings = environment_settings(environment_setting)
             run_date = run_date_of(context)
-            from sagemaker.core import image_uris
+            # The SDK's image config read directly: importing sagemaker.core cost every run seconds.
+            from include.sagemaker_images import image_uri as image_uri_of
 
             region = _hook().conn_region_name or "us-east-1"
-            image_uri = image_uris.retrieve("xgboost", region=region, version="1.7-1")
+            image_uri = image_uri_of("xgboost", region=region, version="1.7-1")
             plan = build_plan(
                 context["params"],
                 settings,
