@@ -186,7 +186,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 def tree_cpu_seconds(pid: int) -> float:
-    """CPU of a process's living descendants plus what its reaped children used (children_user/system)."""
+    """CPU of a process's descendants: each living one's own, plus what every process in the tree has reaped
+    (``children_user``/``children_system``: LocalExecutor's workers reap the task processes they fork)."""
     import psutil
 
     process = psutil.Process(pid)
@@ -195,9 +196,9 @@ def tree_cpu_seconds(pid: int) -> float:
     for child in process.children(recursive=True):
         try:
             child_times = child.cpu_times()
-            total += child_times.user + child_times.system
         except psutil.NoSuchProcess:
-            pass
+            continue
+        total += child_times.user + child_times.system + child_times.children_user + child_times.children_system
     return total
 
 
@@ -240,13 +241,18 @@ def task_outcomes(db: Path, run_id: str) -> dict[str, Any]:
                 (DAG_ID, run_id),
             ).fetchall()
         )
-        retries = conn.execute(
-            "SELECT COUNT(*) FROM task_instance WHERE dag_id = ? AND run_id = ? AND try_number > 1", (DAG_ID, run_id)
-        ).fetchone()[0]
+        retried = dict(
+            conn.execute(
+                "SELECT task_id, COUNT(*) FROM task_instance WHERE dag_id = ? AND run_id = ? AND try_number > 1 "
+                "GROUP BY task_id",
+                (DAG_ID, run_id),
+            ).fetchall()
+        )
     return {
         "states": states,
         "failed": states.get("failed", 0) + states.get("upstream_failed", 0),
-        "retries": retries,
+        "retries": sum(retried.values()),
+        "retried": retried,
     }
 
 
@@ -339,7 +345,7 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
         (f"{b} locations (baseline)", f"{small['wall_s']:.0f} s", f"run {small['state']}"),
         ("per location (slope)", f"{figures['scale.per_location_scheduler_s']:.2f} s", ""),
         ("failed tasks / retried tasks", f"{figures['scale.failed_tasks']} / {figures['scale.task_retries']}",
-         f"states of the big run: {outcomes[1]['states']}"),
+         f"states of the big run: {outcomes[1]['states']}; retried: {outcomes[1]['retried']}"),
         ("scheduler CPU share", f"{figures['scale.scheduler_cpu_share']:.0%}",
          f"{big['scheduler_cpu_s']:.0f} CPU s over {big['wall_s']:.0f} s; task processes "
          f"{figures['scale.task_processes_cpu_share']:.0%}"),
