@@ -91,3 +91,8 @@ airflow: install
 	AIRFLOW_CONN_AWS_DEFAULT='{"conn_type": "aws", "extra": {"endpoint_url": "http://127.0.0.1:'$${EMULATOR_PORT:-4566}'", "region_name": "us-east-1"}}' \
 	AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-local} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-local} \
 	$(VENV)/bin/airflow $(ARGS)
+
+# The nightly DAG with 200 locations under the real scheduler (<= 35 min); SCALE_LOCATIONS=N for another count.
+.PHONY: bench-scale
+bench-scale: install
+	$(PY) -m bench.bench_scale --locations $${SCALE_LOCATIONS:-200}

@@ -116,11 +116,11 @@ def housing_ab_rollout() -> None:
     def validate_params() -> dict[str, Any]:
         """Check the Params and environment settings; return the run's plan (names, S3 layout, rules)."""
         from airflow.sdk.exceptions import AirflowFailException
-        from sagemaker.core import image_uris
 
         from include.housing.ab_rollout import ALGORITHM_IMAGES, build_plan
         from include.housing.nightly import environment_settings
         from include.housing.params import InvalidParamsError
+        from include.sagemaker_images import image_uri
 
         context = get_current_context()
         dag_run = context["dag_run"]
@@ -129,7 +129,7 @@ def housing_ab_rollout() -> None:
             run_date = run_date_of(context)
             region = _hook().conn_region_name or "us-east-1"
             images = {
-                algorithm: image_uris.retrieve(framework, region=region, **({"version": v} if v else {}))
+                algorithm: image_uri(framework, region=region, version=v)
                 for algorithm, (framework, v) in ALGORITHM_IMAGES.items()
             }
             plan = build_plan(

@@ -151,10 +151,11 @@ def housing_mme_nightly() -> None:
         try:
             settings = environment_settings(environment_setting)
             run_date = run_date_of(context)
-            from sagemaker.core import image_uris
+            # The SDK's image config read directly: importing sagemaker.core cost every run seconds.
+            from include.sagemaker_images import image_uri as image_uri_of
 
             region = _hook().conn_region_name or "us-east-1"
-            image_uri = image_uris.retrieve("xgboost", region=region, version="1.7-1")
+            image_uri = image_uri_of("xgboost", region=region, version="1.7-1")
             plan = build_plan(
                 context["params"],
                 settings,
@@ -247,15 +248,18 @@ def housing_mme_nightly() -> None:
             """Score the new model and the one live for the run's date on its test split; decide."""
             _label(location)
             from include.housing.nightly import evaluate_artifacts
-            from sagemaker_fleet.operators.mme import live_version_on, read_live_record
+            from sagemaker_fleet.operators.mme import archive_reader, live_version_on, read_live_record, version_entry
 
             hook = _hook()
             record = read_live_record(hook, plan["registry_prefix"], location)
             # The baseline is what was live for this date (the day before it), not today's live version:
-            # a backfilled date is judged against its own past, and a rerun gets the same decision.
+            # a backfilled date is judged against its own past, and a rerun gets the same decision. Only a
+            # date older than the record's window reads an archive.
             day_before = dt.date.fromisoformat(plan["run_date"]) - dt.timedelta(days=1)
-            baseline = live_version_on(record, day_before)
-            baseline_uri = plan["mme_prefix"] + record["versions"][baseline]["target_model"] if baseline else None
+            read_archive = archive_reader(hook, plan["registry_prefix"])
+            baseline = live_version_on(record, day_before, read_archive)
+            baseline_entry = version_entry(record, baseline, read_archive) if baseline else None
+            baseline_uri = plan["mme_prefix"] + baseline_entry["target_model"] if baseline_entry else None
             result = evaluate_artifacts(
                 hook.s3_client,
                 location=location,

@@ -52,7 +52,7 @@ __all__ = [
 ]
 
 ROLES = ("champion", "challenger")
-# (framework name for sagemaker.core.image_uris.retrieve, version); None = the latest.
+# (framework name for include.sagemaker_images.image_uri, version); None = the latest.
 ALGORITHM_IMAGES: dict[str, tuple[str, str | None]] = {
     "xgboost": ("xgboost", "1.7-1"),
     "linear-learner": ("linear-learner", None),

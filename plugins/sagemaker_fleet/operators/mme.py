@@ -9,6 +9,16 @@ Layout::
                                 released_at}},
          "live_history": [{version, previous_version, at}, ...], "updated_at"}
 
+The record stays small however many versions a location accumulates (O(locations) for the fleet, not
+O(versions)): beyond ``2 * RECORD_WINDOW`` version entries, all but the newest ``RECORD_WINDOW`` (and the live
+one, and the one being written) move, in chunks of ``RECORD_WINDOW``, to immutable archive objects
+``registry/<location>/archive/<first>_<last>_<sha>.json`` (content-addressed, written ``IfNoneMatch``), listed in
+the record's ``archives`` as ``{key, first, last, count}``; ``live_history`` keeps its newest
+``2 * RECORD_WINDOW`` moves the same way. Lookups read the window first and an archive only for a version or
+date older than it (a backfill), so the nightly path never reads more than the record.
+:func:`list_locations` lists the registry prefix with a delimiter (one entry per location), never the MME
+prefix.
+
 A version is *released* once promotion accepted it (``released_at``), whether or not it moved the live
 pointer: a backfilled date older than the live version is released for its date but never made live.
 The version live on a date D is the newest released version dated on or before D
@@ -51,13 +61,19 @@ __all__ = [
     "MMEPromoteModelOperator",
     "MMERegisterModelOperator",
     "check_decision",
+    "archive_reader",
+    "list_live_models",
+    "list_locations",
     "list_registered_models",
     "live_version_on",
     "read_live_record",
     "update_record",
+    "version_entry",
 ]
 
 MAX_RECORD_ATTEMPTS = 10
+# Version entries (and live moves) a record keeps inline; beyond twice this, older ones go to archive objects.
+RECORD_WINDOW = 50
 # Larger artifacts are copied server-side (CopyObject IfNoneMatch) instead of read and re-put.
 MAX_IN_MEMORY_ARTIFACT_BYTES = 512 * 1024 * 1024
 _CONFLICT_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
@@ -101,20 +117,40 @@ def _date_key(day: dt.date | str) -> str:
     return _version_key(text)[0]
 
 
-def live_version_on(record: dict | None, day: dt.date | str) -> str | None:
+ArchiveReader = Callable[[str], dict]
+
+
+def _released(record: dict, entries: dict) -> list[str]:
+    return [v for v, entry in entries.items() if entry.get("released_at") or v == record.get("live_version")]
+
+
+def live_version_on(record: dict | None, day: dt.date | str, read_archive: ArchiveReader | None = None) -> str | None:
     """The version that was live for ``day`` (a date, ``YYYY-MM-DD`` or a version): the newest released
     version dated on or before it; None when the location had no released version by then.
 
     Released versions are those promotion accepted (``released_at``); the live pointer itself always is
-    one (records written before ``released_at`` existed count their live version).
+    one (records written before ``released_at`` existed count their live version). Archived versions are
+    read (``read_archive``, see :func:`archive_reader`) only when an archive could hold a newer answer than
+    the record's window, i.e. for dates older than the window (backfills).
     """
     if not record:
         return None
     cutoff = _date_key(day)
-    versions = record.get("versions") or {}
-    released = [v for v, entry in versions.items() if entry.get("released_at") or v == record.get("live_version")]
-    eligible = [v for v in released if _version_key(v)[0] <= cutoff]
-    return max(eligible, key=_version_key) if eligible else None
+    eligible = [v for v in _released(record, record.get("versions") or {}) if _version_key(v)[0] <= cutoff]
+    best = max(eligible, key=_version_key) if eligible else None
+    for archive in reversed(record.get("archives") or []):
+        if _version_key(archive["first"])[0] > cutoff or (best and _version_key(archive["last"]) <= _version_key(best)):
+            continue
+        if read_archive is None:
+            raise ValueError(
+                f"{record.get('location')}: the version live on {cutoff} may be archived ({archive['key']}); "
+                "pass read_archive=archive_reader(hook, registry_prefix)"
+            )
+        entries = read_archive(archive["key"]).get("versions", {})
+        older = [v for v in _released(record, entries) if _version_key(v)[0] <= cutoff]
+        if older and (best is None or _version_key(max(older, key=_version_key)) > _version_key(best)):
+            best = max(older, key=_version_key)
+    return best
 
 
 def check_decision(decision: Any, what: str) -> dict | None:
@@ -155,8 +191,104 @@ def read_live_record(hook: SageMakerFleetHook, registry_prefix: str, location: s
 
 
 def list_registered_models(hook: SageMakerFleetHook, mme_prefix: str) -> list[str]:
-    """TargetModels under the MME prefix, like the SDK's ``MultiDataModel.list_models``."""
+    """TargetModels under the MME prefix, like the SDK's ``MultiDataModel.list_models`` (every version: one
+    ListObjectsV2 page per 1,000; for the fleet's live models use :func:`list_live_models`)."""
     return hook.list_mme_models(mme_prefix)
+
+
+def list_locations(hook: SageMakerFleetHook, registry_prefix: str) -> list[str]:
+    """The locations with a registry record: one ListObjectsV2 entry per location (the archives under
+    ``<location>/`` collapse into one common prefix), whatever the number of versions."""
+    bucket, prefix = _prefix(registry_prefix, "registry_prefix")
+    names = []
+    for page in hook.s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
+        names.extend(
+            o["Key"][len(prefix) : -len(".json")] for o in page.get("Contents", []) if o["Key"].endswith(".json")
+        )
+    return sorted(names)
+
+
+def list_live_models(hook: SageMakerFleetHook, registry_prefix: str) -> dict[str, str | None]:
+    """location -> its live TargetModel (None before a first promotion): one record read per location."""
+    bucket, prefix = _prefix(registry_prefix, "registry_prefix")
+    live = {}
+    for location in list_locations(hook, registry_prefix):
+        record, _ = _read_record(hook.s3_client, bucket, f"{prefix}{location}.json")
+        live[location] = (record or {}).get("live_target_model")
+    return live
+
+
+def archive_reader(hook: SageMakerFleetHook, registry_prefix: str) -> ArchiveReader:
+    """A callable reading an archive object by the key a record lists (cached: archives never change)."""
+    bucket, _ = _prefix(registry_prefix, "registry_prefix")
+    cache: dict[str, dict] = {}
+
+    def read(key: str) -> dict:
+        if key not in cache:
+            cache[key] = json.loads(hook.s3_client.get_object(Bucket=bucket, Key=key)["Body"].read())
+        return cache[key]
+
+    return read
+
+
+def version_entry(record: dict | None, version: str, read_archive: ArchiveReader) -> dict | None:
+    """A version's entry from the record's window or, when older, from the archive that holds it."""
+    if not record:
+        return None
+    entry = (record.get("versions") or {}).get(version)
+    if entry is not None:
+        return entry
+    key = _version_key(version)
+    for archive in reversed(record.get("archives") or []):
+        if _version_key(archive["first"]) <= key <= _version_key(archive["last"]):
+            entry = read_archive(archive["key"]).get("versions", {}).get(version)
+            if entry is not None:
+                return entry
+    return None
+
+
+def _compact(s3: Any, bucket: str, key: str, record: dict, keep: tuple[str, ...]) -> dict:
+    """Move version entries and live moves beyond the window to immutable archive objects (see the module
+    docstring). Each archive is content-addressed and created with ``IfNoneMatch``, so a retried update
+    writes the same object again harmlessly, and an archive is referenced only once it exists."""
+    versions = record.get("versions") or {}
+    history = record.get("live_history") or []
+    if len(versions) <= 2 * RECORD_WINDOW and len(history) <= 2 * RECORD_WINDOW:
+        return record
+    pinned = {record.get("live_version"), *keep}
+    movable = sorted((v for v in versions if v not in pinned), key=_version_key)
+    to_archive = movable[: max(0, len(movable) - RECORD_WINDOW)] if len(versions) > 2 * RECORD_WINDOW else []
+    old_moves = history[: len(history) - RECORD_WINDOW] if len(history) > 2 * RECORD_WINDOW else []
+    chunks = [to_archive[i : i + RECORD_WINDOW] for i in range(0, len(to_archive), RECORD_WINDOW)] or [[]]
+    location_dir = key[: -len(".json")]
+    for index, chunk in enumerate(chunks):
+        moves = old_moves if index == len(chunks) - 1 else []
+        if not chunk and not moves:
+            continue
+        body = {
+            "location": record.get("location"),
+            "versions": {v: versions[v] for v in chunk},
+            "live_history": moves,
+        }
+        data = json.dumps(body, indent=1, sort_keys=True).encode("utf-8")
+        first, last = (chunk[0], chunk[-1]) if chunk else (moves[0]["version"], moves[-1]["version"])
+        archive_key = f"{location_dir}/archive/{first}_{last}_{hashlib.sha256(data).hexdigest()[:12]}.json"
+        try:
+            s3.put_object(Bucket=bucket, Key=archive_key, Body=data, ContentType="application/json", IfNoneMatch="*")
+        except Exception as error:
+            if _error_code(error) not in _CONFLICT_CODES:  # an earlier attempt wrote these very bytes
+                raise
+        if chunk:
+            record.setdefault("archives", []).append(
+                {"key": archive_key, "first": first, "last": last, "count": len(chunk)}
+            )
+        else:
+            record.setdefault("history_archives", []).append(archive_key)
+        for version in chunk:
+            del versions[version]
+    if old_moves:
+        record["live_history"] = history[len(old_moves) :]
+    return record
 
 
 def update_record(
@@ -166,12 +298,14 @@ def update_record(
     mutate: Callable[[dict | None], dict | None],
     *,
     max_attempts: int = MAX_RECORD_ATTEMPTS,
+    keep: tuple[str, ...] = (),
 ) -> tuple[dict | None, bool]:
     """Read-modify-write a record with S3 conditional writes; returns ``(record, written)``.
 
     ``mutate`` gets a fresh copy of the current record (None when absent) and returns the new record, or
     the same/None to leave it alone. It is called again on the re-read record after every conflict, so it
-    must decide from its argument only.
+    must decide from its argument only. A record that outgrew its window is compacted before it is written
+    (``keep``: versions that stay inline, e.g. the one just registered).
     """
     s3 = hook.s3_client
     bucket, key = record_key(registry_prefix, location)
@@ -181,6 +315,7 @@ def update_record(
         new = mutate(json.loads(json.dumps(current)) if current is not None else None)
         if new is None or new == snapshot:
             return current, False
+        new = _compact(s3, bucket, key, new, keep)
         condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
         try:
             s3.put_object(
@@ -301,7 +436,8 @@ class MMERegisterModelOperator(AwsBaseOperator[SageMakerFleetHook]):
                 "live_target_model": None,
                 "versions": {},
             }
-            known = record.setdefault("versions", {}).get(self.version)
+            known = version_entry(record, self.version, read_archive)
+            record.setdefault("versions", {})
             if known is not None:
                 if known.get("etag") != etag:
                     raise AirflowException(
@@ -310,13 +446,14 @@ class MMERegisterModelOperator(AwsBaseOperator[SageMakerFleetHook]):
                     )
                 if not metrics or known.get("metrics") == metrics:
                     return None  # a retry of the same registration: nothing to write
-                known["metrics"] = metrics
+                record["versions"][self.version] = {**known, "metrics": metrics}
             else:
                 record["versions"][self.version] = dict(entry)
             record["updated_at"] = _utcnow()
             return record
 
-        _, written = update_record(self.hook, self.registry_prefix, self.location, add_version)
+        read_archive = archive_reader(self.hook, self.registry_prefix)
+        _, written = update_record(self.hook, self.registry_prefix, self.location, add_version, keep=(self.version,))
         self.log.info("Registry record of %s %s", self.location, "updated" if written else "already up to date")
         return {
             "location": self.location,
@@ -443,14 +580,16 @@ class MMEPromoteModelOperator(AwsBaseOperator[SageMakerFleetHook]):
         outcome: dict[str, Any] = {}
 
         def promote(record: dict | None) -> dict | None:
-            if record is None or self.version not in record.get("versions", {}):
+            archived = version_entry(record, self.version, read_archive)
+            if record is None or archived is None:
                 raise AirflowException(
                     f"{self.location} {self.version} is not in the registry "
                     f"({self.registry_prefix}); run MMERegisterModelOperator first"
                 )
             live = record.get("live_version")
             outcome.update(previous_version=live, live_version=live, promoted=False)
-            entry = record["versions"][self.version]
+            # An archived version (a rollback to an old one) comes back into the record's window.
+            entry = record.setdefault("versions", {}).setdefault(self.version, dict(archived))
             newly_released = not entry.get("released_at")
             if newly_released:
                 entry["released_at"] = _utcnow()
@@ -473,7 +612,8 @@ class MMEPromoteModelOperator(AwsBaseOperator[SageMakerFleetHook]):
             outcome["reason"] = f"{self.version} is live (was {live})" if live else f"{self.version} is live (first)"
             return record
 
-        update_record(self.hook, self.registry_prefix, self.location, promote)
+        read_archive = archive_reader(self.hook, self.registry_prefix)
+        update_record(self.hook, self.registry_prefix, self.location, promote, keep=(self.version,))
         self.log.info("%s: %s", self.location, outcome["reason"])
         outcome["asset_event"] = self._announce(context, outcome) if outcome["promoted"] else False
         return {"location": self.location, "version": self.version, **outcome}
