@@ -36,6 +36,7 @@ LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
 SUM_SCRIPT = textwrap.dedent(
     """
     import json, os, sys, time
+    started = time.time()
     seen = sorted(os.listdir("/opt/ml/processing/input/data"))
     total = sum(int(line) for name in seen for line in open(os.path.join("/opt/ml/processing/input/data", name)))
     rendezvous = os.environ.get("RENDEZVOUS")
@@ -56,6 +57,8 @@ SUM_SCRIPT = textwrap.dedent(
         "label": os.environ.get("JOB_LABEL"),
         "python": sys.executable,
         "argv": sys.argv[1:],
+        "started": started,
+        "ended": time.time(),
     }
     with open("/opt/ml/processing/output/result.json", "w") as out:
         json.dump(result, out)
