@@ -18,6 +18,7 @@ BENCHMARKS = [
     "bench.bench_deferral",
     "bench.bench_linear_learner",
     "bench.bench_durability",
+    "bench.bench_processing",
 ]
 RESULTS = Path(__file__).resolve().parent / "results.json"
 

@@ -1,0 +1,103 @@
+"""Processing on the emulator vs the same script run directly: the seed's preprocessing script (pandas and
+scikit-learn) on 1,000 churn rows. ``processing.overhead_s`` = median(CreateProcessingJob -> Completed)
+- median(the script alone), target <= 0.5 s. The script's own imports (about 1.5 s) are in both, so they are
+not overhead."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import client, emulator, median, print_table
+from tests.emulator.processing_helpers import (
+    CHURN_SCRIPT,
+    churn_csv,
+    ensure_bucket,
+    processing_request,
+    s3_input,
+    s3_output,
+)
+
+BUCKET = "bench-processing"
+REPEATS = 5
+TARGET_OVERHEAD_S = 0.5
+
+
+def _direct_seconds(data: bytes) -> float:
+    """The floor: the script in a plain process, its /opt/ml/processing paths pointed at a temp dir."""
+    timings = []
+    with tempfile.TemporaryDirectory(prefix="bench-processing-") as tmp:
+        root = Path(tmp)
+        for folder in ("input", "train", "test"):
+            (root / folder).mkdir()
+        (root / "input" / "raw_churn.csv").write_bytes(data)
+        script = root / "preprocessing.py"
+        script.write_text(CHURN_SCRIPT.read_text().replace("/opt/ml/processing", str(root)))
+        for _ in range(REPEATS + 1):  # the first run warms the page cache, as the emulator's warm-up job does
+            started = time.perf_counter()
+            subprocess.run(
+                [sys.executable, str(script), "--train-test-split-ratio", "0.2"], check=True, capture_output=True
+            )
+            timings.append(time.perf_counter() - started)
+    return median(timings[1:])
+
+
+def _job_seconds(sm, request: dict) -> float:
+    started = time.perf_counter()
+    sm.create_processing_job(**request)
+    while True:
+        status = sm.describe_processing_job(ProcessingJobName=request["ProcessingJobName"])["ProcessingJobStatus"]
+        if status == "Completed":
+            return time.perf_counter() - started
+        if status in ("Failed", "Stopped"):
+            raise RuntimeError(f"{request['ProcessingJobName']} ended {status}")
+        time.sleep(0.02)
+
+
+def run() -> dict[str, float]:
+    data = churn_csv(1000)
+    with emulator() as emu:
+        isolation = emu.health()["processing_isolation"]
+        sm, s3 = client(emu, "sagemaker"), client(emu, "s3")
+        ensure_bucket(s3, BUCKET)
+        s3.put_object(Bucket=BUCKET, Key="raw/raw_churn.csv", Body=data)
+        s3.put_object(Bucket=BUCKET, Key="code/preprocessing.py", Body=CHURN_SCRIPT.read_bytes())
+
+        def request(name: str) -> dict:
+            return processing_request(
+                name,
+                code_uri=f"s3://{BUCKET}/code/preprocessing.py",
+                script="preprocessing.py",
+                inputs=[s3_input("input-1", f"s3://{BUCKET}/raw/", "/opt/ml/processing/input")],
+                outputs=[
+                    s3_output("train", f"s3://{BUCKET}/out/{name}", "/opt/ml/processing/train"),
+                    s3_output("test", f"s3://{BUCKET}/out/{name}", "/opt/ml/processing/test"),
+                ],
+                arguments=["--train-test-split-ratio", "0.2"],
+            )
+
+        _job_seconds(sm, request("bench-warmup"))
+        jobs = [_job_seconds(sm, request(f"bench-job-{i}")) for i in range(REPEATS)]
+    direct = _direct_seconds(data)
+    job = median(jobs)
+    overhead = round(job - direct, 3)
+    print_table(
+        f"Processing (1,000-row churn preprocessing, pandas + scikit-learn; /opt/ml via {isolation})",
+        [
+            ("script alone (median)", f"{direct:.3f} s", ""),
+            ("processing job (median)", f"{job:.3f} s", ""),
+            ("overhead", f"{overhead:.3f} s", f"target <= {TARGET_OVERHEAD_S} s"),
+        ],
+    )
+    return {
+        "processing.overhead_s": overhead,
+        "processing.job_s": round(job, 3),
+        "processing.script_alone_s": round(direct, 3),
+    }
+
+
+if __name__ == "__main__":
+    print(run())
