@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import textwrap
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -204,3 +205,22 @@ def test_provider_processing_operator_sync_deferrable_and_sensor(emulator, sm, s
         assert sm.describe_processing_job(ProcessingJobName=name)["ProcessingJobStatus"] == "Completed"
         keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"processed/{name}/")["Contents"]}
         assert keys == {f"processed/{name}/train.csv", f"processed/{name}/test.csv"}
+
+
+def test_processing_job_link_opens_the_console_or_the_emulators_description(emulator, sm, s3) -> None:
+    from airflow.providers.amazon.aws.links.base_aws import BaseAwsLink
+
+    from sagemaker_fleet.links.sagemaker import SageMakerProcessingJobLink
+
+    console = SageMakerProcessingJobLink().format_link(
+        region_name="eu-west-1", aws_domain=BaseAwsLink.get_aws_domain("aws"), name="churn-preprocessing"
+    )
+    assert (
+        console == "https://console.aws.amazon.com/sagemaker/home?region=eu-west-1#/processing-jobs/churn-preprocessing"
+    )
+    name = unique("proc-link")
+    sm.create_processing_job(**job_config(s3, name))
+    link = SageMakerProcessingJobLink().format_link(emulator_url=emulator.url, name=name)
+    assert link == f"{emulator.url}/_emulator/resources/processing-job/{name}"
+    with urllib.request.urlopen(link, timeout=10) as answer:
+        assert json.loads(answer.read())["ProcessingJobName"] == name
