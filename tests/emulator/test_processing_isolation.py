@@ -8,6 +8,8 @@ from pathlib import Path
 
 import boto3
 import psutil
+import pytest
+from botocore.exceptions import ClientError
 
 from include.sagemaker_emulator.process import EmulatorProcess
 from tests.emulator.helpers import unique
@@ -65,3 +67,24 @@ def test_a_kill_ends_the_script_and_the_job_comes_back_failed(tmp_path) -> None:
         assert job["ProcessingJobStatus"] == "Failed"
         assert "stopped while this processing job was running" in job["FailureReason"]
         assert not (data / "processing" / name).exists()
+
+
+def test_processing_has_its_own_concurrency_quota(tmp_path) -> None:
+    with EmulatorProcess(tmp_path / "data", extra_args=["--max-processing-jobs", "1"]) as emu:
+        sm, s3 = clients(emu)
+        code = put_script(s3, "sleep.py", SLEEPING_SCRIPT)
+        running = unique("quota-first")
+        sm.create_processing_job(**processing_request(running, code_uri=code, script="sleep.py"))
+        refused = unique("quota-second")
+        with pytest.raises(ClientError) as over:
+            sm.create_processing_job(**processing_request(refused, code_uri=code, script="sleep.py"))
+        assert over.value.response["Error"]["Code"] == "ResourceLimitExceeded"
+        assert "for processing job usage' is 1 Instances" in over.value.response["Error"]["Message"]
+        assert not sm.list_processing_jobs(NameContains=refused)["ProcessingJobSummaries"]
+        sm.stop_processing_job(ProcessingJobName=running)
+        assert wait_processing(sm, running)["ProcessingJobStatus"] == "Stopped"
+        # The slot is free again once the first job stopped.
+        sm.create_processing_job(
+            **processing_request(refused, code_uri=put_script(s3, "ok.py", "print(1)\n"), script="ok.py")
+        )
+        assert wait_processing(sm, refused)["ProcessingJobStatus"] == "Completed"
