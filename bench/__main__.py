@@ -20,6 +20,7 @@ BENCHMARKS = [
     "bench.bench_libsvm",
     "bench.bench_distributed",
     "bench.bench_durability",
+    "bench.bench_processing",
 ]
 RESULTS = Path(__file__).resolve().parent / "results.json"
 

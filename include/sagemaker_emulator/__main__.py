@@ -43,6 +43,19 @@ def parse_args(argv: list[str] | None = None) -> EmulatorConfig:
         help="concurrent training jobs before ResourceLimitExceeded, like an account quota",
     )
     parser.add_argument(
+        "--max-processing-jobs",
+        type=int,
+        default=int(os.environ.get("EMULATOR_MAX_PROCESSING_JOBS", "8")),
+        help="concurrent processing jobs before ResourceLimitExceeded, like an account quota",
+    )
+    parser.add_argument(
+        "--processing-isolation",
+        choices=("auto", "namespace", "lock"),
+        default=os.environ.get("EMULATOR_PROCESSING_ISOLATION", "auto"),
+        help="namespace: each processing job gets a private /opt/ml (root + unshare); lock: one job at a time "
+        "uses the real /opt/ml; auto: namespace when it works here",
+    )
+    parser.add_argument(
         "--mme-cache-size",
         type=int,
         default=int(os.environ.get("EMULATOR_MME_CACHE_SIZE", "100")),
@@ -72,6 +85,13 @@ def parse_args(argv: list[str] | None = None) -> EmulatorConfig:
         parser.error("--journal-compact-bytes must be >= 1")
     if args.durability not in ("write", "fsync", "off"):
         parser.error(f"--durability (or EMULATOR_DURABILITY) must be write, fsync or off, not {args.durability!r}")
+    if args.processing_isolation not in ("auto", "namespace", "lock"):
+        parser.error(
+            "--processing-isolation (or EMULATOR_PROCESSING_ISOLATION) must be auto, namespace or lock, "
+            f"not {args.processing_isolation!r}"
+        )
+    if args.max_processing_jobs < 1:
+        parser.error("--max-processing-jobs must be >= 1")
     return EmulatorConfig(
         host=args.host,
         port=args.port,
@@ -79,6 +99,8 @@ def parse_args(argv: list[str] | None = None) -> EmulatorConfig:
         time_scale=args.time_scale,
         min_transition_seconds=args.min_transition_seconds,
         max_concurrent_training_jobs=args.max_training_jobs,
+        max_concurrent_processing_jobs=args.max_processing_jobs,
+        processing_isolation=args.processing_isolation,
         mme_cache_size=args.mme_cache_size,
         durability=args.durability,
         journal_compact_bytes=args.journal_compact_bytes,

@@ -26,6 +26,12 @@ class EmulatorConfig:
     min_transition_seconds: float = 0.2
     # Like an account's training-job quota: CreateTrainingJob beyond it answers ResourceLimitExceeded.
     max_concurrent_training_jobs: int = 8
+    # The same quota for processing jobs (CreateProcessingJob beyond it answers ResourceLimitExceeded).
+    max_concurrent_processing_jobs: int = 8
+    # How a processing script sees its own /opt/ml: "namespace" (a private mount namespace per job, root +
+    # unshare), "lock" (one job at a time through /opt/ml under a machine-wide lock) or "auto" (namespace
+    # when it works here, else lock).
+    processing_isolation: str = "auto"
     # How many multi-model-endpoint models each variant keeps loaded (least recently used are unloaded).
     mme_cache_size: int = 100
     # How acknowledged writes are kept: "write" = in the OS before the answer (survives kill -9),

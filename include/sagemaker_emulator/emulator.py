@@ -10,8 +10,10 @@ from .aws import MotoFacade
 from .config import EmulatorConfig
 from .durability import Quarantine
 from .faults import FaultRegistry
+from .jobs import WorkerPool
+from .processing import ProcessingRunner
 from .store import Store
-from .training import TrainingRunner
+from .training import WORKER_PRELOAD, TrainingRunner
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +32,19 @@ class Emulator:
             compact_bytes=config.journal_compact_bytes,
         )
         self.faults = FaultRegistry()
-        self.training = TrainingRunner(self)
         self.serving: Any = _serving_plane(self)
+        # One pool starts every job kind's workers; each runner gets only what it acts on.
+        self.workers = WorkerPool(WORKER_PRELOAD)
+        needs = {"store": self.store, "moto": self.moto, "faults": self.faults, "config": config, "pool": self.workers}
+        self.training = TrainingRunner(warm_after=getattr(self.serving, "restored", None), **needs)
+        self.processing = ProcessingRunner(**needs)
         self._stop = threading.Event()
         self._compactor: threading.Thread | None = None
 
     def start(self) -> None:
         self.moto.restore()
         self.training.start()
+        self.processing.start()
         if self.serving is not None:
             self.serving.start()
         self._compactor = threading.Thread(
@@ -47,6 +54,7 @@ class Emulator:
 
     def shutdown(self) -> None:
         self.training.shutdown()
+        self.processing.shutdown()
         if self.serving is not None:
             self.serving.shutdown()
         self._stop.set()
@@ -63,6 +71,9 @@ class Emulator:
             "time_scale": self.config.time_scale,
             "min_transition_seconds": self.config.min_transition_seconds,
             "training_jobs_in_progress": sum(1 for j in jobs if j["TrainingJobStatus"] == "InProgress"),
+            "processing_jobs_in_progress": self.processing.running(),
+            # How processing jobs see /opt/ml: "namespace" (private mount per job) or "lock" (one at a time).
+            "processing_isolation": self.processing.isolation,
             "endpoints": len(self.store.list("endpoint")),
             "serving": self.serving is not None,
             "durability": self.moto.health(),

@@ -4,6 +4,8 @@ Each fault is ``{"type": ..., "count": N}`` (count omitted or null = until ``DEL
 plus filters. Types:
 
 - ``training_failure``: the next matching training jobs end Failed (``name_contains``, ``reason``).
+- ``processing_failure``: the next matching processing jobs end Failed before their script runs
+  (``name_contains``, ``reason``).
 - ``deployment_failure``: the next matching endpoint create/update cannot load (``endpoint_name``).
 - ``throttle``: the next control-plane calls answer ThrottlingException (``operations``: list of names).
 - ``variant_latency``: adds ``latency_ms`` to a variant's answers (``endpoint_name``, ``variant_name``).
@@ -18,6 +20,7 @@ from typing import Any
 
 FAULT_TYPES = {
     "training_failure": {"name_contains", "reason"},
+    "processing_failure": {"name_contains", "reason"},
     "deployment_failure": {"endpoint_name", "reason"},
     "throttle": {"operations"},
     "variant_latency": {"endpoint_name", "variant_name", "latency_ms"},

@@ -1,10 +1,10 @@
-"""Training jobs: the control-plane operations and the runner that really trains.
+"""Training jobs: the runner that really trains (the operations are in ``training_operations.py``).
 
-Each job runs its algorithm in its own worker process (forked from a forkserver that has xgboost and
-scikit-learn imported already, so a job starts in milliseconds), so a crash, a stop or a timeout can never
-take the server down. The server thread that watches the job downloads the channels from S3 into an
-/opt/ml-like job directory, tails the worker's log into CloudWatch Logs, walks the real
-SecondaryStatus sequence, and uploads ``model.tar.gz`` when the algorithm succeeds.
+Each job runs its algorithm in its own worker process, one per host for distributed XGBoost (forked from the
+pool's forkserver, which has xgboost and scikit-learn imported already, so a job starts in milliseconds), so a
+crash, a stop or a timeout can never take the server down. The job's watcher thread (``jobs.JobRunner``) downloads the channels from S3 into an
+/opt/ml-like job directory, tails the worker's log into CloudWatch Logs, walks the real SecondaryStatus
+sequence, and uploads ``model.tar.gz`` when the algorithm succeeds.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import multiprocessing
 import os
 import re
 import shutil
@@ -22,23 +21,17 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .aws import MissingObject
-from .control_plane import RequestContext, check_tags, list_page, now, operation, paged, save_tags
-from .errors import AwsError, constraint_error, not_found, validation_error
-from .lifeline import SERVER_PID_ENV, exit_with
+from .control_plane import now
+from .jobs import Failed as _Failed
+from .jobs import JobKind, JobRunner, LogShipper, Stopped
+from .lifeline import exit_with
 from .safe_paths import KeyEscapesChannel, channel_file, inside
-from .store import public
-from .validation import arn, check_name, check_role, require, split_s3_uri
-
-if TYPE_CHECKING:
-    from .emulator import Emulator
+from .validation import split_s3_uri
 
 log = logging.getLogger(__name__)
 
-TERMINAL = {"Completed", "Failed", "Stopped"}
-CHANNEL_NAME = re.compile(r"^[A-Za-z0-9\.\-_]+$")
 # Nominal seconds AWS spends in each phase before the real work; multiplied by the time scale.
 NOMINAL_SECONDS = {"Starting": 60.0, "Downloading": 20.0, "Uploading": 5.0, "Stopping": 5.0}
 STATUS_MESSAGES = {
@@ -53,229 +46,26 @@ STATUS_MESSAGES = {
     "MaxRuntimeExceeded": "Job exceeded MaxRuntimeInSeconds provided",
 }
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
-# The forkserver warm-up waits at most this long for the serving plane to restore its endpoints.
-RESTORE_WAIT_SECONDS = 30.0
 INTERRUPTED_REASON = (
     "InternalServerError: The local SageMaker emulator stopped while this training job was running. "
     "Start the job again under a new name."
 )
-
-
-# -- operations -------------------------------------------------------------------------------------------
-def _check_channels(ctx: RequestContext, body: dict[str, Any], role: str) -> list[dict[str, Any]]:
-    channels = body.get("InputDataConfig") or []
-    if not isinstance(channels, list) or len(channels) > 20:
-        raise constraint_error(channels, "inputDataConfig", "Member must have length less than or equal to 20")
-    seen: set[str] = set()
-    checked = []
-    for index, channel in enumerate(channels, start=1):
-        member = f"inputDataConfig.{index}.member"
-        name = channel.get("ChannelName") if isinstance(channel, dict) else None
-        if not name or len(name) > 64 or not CHANNEL_NAME.match(name):
-            raise constraint_error(
-                name, f"{member}.channelName", "Member must satisfy regular expression pattern: [A-Za-z0-9\\.\\-_]+"
-            )
-        if name in (".", ".."):
-            # The pattern allows them, but as a directory below /opt/ml/input/data they would name another one.
-            raise validation_error(
-                f"Channel name {name!r} is not supported by the local emulator: it names a directory outside "
-                "/opt/ml/input/data. Choose a channel name with a letter or digit."
-            )
-        if name in seen:
-            raise validation_error(f"Channel names must be unique. Channel {name} is specified more than once.")
-        seen.add(name)
-        source = require(channel, "DataSource", "S3DataSource")
-        uri = require(source, "S3Uri")
-        data_type = require(source, "S3DataType")
-        if data_type != "S3Prefix":
-            raise validation_error(f"S3DataType {data_type} in channel {name} is not emulated locally; use S3Prefix.")
-        bucket, prefix = split_s3_uri(uri, f"InputDataConfig channel {name} S3Uri")
-        try:
-            found = ctx.emulator.moto.s3_list(bucket, prefix)
-        except MissingObject:
-            found = []
-        if not found:
-            raise validation_error(
-                f'No S3 objects found under S3 URL "{uri}" given in input data source. Please ensure that the '
-                f"bucket exists in the selected region ({ctx.region}), that objects exist under that S3 prefix, "
-                f'and that the role "{role}" has "s3:ListBucket" permissions on bucket "{bucket}".'
-            )
-        checked.append(
-            {
-                **channel,
-                "DataSource": {"S3DataSource": {"S3DataDistributionType": "FullyReplicated", **source}},
-                "CompressionType": channel.get("CompressionType", "None"),
-                "RecordWrapperType": channel.get("RecordWrapperType", "None"),
-            }
-        )
-    return checked
-
-
-@operation("CreateTrainingJob")
-def create_training_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
-    from .algorithms import DEFAULT_METRIC_DEFINITIONS, UnsupportedImageError, algorithm_for_image, algorithm_version
-
-    name = check_name(body.get("TrainingJobName"), "trainingJobName")
-    spec = require(body, "AlgorithmSpecification")
-    image = spec.get("TrainingImage")
-    if not image:
-        raise validation_error(
-            "AlgorithmSpecification.TrainingImage is required (algorithm resources are not emulated)."
-        )
-    try:
-        algorithm = algorithm_for_image(image)
-    except UnsupportedImageError as exc:
-        raise validation_error(f"Requested image {image} not found. {exc}") from exc
-    input_mode = require(spec, "TrainingInputMode")
-    if input_mode not in ("File", "Pipe", "FastFile"):
-        raise constraint_error(
-            input_mode,
-            "algorithmSpecification.trainingInputMode",
-            "Member must satisfy enum value set: [Pipe, File, FastFile]",
-        )
-    role = check_role(require(body, "RoleArn"))
-    output_path = require(body, "OutputDataConfig", "S3OutputPath")
-    split_s3_uri(output_path, "OutputDataConfig.S3OutputPath")
-    resources = require(body, "ResourceConfig")
-    require(resources, "InstanceType")
-    count = require(resources, "InstanceCount")
-    if not isinstance(count, int) or count < 1:
-        raise constraint_error(
-            count, "resourceConfig.instanceCount", "Member must have value greater than or equal to 1"
-        )
-    volume = require(resources, "VolumeSizeInGB")
-    if not isinstance(volume, int) or volume < 1:
-        # The model allows 0 for instance groups, which are not emulated; one instance needs a volume.
-        raise constraint_error(
-            volume, "resourceConfig.volumeSizeInGB", "Member must have value greater than or equal to 1"
-        )
-    stopping = require(body, "StoppingCondition")
-    max_runtime = stopping.get("MaxRuntimeInSeconds", 86400)
-    if not isinstance(max_runtime, int) or max_runtime < 1:
-        raise constraint_error(
-            max_runtime, "stoppingCondition.maxRuntimeInSeconds", "Member must have value greater than or equal to 1"
-        )
-    hyperparameters = body.get("HyperParameters") or {}
-    if not isinstance(hyperparameters, dict) or len(hyperparameters) > 100:
-        raise constraint_error(hyperparameters, "hyperParameters", "Member must have length less than or equal to 100")
-    for key, value in hyperparameters.items():
-        if not isinstance(value, str):
-            raise constraint_error(value, f"hyperParameters.{key}", "Member must be a string")
-    channels = _check_channels(ctx, body, role)
-    tags = check_tags(body.get("Tags"))
-
-    emulator = ctx.emulator
-    job_arn = arn(ctx.region, "training-job", name)
-    created = now()
-    store = emulator.store
-    with store.locked():
-        if store.get("training-job", name) is not None:
-            raise AwsError(
-                "ResourceInUse",
-                "Training job names must be unique within an AWS account and region, and a training job with "
-                f"this name already exists ({job_arn})",
-            )
-        # The quota counts instances: a 2-instance job takes two.
-        running = sum(
-            int(j["ResourceConfig"].get("InstanceCount", 1))
-            for j in store.list("training-job")
-            if j["TrainingJobStatus"] in ("InProgress", "Stopping")
-        )
-        limit = emulator.config.max_concurrent_training_jobs
-        if running + count > limit:
-            raise AwsError(
-                "ResourceLimitExceeded",
-                f"The account-level service limit '{resources['InstanceType']} for training job usage' is {limit} "
-                f"Instances, with current utilization of {running} Instances and a request delta of {count} Instances. "
-                "Please use AWS Service Quotas to request an increase for this quota. If AWS Service Quotas is not "
-                "available, contact AWS support to request an increase for this quota.",
-            )
-        record = {
-            "TrainingJobName": name,
-            "TrainingJobArn": job_arn,
-            "ModelArtifacts": {"S3ModelArtifacts": ""},
-            "TrainingJobStatus": "InProgress",
-            "SecondaryStatus": "Starting",
-            "HyperParameters": hyperparameters,
-            "AlgorithmSpecification": {
-                **spec,
-                "MetricDefinitions": spec.get("MetricDefinitions") or DEFAULT_METRIC_DEFINITIONS.get(algorithm, []),
-                "EnableSageMakerMetricsTimeSeries": spec.get("EnableSageMakerMetricsTimeSeries", False),
-            },
-            "RoleArn": role,
-            "InputDataConfig": channels,
-            "OutputDataConfig": {"KmsKeyId": "", "CompressionType": "GZIP", **body["OutputDataConfig"]},
-            "ResourceConfig": resources,
-            "StoppingCondition": {**stopping, "MaxRuntimeInSeconds": max_runtime},
-            "CreationTime": created,
-            "LastModifiedTime": created,
-            "SecondaryStatusTransitions": [
-                {"Status": "Starting", "StartTime": created, "StatusMessage": STATUS_MESSAGES["Starting"]}
-            ],
-            "EnableNetworkIsolation": bool(body.get("EnableNetworkIsolation", False)),
-            "EnableInterContainerTrafficEncryption": bool(body.get("EnableInterContainerTrafficEncryption", False)),
-            "EnableManagedSpotTraining": bool(body.get("EnableManagedSpotTraining", False)),
-            "_algorithm": algorithm,
-            # The container version decides validation and early-stopping rules (e.g. `silent` only in 1.0-1).
-            "_algorithm_version": algorithm_version(image),
-            "_region": ctx.region,
-            "_log_stream": f"{name}/algo-1-{int(created)}",
-        }
-        for optional in (
-            "VpcConfig",
-            "CheckpointConfig",
-            "DebugHookConfig",
-            "Environment",
-            "RetryStrategy",
-            "ExperimentConfig",
-            "ProfilerConfig",
-        ):
-            if body.get(optional) is not None:
-                record[optional] = body[optional]
-        store.put("training-job", name, record)
-    if tags:
-        save_tags(ctx, job_arn, tags)
-    emulator.training.submit(name)
-    return {"TrainingJobArn": job_arn}
-
-
-def _get_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
-    record = ctx.emulator.store.get("training-job", require(body, "TrainingJobName"))
-    if record is None:
-        raise not_found()
-    return record
-
-
-@operation("DescribeTrainingJob")
-def describe_training_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
-    return public(_get_job(ctx, body))
-
-
-@operation("StopTrainingJob")
-def stop_training_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
-    record = _get_job(ctx, body)
-    status = record["TrainingJobStatus"]
-    if status in TERMINAL:
-        raise validation_error(f"The request was rejected because the training job is in status {status}.")
-    ctx.emulator.training.stop(record["TrainingJobName"])
-    return {}
-
-
-@operation("ListTrainingJobs")
-def list_training_jobs(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
-    page, token = list_page(
-        ctx.emulator.store.list("training-job"), body, name_key="TrainingJobName", status_key="TrainingJobStatus"
-    )
-    keys = (
-        "TrainingJobName",
-        "TrainingJobArn",
-        "CreationTime",
-        "TrainingEndTime",
-        "LastModifiedTime",
-        "TrainingJobStatus",
-        "SecondaryStatus",
-    )
-    return paged("TrainingJobSummaries", [{k: r[k] for k in keys if k in r} for r in page], token)
+TRAINING = JobKind(
+    store_kind="training-job",
+    name_key="TrainingJobName",
+    status_key="TrainingJobStatus",
+    log_group=LOG_GROUP,
+    jobs_dir="training",
+    interrupted_reason=INTERRUPTED_REASON,
+)
+# What the forkserver imports once, so each training worker starts with it loaded.
+WORKER_PRELOAD = (
+    "include.sagemaker_emulator.algorithms",
+    "xgboost",
+    "numpy",
+    "sklearn.linear_model",
+    "sklearn.preprocessing",
+)
 
 
 # -- the worker process ---------------------------------------------------------------------------------------
@@ -318,101 +108,24 @@ def _fail(root: Path, reason: str, emit: Any) -> None:
     (root / "output" / "failure").write_text(reason)
 
 
-def _warm_up(server_pid: int) -> None:
-    """Runs in a throwaway worker so the forkserver is started before the first job needs it."""
-    exit_with(server_pid)
+class TrainingRunner(JobRunner):
+    kind = TRAINING
 
+    def __init__(self, *, warm_after: threading.Event | None = None, **needs: Any):
+        super().__init__(**needs)
+        self._warm_after = warm_after
 
-class _Stopped(Exception):
-    def __init__(self, secondary: str):
-        super().__init__(secondary)
-        self.secondary = secondary
-
-
-class TrainingRunner:
-    def __init__(self, emulator: Emulator):
-        self.emulator = emulator
-        self._stop_events: dict[str, threading.Event] = {}
-        self._threads: dict[str, threading.Thread] = {}
-        self._lock = threading.Lock()
-        self._shutting_down = threading.Event()
-        self._mp = multiprocessing.get_context("forkserver")
-        # The forkserver inherits the environment: it learns whom to watch before it imports anything heavy.
-        os.environ[SERVER_PID_ENV] = str(os.getpid())
-        self._mp.set_forkserver_preload(
-            [
-                "include.sagemaker_emulator.forkserver_lifeline",
-                "include.sagemaker_emulator.algorithms",
-                "xgboost",
-                "numpy",
-                "sklearn.linear_model",
-                "sklearn.preprocessing",
-            ]
-        )
-        self.jobs_root = Path(emulator.config.data_dir) / "training"
-
-    # -- lifecycle ------------------------------------------------------------------------------------------
     def start(self) -> None:
-        self.recover()
-        threading.Thread(target=self._warm, name="forkserver-warmup", daemon=True).start()
+        super().start()
+        if self.pool is not None:
+            self.pool.warm(self._warm_after)
 
-    def _warm(self) -> None:
-        restored = getattr(self.emulator.serving, "restored", None)
-        if restored is not None:
-            restored.wait(RESTORE_WAIT_SECONDS)
-        try:
-            worker = self._mp.Process(target=_warm_up, args=(os.getpid(),))
-            worker.start()
-            worker.join()
-        except Exception:
-            log.exception("could not warm up the training forkserver")
-
-    def recover(self) -> None:
-        """Jobs that were running when the emulator stopped come back Failed, saying why, and every job
-        directory goes: no job runs yet, so none is needed (a kill -9 leaves them behind)."""
-        for record in self.emulator.store.list("training-job"):
-            if record["TrainingJobStatus"] in ("InProgress", "Stopping"):
-                self._finish(
-                    record["TrainingJobName"],
-                    "Failed",
-                    "Failed",
-                    failure=INTERRUPTED_REASON,
-                    TrainingEndTime=now(),
-                )
-        if self.jobs_root.is_dir():
-            for leftover in self.jobs_root.iterdir():
-                if leftover.is_dir() and not leftover.is_symlink():
-                    shutil.rmtree(leftover, ignore_errors=True)
-                else:
-                    leftover.unlink(missing_ok=True)
-                log.info("removed the job directory %s left by the previous run", leftover)
-
-    def shutdown(self, timeout: float = 5.0) -> None:
-        self._shutting_down.set()
-        with self._lock:
-            events = list(self._stop_events.values())
-            threads = list(self._threads.values())
-        for event in events:
-            event.set()
-        deadline = time.monotonic() + timeout
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-
-    # -- jobs -------------------------------------------------------------------------------------------------
-    def submit(self, name: str) -> None:
-        stop = threading.Event()
-        thread = threading.Thread(target=self._run, args=(name, stop), name=f"training-{name}", daemon=True)
-        with self._lock:
-            self._stop_events[name] = stop
-            self._threads[name] = thread
-        thread.start()
+    def _interrupted(self, name: str) -> None:
+        self._finish(name, "Failed", "Failed", failure=INTERRUPTED_REASON, TrainingEndTime=now())
 
     def stop(self, name: str) -> None:
         self._transition(name, "Stopping", primary="Stopping")
-        with self._lock:
-            event = self._stop_events.get(name)
-        if event is not None:
-            event.set()
+        self.signal_stop(name)
 
     def _transition(
         self, name: str, secondary: str, primary: str | None = None, message: str | None = None, **fields: Any
@@ -439,7 +152,7 @@ class TrainingRunner:
             record["LastModifiedTime"] = stamp
             record.update(fields)
 
-        self.emulator.store.update("training-job", name, change)
+        self.store.update("training-job", name, change)
 
     def _finish(self, name: str, primary: str, secondary: str, failure: str | None = None, **fields: Any) -> None:
         extra = dict(fields)
@@ -447,20 +160,14 @@ class TrainingRunner:
             extra["FailureReason"] = failure
         self._transition(name, secondary, primary=primary, **extra)
 
-    def _wait(self, seconds: float, stop: threading.Event) -> None:
-        if seconds > 0 and stop.wait(seconds):
-            raise _Stopped("Stopped")
-        if stop.is_set():
-            raise _Stopped("Stopped")
-
     def _run(self, name: str, stop: threading.Event) -> None:
-        emulator = self.emulator
-        record = emulator.store.get("training-job", name)
+        record = self.store.get("training-job", name)
         assert record is not None
-        region = record["_region"]
         job_dir = self.jobs_root / name
         hosts = _hosts(record)
-        host_logs = {host: _LogShipper(emulator, region, _host_stream(record, host)) for host in hosts}
+        host_logs = {
+            host: LogShipper(self.moto, record["_region"], LOG_GROUP, _host_stream(record, host)) for host in hosts
+        }
         logs = host_logs["algo-1"]
 
         def ship_all() -> None:
@@ -470,7 +177,7 @@ class TrainingRunner:
         started = time.monotonic()
         max_runtime = record["StoppingCondition"]["MaxRuntimeInSeconds"]
         try:
-            self._wait(emulator.config.scaled(NOMINAL_SECONDS["Starting"]), stop)
+            self.wait(self.config.scaled(NOMINAL_SECONDS["Starting"]), stop)
             self._transition(name, "Downloading")
             cluster = self._prepare(record, job_dir, hosts)
             if record["ResourceConfig"]["InstanceCount"] > 1 and cluster is None:
@@ -479,9 +186,9 @@ class TrainingRunner:
                     f"{record['ResourceConfig']['InstanceCount']} instances (distributed training is emulated "
                     "for XGBoost only); every instance is still billed."
                 )
-            self._wait(emulator.config.scaled(NOMINAL_SECONDS["Downloading"]), stop)
+            self.wait(self.config.scaled(NOMINAL_SECONDS["Downloading"]), stop)
             self._transition(name, "Training", TrainingStartTime=now())
-            injected = emulator.faults.take("training_failure", name=name)
+            injected = self.faults.take("training_failure", name=name)
             if injected is not None:
                 reason = injected.get("reason") or "AlgorithmError: injected training failure (emulator fault)"
                 logs.add(reason)
@@ -503,18 +210,13 @@ class TrainingRunner:
             self._transition(name, "Uploading")
             master = cluster["workers"][0] if cluster else "algo-1"
             artifact = self._upload(record, job_dir, _host_dir(job_dir, master))
-            self._wait(emulator.config.scaled(NOMINAL_SECONDS["Uploading"]), stop)
+            self.wait(self.config.scaled(NOMINAL_SECONDS["Uploading"]), stop)
             metrics = _final_metrics(record, logs.lines)
             self._finish_completed(name, record, artifact, metrics, training_end)
-        except _Stopped as stopped:
+        except Stopped as stopped:
             ship_all()
             if self._shutting_down.is_set():
-                self._finish(
-                    name,
-                    "Failed",
-                    "Failed",
-                    failure=INTERRUPTED_REASON,
-                )
+                self._finish(name, "Failed", "Failed", failure=INTERRUPTED_REASON)
             else:
                 self._transition(name, "Stopping", primary="Stopping")
                 self._finish(
@@ -522,7 +224,7 @@ class TrainingRunner:
                     "Stopped",
                     stopped.secondary,
                     TrainingEndTime=now(),
-                    **_times(emulator.store.get("training-job", name)),
+                    **_times(self.store.get("training-job", name)),
                 )
         except _Failed as failed:
             logs.add(str(failed))
@@ -531,11 +233,6 @@ class TrainingRunner:
         except Exception as exc:  # a bug of ours must still end the job, not leave it InProgress forever
             log.exception("training job %s failed inside the emulator", name)
             self._finish(name, "Failed", "Failed", failure=f"InternalServerError: {exc}", TrainingEndTime=now())
-        finally:
-            shutil.rmtree(job_dir, ignore_errors=True)
-            with self._lock:
-                self._stop_events.pop(name, None)
-                self._threads.pop(name, None)
 
     def _prepare(self, record: dict[str, Any], job_dir: Path, hosts: list[str]) -> dict[str, Any] | None:
         """Each host's /opt/ml tree: its channels (ShardedByS3Key: key i of the sorted keys goes to host
@@ -551,18 +248,22 @@ class TrainingRunner:
                 folder.mkdir(parents=True, exist_ok=True)
         default_mode = record["AlgorithmSpecification"]["TrainingInputMode"]
         input_config = {}
-        has_data = {host: set() for host in hosts}  # host -> channels that got a data file
+        has_data: dict[str, set[str]] = {host: set() for host in hosts}  # host -> channels that got a data file
         for channel in record["InputDataConfig"]:
             name = channel["ChannelName"]
             source = channel["DataSource"]["S3DataSource"]
-            bucket, prefix = split_s3_uri(source["S3Uri"])
+            uri = source["S3Uri"]
+            bucket, prefix = split_s3_uri(uri)
             target = job_dir / "input" / "data" / name
             sharded = source.get("S3DataDistributionType") == "ShardedByS3Key" and len(hosts) > 1
             for host in hosts:
                 (_host_dir(job_dir, host) / "input" / "data" / name).mkdir(parents=True, exist_ok=True)
-            mapped = sorted(_channel_files(name, source["S3Uri"], bucket, prefix, target, self.emulator.moto))
+            # Every key is checked (escape, clash) before the first byte is written, on any host.
+            mapped = sorted(
+                _channel_files(f"channel {name}", uri, bucket, prefix, target, self.moto, f"/opt/ml/input/data/{name}")
+            )
             for index, (key, path) in enumerate(mapped):
-                body = self.emulator.moto.s3_get(bucket, key)
+                body = self.moto.s3_get(bucket, key)
                 relative = path.relative_to(target)
                 for host in [hosts[index % len(hosts)]] if sharded else hosts:
                     host_path = _host_dir(job_dir, host) / "input" / "data" / name / relative
@@ -603,20 +304,20 @@ class TrainingRunner:
         hosts: list[str],
         cluster: dict[str, Any] | None,
         stop: threading.Event,
-        host_logs: dict[str, _LogShipper],
+        host_logs: dict[str, LogShipper],
         started: float,
         max_runtime: int,
     ) -> tuple[str | None, int]:
-        """One worker process per host; returns (the first host that failed, its exit code) or (None, 0).
-        A failure on any host stops the others, as SageMaker stops the whole cluster."""
-        workers: dict[str, Any] = {}
-        log_paths = {host: _host_dir(job_dir, host) / "output" / f"{host}.log" for host in hosts}
-        offsets = dict.fromkeys(hosts, 0)
+        """One worker process per host, forked from the pool; returns (the first host that failed, its exit
+        code) or (None, 0). A failure on any host stops the others, as SageMaker stops the whole cluster."""
+        assert self.pool is not None
+        workers = {}
         for host in hosts:
-            log_paths[host].touch()
-            workers[host] = self._mp.Process(
-                target=run_algorithm,
-                args=(
+            log_path = _host_dir(job_dir, host) / "output" / f"{host}.log"
+            log_path.touch()
+            worker = self.pool.fork(
+                run_algorithm,
+                (
                     record["_algorithm"],
                     str(_host_dir(job_dir, host)),
                     record.get("_algorithm_version"),
@@ -624,45 +325,23 @@ class TrainingRunner:
                     host,
                     cluster,
                 ),
-                daemon=True,
             )
-            workers[host].start()
-        try:
-            while True:
-                next(iter(workers.values())).join(0.02)
-                for host in hosts:
-                    offsets[host] = host_logs[host].read(log_paths[host], offsets[host])
-                failed = next((h for h in hosts if workers[h].exitcode not in (None, 0)), None)
-                if failed is not None:
-                    return failed, workers[failed].exitcode
-                if all(worker.exitcode == 0 for worker in workers.values()):
-                    return None, 0
-                if stop.is_set():
-                    raise _Stopped("Stopped")
-                if time.monotonic() - started > max_runtime:
-                    raise _Stopped("MaxRuntimeExceeded")
-                for shipper in host_logs.values():
-                    shipper.ship_if_due()
-        finally:
-            for worker in workers.values():
-                if worker.exitcode is None:
-                    _terminate(worker)
-            for host in hosts:
-                host_logs[host].read(log_paths[host], offsets[host])
+            workers[host] = (worker, log_path, host_logs[host])
+        return self.supervise_all(workers, stop, started, max_runtime)
 
     def _upload(self, record: dict[str, Any], job_dir: Path, master_dir: Path) -> str:
         bucket, prefix = split_s3_uri(record["OutputDataConfig"]["S3OutputPath"])
         base = "/".join(p for p in (prefix.rstrip("/"), record["TrainingJobName"], "output") if p)
-        self.emulator.moto.s3_put(bucket, f"{base}/model.tar.gz", _tar_gz(master_dir / "model"))
+        self.moto.s3_put(bucket, f"{base}/model.tar.gz", _tar_gz(master_dir / "model"))
         output_data = master_dir / "output" / "data"
         if any(output_data.iterdir()):
-            self.emulator.moto.s3_put(bucket, f"{base}/output.tar.gz", _tar_gz(output_data))
+            self.moto.s3_put(bucket, f"{base}/output.tar.gz", _tar_gz(output_data))
         return f"s3://{bucket}/{base}/model.tar.gz"
 
     def _finish_completed(
         self, name: str, record: dict[str, Any], artifact: str, metrics: list[dict[str, Any]], training_end: float
     ) -> None:
-        current = self.emulator.store.get("training-job", name) or record
+        current = self.store.get("training-job", name) or record
         times = _times({**current, "TrainingEndTime": training_end})
         self._finish(
             name,
@@ -673,10 +352,6 @@ class TrainingRunner:
             TrainingEndTime=training_end,
             **times,
         )
-
-
-class _Failed(Exception):
-    pass
 
 
 def _hosts(record: dict[str, Any]) -> list[str]:
@@ -697,8 +372,17 @@ def _host_stream(record: dict[str, Any], host: str) -> str:
     return record["_log_stream"].replace("/algo-1-", f"/{host}-", 1)
 
 
+def stage_s3_prefix(moto: Any, uri: str, target: Path, what: str, shown: str) -> None:
+    """Download every object under ``uri`` into ``target`` (what/shown name it in errors), keys checked first."""
+    bucket, prefix = split_s3_uri(uri)
+    target.mkdir(parents=True, exist_ok=True)
+    for key, path in _channel_files(what, uri, bucket, prefix, target, moto, shown):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(moto.s3_get(bucket, key))
+
+
 def _channel_files(
-    channel: str, uri: str, bucket: str, prefix: str, channel_dir: Path, moto: Any
+    what: str, uri: str, bucket: str, prefix: str, channel_dir: Path, moto: Any, shown: str
 ) -> list[tuple[str, Path]]:
     """(key, file) for every object of a channel, all checked before the first byte is written: a key that
     climbs out of the channel, then two keys that would need the same file, fail the job as ClientError."""
@@ -710,11 +394,11 @@ def _channel_files(
             path = channel_dir / channel_file(key, prefix)
         except KeyEscapesChannel:
             raise _Failed(
-                f"ClientError: The S3 object key {key!r} in channel {channel} ({uri}) names a path outside the "
-                f"channel directory /opt/ml/input/data/{channel} ('..' above the prefix). Rename the object."
+                f"ClientError: The S3 object key {key!r} in {what} ({uri}) names a path outside the "
+                f"{what.split()[0]} directory {shown} ('..' above the prefix). Rename the object."
             ) from None
         if not inside(channel_dir, path):  # cannot happen after channel_file; checked so a bug cannot write out
-            raise _Failed(f"ClientError: The S3 object key {key!r} in channel {channel} escapes the channel directory.")
+            raise _Failed(f"ClientError: The S3 object key {key!r} in {what} escapes its directory {shown}.")
         mapped.append((key, path))
     files: dict[Path, str] = {}  # file -> key
     directories: dict[Path, str] = {}  # directory some file needs -> the first key needing it
@@ -723,7 +407,7 @@ def _channel_files(
         clash = files.get(path) or directories.get(path) or next((files[p] for p in parents if p in files), None)
         if clash is not None:
             raise _Failed(
-                f"ClientError: The S3 objects {clash!r} and {key!r} in channel {channel} ({uri}) cannot both be "
+                f"ClientError: The S3 objects {clash!r} and {key!r} in {what} ({uri}) cannot both be "
                 "downloaded: they need the same file, or one needs as a file what the other needs as a directory."
             )
         files[path] = key
@@ -741,15 +425,6 @@ def _times(record: dict[str, Any] | None) -> dict[str, Any]:
         "TrainingTimeInSeconds": seconds,
         "BillableTimeInSeconds": seconds * record["ResourceConfig"]["InstanceCount"],
     }
-
-
-def _terminate(worker: Any) -> None:
-    # SIGTERM first, as SageMaker does, then kill what does not stop.
-    worker.terminate()
-    worker.join(2.0)
-    if worker.is_alive():
-        worker.kill()
-        worker.join(1.0)
 
 
 def _tar_gz(folder: Path) -> bytes:
@@ -781,42 +456,3 @@ def _final_metrics(record: dict[str, Any], lines: list[str]) -> list[dict[str, A
         if value is not None:
             results.append({"MetricName": definition["Name"], "Value": value, "Timestamp": stamp})
     return results
-
-
-class _LogShipper:
-    """Collects the worker's log lines and ships them to CloudWatch Logs in batches."""
-
-    def __init__(self, emulator: Emulator, region: str, stream: str):
-        self.emulator = emulator
-        self.region = region
-        self.stream = stream
-        self.lines: list[str] = []
-        self._pending: list[tuple[int, str]] = []
-        self._last_ship = time.monotonic()
-        self._partial = b""
-
-    def add(self, line: str) -> None:
-        self.lines.append(line)
-        self._pending.append((int(time.time() * 1000), line))
-
-    def read(self, path: Path, offset: int) -> int:
-        with open(path, "rb") as fh:
-            fh.seek(offset)
-            chunk = fh.read()
-        if not chunk:
-            return offset
-        data = self._partial + chunk
-        *complete, self._partial = data.split(b"\n")
-        for raw in complete:
-            self.add(raw.decode("utf-8", "replace"))
-        return offset + len(chunk)
-
-    def ship_if_due(self) -> None:
-        if self._pending and time.monotonic() - self._last_ship > 0.5:
-            self.ship()
-
-    def ship(self) -> None:
-        if self._pending:
-            batch, self._pending = self._pending, []
-            self.emulator.moto.logs_put(self.region, LOG_GROUP, self.stream, batch)
-        self._last_ship = time.monotonic()

@@ -12,6 +12,7 @@ from typing import Any
 
 EXTRA_LINKS = (
     "sagemaker_fleet.links.sagemaker.SageMakerTrainingJobLink",
+    "sagemaker_fleet.links.sagemaker.SageMakerProcessingJobLink",
     "sagemaker_fleet.links.sagemaker.SageMakerEndpointLink",
     "sagemaker_fleet.links.sagemaker.MMEArtifactLink",
     "sagemaker_fleet.links.sagemaker.MMERegistryRecordLink",
@@ -33,7 +34,9 @@ def get_provider_info() -> dict[str, Any]:
         "versions": [VERSION],
         "integrations": [{"integration-name": INTEGRATION, "tags": ["aws"]}],
         "hooks": modules("hooks", ["sagemaker"]),
-        "operators": modules("operators", ["ab_evaluation", "deploy", "mme", "teardown", "traffic", "training"]),
+        "operators": modules(
+            "operators", ["ab_evaluation", "deploy", "mme", "processing", "teardown", "traffic", "training"]
+        ),
         "sensors": modules("sensors", ["endpoint", "mme"]),
         "triggers": modules("triggers", ["endpoint", "training"]),
         "extra-links": list(EXTRA_LINKS),

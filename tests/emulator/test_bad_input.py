@@ -751,6 +751,8 @@ def fault_cases() -> list[Case]:
         spec("endpoint-missing", {"type": "variant_model_error"}, "needs endpoint_name"),
         spec("endpoint-number", {**model_error, "endpoint_name": 5}, "endpoint_name must be a non-empty string"),
         spec("name-contains-empty", {"type": "training_failure", "name_contains": ""}, "name_contains must be"),
+        spec("processing-endpoint", {"type": "processing_failure", "endpoint_name": "e"}, "does not take"),
+        spec("processing-reason-number", {"type": "processing_failure", "reason": 3}, "reason must be a non-empty"),
         spec("reason-list", {"type": "deployment_failure", "reason": ["x"]}, "reason must be a non-empty string"),
         spec("message-long", {**model_error, "message": "m" * 1025}, "at most 1024 characters"),
         spec("faults-empty", {"faults": []}, "at least one fault"),

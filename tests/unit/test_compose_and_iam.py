@@ -592,7 +592,9 @@ def test_trust_policy_trusts_sagemaker_only() -> None:
 
 def test_airflow_policy_grants_exactly_the_sagemaker_calls_the_code_makes() -> None:
     source = project_sources()
-    resources = r"training_jobs?|models?|endpoint_configs?|endpoints?|endpoint_weights_and_capacities|tags"
+    resources = (
+        r"training_jobs?|processing_jobs?|models?|endpoint_configs?|endpoints?|endpoint_weights_and_capacities|tags"
+    )
     calls = set(re.findall(rf"\b((?:create|describe|delete|update|stop|list|invoke)_(?:{resources}))\b", source))
     used = {"sagemaker:" + "".join(word.capitalize() for word in call.split("_")) for call in calls}
     assert {"sagemaker:CreateTrainingJob", "sagemaker:InvokeEndpoint", "sagemaker:UpdateEndpoint"} <= used
@@ -632,6 +634,9 @@ def test_resource_patterns_cover_the_names_the_dags_use_and_nothing_else() -> No
         ("sagemaker:UpdateEndpoint", "endpoint"): [mme_endpoint, ab_endpoint],
         ("sagemaker:InvokeEndpoint", "endpoint"): [mme_endpoint, ab_endpoint],
         ("sagemaker:AddTags", "training-job"): [nightly_job],
+        # The churn_processing_pipeline's processing jobs (retry-safe names churn-..., -r1, ...).
+        ("sagemaker:CreateProcessingJob", "processing-job"): ["churn-preprocessing-20261123", "churn-x-r1"],
+        ("sagemaker:StopProcessingJob", "processing-job"): ["churn-preprocessing-20261123"],
     }
     for (action, kind), names in expected.items():
         for name in names:

@@ -119,7 +119,7 @@ def staging() -> Iterator[SimpleNamespace]:
     data_dir.mkdir(parents=True)
     moto = MotoFacade(data_dir)
     moto._s3.create_bucket(BUCKET, "us-east-1")
-    runner = TrainingRunner(SimpleNamespace(config=EmulatorConfig(data_dir=data_dir), moto=moto))
+    runner = TrainingRunner(store=None, moto=moto, faults=None, config=EmulatorConfig(data_dir=data_dir))
     before = tree(sandbox, skip=data_dir)
     yield SimpleNamespace(sandbox=sandbox, data_dir=data_dir, moto=moto, runner=runner, before=before)
     shutil.rmtree(sandbox)

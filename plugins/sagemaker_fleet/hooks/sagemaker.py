@@ -34,6 +34,7 @@ __all__ = ["DEFAULT_RETRIES", "FLEET_WAITERS_PATH", "SageMakerFleetHook", "fleet
            "parse_s3_uri"]  # fmt: skip
 
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+PROCESSING_LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
 # botocore's standard mode: exponential backoff with jitter on throttling, 5xx and connection errors.
 DEFAULT_RETRIES = {"mode": "standard", "max_attempts": 10}
 # AWS publishes endpoint invocation metrics as 1-minute aggregates, 1-3 minutes after the requests.
@@ -193,10 +194,37 @@ class SageMakerFleetHook(SageMakerHook):
 
     def training_log_lines(self, job_name: str, *, limit: int = 10_000) -> Iterator[str]:
         """The job's CloudWatch log lines (all streams ``<job>/...``, in stream order)."""
+        return self.job_log_lines(TRAINING_LOG_GROUP, job_name, limit=limit)
+
+    # -- processing jobs -------------------------------------------------------------------------------
+    def stop_processing_job(self, name: str) -> None:
+        """Ask SageMaker to stop ``name``; a job that already finished is left alone."""
+        try:
+            self.get_conn().stop_processing_job(ProcessingJobName=name)
+        except ClientError as error:
+            message = error.response.get("Error", {}).get("Message", "")
+            if error.response.get("Error", {}).get("Code") == "ValidationException" and "status" in message.lower():
+                self.log.info("Processing job %s is not running, nothing to stop: %s", name, message)
+                return
+            raise
+
+    def describe_processing_job_or_none(self, name: str) -> dict | None:
+        try:
+            return self.get_conn().describe_processing_job(ProcessingJobName=name)
+        except ClientError as error:
+            if is_not_found(error):
+                return None
+            raise
+
+    def processing_log_lines(self, job_name: str, *, limit: int = 10_000) -> Iterator[str]:
+        return self.job_log_lines(PROCESSING_LOG_GROUP, job_name, limit=limit)
+
+    def job_log_lines(self, group: str, job_name: str, *, limit: int = 10_000) -> Iterator[str]:
+        """A job's CloudWatch log lines in ``group`` (all streams ``<job>/...``, in stream order)."""
         streams: list[str] = []
         paginator = self.logs_client.get_paginator("describe_log_streams")
         try:
-            for page in paginator.paginate(logGroupName=TRAINING_LOG_GROUP, logStreamNamePrefix=f"{job_name}/"):
+            for page in paginator.paginate(logGroupName=group, logStreamNamePrefix=f"{job_name}/"):
                 streams.extend(s["logStreamName"] for s in page.get("logStreams", []))
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
@@ -205,7 +233,7 @@ class SageMakerFleetHook(SageMakerHook):
         emitted = 0
         for stream in sorted(streams):
             kwargs: dict[str, Any] = {
-                "logGroupName": TRAINING_LOG_GROUP,
+                "logGroupName": group,
                 "logStreamName": stream,
                 "startFromHead": True,
             }

@@ -27,6 +27,7 @@ __all__ = [
     "MMEArtifactLink",
     "MMERegistryRecordLink",
     "SageMakerEndpointLink",
+    "SageMakerProcessingJobLink",
     "SageMakerTrainingJobLink",
 ]
 
@@ -97,6 +98,15 @@ class SageMakerTrainingJobLink(_SageMakerResourceLink):
     key = "sagemaker_fleet_training_job"
     kind = "training-job"
     section = "jobs"
+
+
+class SageMakerProcessingJobLink(_SageMakerResourceLink):
+    """Link to the processing job a task started or re-attached to."""
+
+    name = "SageMaker Processing Job"
+    key = "sagemaker_fleet_processing_job"
+    kind = "processing-job"
+    section = "processing-jobs"
 
 
 class SageMakerEndpointLink(_SageMakerResourceLink):
