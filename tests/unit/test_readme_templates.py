@@ -37,6 +37,7 @@ def test_the_readme_has_date_templates() -> None:
 def test_date_templates_render_a_date_on_a_manual_run(template: str) -> None:
     rendered = render(template, MANUAL)
     assert "20261123" in rendered or "2026-11-23" in rendered, (template, rendered)
-    scheduled = {**MANUAL, "data_interval_end": dt.datetime(2026, 11, 24, tzinfo=dt.UTC)}
-    if "data_interval_end" in template:  # the same date the DAG tasks build (sagemaker_fleet.run_settings)
+    # A run with a logical date builds that date, as the DAG tasks do (sagemaker_fleet.run_settings).
+    scheduled = {**MANUAL, "logical_date": dt.datetime(2026, 11, 24, 2, tzinfo=dt.UTC)}
+    if "logical_date" in template:
         assert "20261124" in render(template, scheduled) or "2026-11-24" in render(template, scheduled)
