@@ -41,9 +41,21 @@ from typing import Any
 
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
-from include.housing.locations import LOCATION_PATTERN
+from include.housing.locations import LOCATION_PATTERN, SEED_LOCATIONS
 from include.housing.naming import NAME_PATTERN
-from include.housing.params import AB_DEFAULTS, INSTANCE_TYPE_PATTERN, MAX_HOUSES, MIN_HOUSES
+from include.housing.params import (
+    AB_DEFAULTS,
+    ALGORITHMS,
+    INSTANCE_TYPE_EXAMPLES,
+    INSTANCE_TYPE_PATTERN,
+    MAX_EVALUATION_ROWS,
+    MAX_HOUSES,
+    MIN_EVALUATION_ROWS,
+    MIN_HOUSES,
+    PROMOTION_METRICS,
+    SECTION_ADVANCED,
+    SECTION_CORE,
+)
 from sagemaker_fleet.operators.ab_evaluation import SageMakerABEvaluationOperator
 from sagemaker_fleet.operators.deploy import SageMakerDeployEndpointOperator, SageMakerProbedDeployEndpointOperator
 from sagemaker_fleet.operators.teardown import SageMakerTeardownOperator
@@ -55,6 +67,11 @@ from sagemaker_fleet.sensors.endpoint import SageMakerEndpointStateSensor
 from sagemaker_fleet.utils.deployment import blue_green_deployment_config
 
 AWS_CONN_ID = "aws_default"
+# The shape of a champion or challenger, so the form flags an unknown algorithm or key at once.
+MODEL_SPEC_SCHEMA = {
+    "algorithm": {"type": "string", "enum": list(ALGORITHMS)},
+    "hyperparameters": {"type": "object"},
+}
 TRAINING_POOL = "sagemaker_training"
 CHECK_INTERVAL = 2
 # A deployment parameter, not a Param: tests shorten it, production keeps the default.
@@ -80,35 +97,111 @@ def _hook():
         "aws_conn_id": AWS_CONN_ID,
     },
     tags=["housing", "sagemaker", "ab-test", "deployment"],
+    description="A/B test a champion and a challenger on one endpoint, shift traffic to the winner and "
+    "promote it without downtime.",
     doc_md=__doc__,
     params={
+        # Core: what is compared, on which data.
         "location": Param(
-            AB_DEFAULTS["location"], type="string", pattern=LOCATION_PATTERN.pattern, title="Feed location"
+            AB_DEFAULTS["location"],
+            type="string",
+            pattern=LOCATION_PATTERN.pattern,
+            examples=list(SEED_LOCATIONS),
+            title="Feed location",
+            description="Whose listings train and judge both models: a seed location or a new CamelCaseCity_ST name.",
+            section=SECTION_CORE,
         ),
         "houses_per_location": Param(
-            AB_DEFAULTS["houses_per_location"], type="integer", minimum=MIN_HOUSES, maximum=MAX_HOUSES
+            AB_DEFAULTS["houses_per_location"],
+            type="integer",
+            minimum=MIN_HOUSES,
+            maximum=MAX_HOUSES,
+            title="Houses",
+            description=f"Listings of the run's date ({MIN_HOUSES:,} to {MAX_HOUSES:,}); the evaluation rows "
+            "are held out of them, the rest split 60/30/10.",
+            section=SECTION_CORE,
         ),
         "champion": Param(
             AB_DEFAULTS["champion"],
             type="object",
-            description='{"algorithm": "xgboost" | "linear-learner", "hyperparameters": {...}}',
+            properties=MODEL_SPEC_SCHEMA,
+            additionalProperties=False,
+            title="Champion model",
+            description=f"The model to beat: algorithm ({' or '.join(ALGORITHMS)}) and hyperparameters merged "
+            'over its defaults, e.g. {"algorithm": "linear-learner", "hyperparameters": {"epochs": 20}}.',
+            section=SECTION_CORE,
         ),
-        "challenger": Param(AB_DEFAULTS["challenger"], type="object", description="Same shape as champion."),
-        "initial_weights": Param(AB_DEFAULTS["initial_weights"], type="object", description="Relative weights."),
-        "evaluation_rows": Param(AB_DEFAULTS["evaluation_rows"], type="integer", minimum=30, maximum=100_000),
+        "challenger": Param(
+            AB_DEFAULTS["challenger"],
+            type="object",
+            properties=MODEL_SPEC_SCHEMA,
+            additionalProperties=False,
+            title="Challenger model",
+            description=f"The candidate, same shape as the champion: algorithm ({' or '.join(ALGORITHMS)}) and "
+            "hyperparameters.",
+            section=SECTION_CORE,
+        ),
+        # Advanced: how the comparison and the rollout are run.
+        "initial_weights": Param(
+            AB_DEFAULTS["initial_weights"],
+            type=["null", "object"],
+            properties={role: {"type": "number", "minimum": 0} for role in ("champion", "challenger")},
+            additionalProperties=False,
+            title="Initial traffic weights",
+            description='Relative weights of the two variants while they are measured, e.g. {"champion": 3, '
+            '"challenger": 1} sends a quarter of the traffic to the challenger.',
+            section=SECTION_ADVANCED,
+        ),
+        "evaluation_rows": Param(
+            AB_DEFAULTS["evaluation_rows"],
+            type=["null", "integer"],
+            minimum=MIN_EVALUATION_ROWS,
+            maximum=MAX_EVALUATION_ROWS,
+            title="Evaluation rows",
+            description="Held-out labelled listings sent to the endpoint to measure both variants.",
+            section=SECTION_ADVANCED,
+        ),
         "promotion": Param(
             AB_DEFAULTS["promotion"],
-            type="object",
-            description='{"metric": "rmse" | "mae", "min_improvement": 0..1, "confidence": 0.5..0.999}',
+            type=["null", "object"],
+            properties={
+                "metric": {"type": "string", "enum": list(PROMOTION_METRICS)},
+                "min_improvement": {"type": "number", "minimum": 0, "maximum": 1},
+                "confidence": {"type": "number", "minimum": 0.5, "maximum": 0.999},
+            },
+            additionalProperties=False,
+            title="Promotion rule",
+            description=f"The challenger wins when its {' or '.join(PROMOTION_METRICS)} (metric) is lower by at "
+            "least min_improvement (a share, 0 to 1) with the given confidence (0.5 to 0.999) in a paired test; "
+            "missing keys keep their defaults.",
+            section=SECTION_ADVANCED,
         ),
         "shift_steps": Param(
             AB_DEFAULTS["shift_steps"],
-            type="array",
-            items={"type": "number"},
-            description="The winner's share of traffic per step, increasing, ending at 1.",
+            type=["null", "array"],
+            items={"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+            minItems=1,
+            title="Traffic shift steps",
+            description="The winner's share of traffic per step, increasing and ending at 1, e.g. [0.1, 0.5, 1].",
+            section=SECTION_ADVANCED,
         ),
-        "endpoint_name": Param(AB_DEFAULTS["endpoint_name"], type="string", pattern=NAME_PATTERN.pattern),
-        "instance_type": Param(AB_DEFAULTS["instance_type"], type="string", pattern=INSTANCE_TYPE_PATTERN.pattern),
+        "endpoint_name": Param(
+            AB_DEFAULTS["endpoint_name"],
+            type=["null", "string"],
+            pattern=NAME_PATTERN.pattern,
+            title="Endpoint",
+            description="The endpoint the two variants share and the winner keeps (created or updated in place).",
+            section=SECTION_ADVANCED,
+        ),
+        "instance_type": Param(
+            AB_DEFAULTS["instance_type"],
+            type=["null", "string"],
+            pattern=INSTANCE_TYPE_PATTERN.pattern,
+            examples=list(INSTANCE_TYPE_EXAMPLES),
+            title="Instance type",
+            description="The SageMaker instance type of the training jobs and the endpoint's variants.",
+            section=SECTION_ADVANCED,
+        ),
     },
 )
 def housing_ab_rollout() -> None:

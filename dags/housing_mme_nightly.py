@@ -50,7 +50,16 @@ from airflow.sdk import (
 
 from include.housing.locations import LOCATION_PATTERN, SEED_LOCATIONS
 from include.housing.naming import NAME_PATTERN
-from include.housing.params import INSTANCE_TYPE_PATTERN, MAX_HOUSES, MIN_HOUSES, NIGHTLY_DEFAULTS
+from include.housing.params import (
+    INSTANCE_TYPE_EXAMPLES,
+    INSTANCE_TYPE_PATTERN,
+    MAX_HOUSES,
+    MIN_HOUSES,
+    NIGHTLY_DEFAULTS,
+    SECTION_ADVANCED,
+    SECTION_CORE,
+    SECTION_TESTING,
+)
 from sagemaker_fleet.operators.deploy import SageMakerDeployEndpointOperator
 from sagemaker_fleet.operators.mme import MMEPromoteModelOperator, MMERegisterModelOperator
 from sagemaker_fleet.operators.training import SageMakerRetrySafeTrainingOperator
@@ -71,11 +80,6 @@ def _hook():
     return SageMakerFleetHook(aws_conn_id=AWS_CONN_ID)
 
 
-def _label(location: str) -> None:
-    """Show the location instead of the map index in the grid (``map_index_template="{{ location_label }}"``)."""
-    get_current_context()["location_label"] = location  # type: ignore[typeddict-unknown-key]
-
-
 @dag(
     dag_id="housing_mme_nightly",
     schedule=CronTriggerTimetable("0 2 * * *", timezone="UTC"),
@@ -89,16 +93,22 @@ def _label(location: str) -> None:
         "aws_conn_id": AWS_CONN_ID,
     },
     tags=["housing", "sagemaker", "mme", "nightly"],
+    description="Nightly: one XGBoost model per location, gated against the live one, served from one "
+    "multi-model endpoint.",
     doc_md=__doc__,
     params={
+        # Core: what a person chooses on most runs.
         "locations": Param(
             list(SEED_LOCATIONS),
             type="array",
             items={"type": "string", "pattern": LOCATION_PATTERN.pattern},
+            examples=list(SEED_LOCATIONS),
             minItems=1,
             uniqueItems=True,
             title="Locations",
-            description="CamelCaseCity_ST names, one model each (default: the seed's ten).",
+            description="The locations to train, one model each: pick from the seed's ten or type a new "
+            "CamelCaseCity_ST name (e.g. Boston_MA).",
+            section=SECTION_CORE,
         ),
         "houses_per_location": Param(
             NIGHTLY_DEFAULTS["houses_per_location"],
@@ -106,34 +116,64 @@ def _label(location: str) -> None:
             minimum=MIN_HOUSES,
             maximum=MAX_HOUSES,
             title="Houses per location",
+            description=f"Listings generated (synthetic feed) per location for the run's date, "
+            f"{MIN_HOUSES:,} to {MAX_HOUSES:,}; split 60/30/10 into train, validation and test.",
+            section=SECTION_CORE,
         ),
+        # Advanced: sensible defaults; empty means the default.
         "hyperparameters": Param(
             NIGHTLY_DEFAULTS["hyperparameters"],
-            type="object",
+            type=["null", "object"],
             title="XGBoost hyperparameters",
-            description="Merged over the seed defaults; unknown names are refused.",
+            description="Merged over the seed's defaults (shown); unknown names are refused, e.g. "
+            '{"num_round": 80, "max_depth": 6, "eta": 0.2}.',
+            section=SECTION_ADVANCED,
         ),
-        "instance_type": Param(NIGHTLY_DEFAULTS["instance_type"], type="string", pattern=INSTANCE_TYPE_PATTERN.pattern),
+        "instance_type": Param(
+            NIGHTLY_DEFAULTS["instance_type"],
+            type=["null", "string"],
+            pattern=INSTANCE_TYPE_PATTERN.pattern,
+            examples=list(INSTANCE_TYPE_EXAMPLES),
+            title="Training instance type",
+            description="The SageMaker instance type of the training jobs and the endpoint.",
+            section=SECTION_ADVANCED,
+        ),
         "promotion_tolerance": Param(
             NIGHTLY_DEFAULTS["promotion_tolerance"],
-            type="number",
+            type=["null", "number"],
             minimum=0,
             maximum=1,
-            description="A new model is registered if its test RMSE <= live RMSE x (1 + tolerance).",
+            title="Promotion tolerance",
+            description="A new model goes live if its test RMSE <= the live model's RMSE x (1 + tolerance); "
+            "0.05 = at most 5 % worse.",
+            section=SECTION_ADVANCED,
         ),
         "max_bad_fraction": Param(
             NIGHTLY_DEFAULTS["max_bad_fraction"],
-            type="number",
+            type=["null", "number"],
             minimum=0,
             maximum=1,
-            description="A location fails when more of its rows than this are bad.",
+            title="Largest share of bad rows",
+            description="A location fails when more of its listings than this (0 to 1) are quarantined as bad.",
+            section=SECTION_ADVANCED,
         ),
-        "endpoint_name": Param(NIGHTLY_DEFAULTS["endpoint_name"], type="string", pattern=NAME_PATTERN.pattern),
+        "endpoint_name": Param(
+            NIGHTLY_DEFAULTS["endpoint_name"],
+            type=["null", "string"],
+            pattern=NAME_PATTERN.pattern,
+            title="Multi-model endpoint",
+            description="The endpoint serving every location (letters, digits and single hyphens, at most 63).",
+            section=SECTION_ADVANCED,
+        ),
+        # Testing only: for demos and tests of the quarantine.
         "bad_fraction_by_location": Param(
-            {},
-            type="object",
-            title="Testing only: corrupt the synthetic feed",
-            description='e.g. {"Chicago_IL": 0.6}; honoured only with the synthetic raw source.',
+            None,
+            type=["null", "object"],
+            additionalProperties={"type": "number", "minimum": 0, "maximum": 1},
+            title="Corrupt the synthetic feed",
+            description='Share of bad rows to inject per location, e.g. {"Chicago_IL": 0.6}; honoured only '
+            "with the synthetic raw source.",
+            section=SECTION_TESTING,
         ),
     },
 )
@@ -206,13 +246,14 @@ def housing_mme_nightly() -> None:
 
     @task_group(group_id=GROUP)
     def per_location(plan: dict[str, Any], location: str, endpoint: Any) -> None:
-        # Each task names its map index after its location (set in the context by _label()).
-        location_label = "{{ location_label }}"
+        # The grid labels each mapped task with its location from the start: Airflow renders the template
+        # once the task's arguments are resolved, before it runs (a value set during execute would only
+        # show once the task has finished).
+        location_label = "{{ task.op_kwargs['location'] }}"
 
         @task(map_index_template=location_label)
         def ingest(plan: dict[str, Any], location: str) -> dict[str, Any]:
             """Put the day's raw listings in S3 (synthetic feed) or check they are there (S3 source)."""
-            _label(location)
             from include.housing.nightly import ingest_listings
 
             return ingest_listings(_hook().s3_client, plan, location)
@@ -220,7 +261,6 @@ def housing_mme_nightly() -> None:
         @task(multiple_outputs=True, map_index_template=location_label)
         def prepare(plan: dict[str, Any], location: str, ingested: dict[str, Any]) -> dict[str, Any]:
             """Validate, quarantine bad rows, write the channels; build the training request."""
-            _label(location)
             from airflow.sdk.exceptions import AirflowFailException
 
             from include.housing.nightly import build_training_config, prepare_location
@@ -244,7 +284,6 @@ def housing_mme_nightly() -> None:
             plan: dict[str, Any], location: str, data: dict[str, Any], trained: dict[str, Any]
         ) -> dict[str, Any]:
             """Score the new model and the one live for the run's date on its test split; decide."""
-            _label(location)
             from include.housing.nightly import evaluate_artifacts
             from sagemaker_fleet.operators.mme import live_version_on, read_live_record
 
@@ -281,7 +320,6 @@ def housing_mme_nightly() -> None:
             endpoint: Any,
         ) -> dict[str, Any]:
             """Invoke the endpoint with TargetModel; it must predict what the artifact predicts locally."""
-            _label(location)
             from include.housing.nightly import smoke_test_model
             from sagemaker_fleet.operators.mme import check_decision
 

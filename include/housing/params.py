@@ -77,11 +77,15 @@ AB_DEFAULTS: dict[str, Any] = {
 }
 
 ALGORITHMS = ("xgboost", "linear-learner")
+PROMOTION_METRICS = ("rmse", "mae")
 ALGORITHM_DEFAULTS: dict[str, dict[str, Any]] = {
     "xgboost": _XGBOOST_DEFAULTS,
     "linear-learner": _LINEAR_LEARNER_DEFAULTS,
 }
 INSTANCE_TYPE_PATTERN = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+INSTANCE_TYPE_EXAMPLES = ("ml.m5.large", "ml.m5.xlarge", "ml.m5.2xlarge", "ml.c5.xlarge", "ml.c5.2xlarge")
+# The trigger forms' sections.
+SECTION_CORE, SECTION_ADVANCED, SECTION_TESTING = "Core", "Advanced", "Testing only"
 MIN_HOUSES, MAX_HOUSES = 10, 1_000_000  # fewer than 10 cannot fill a 60/30/10 split
 MIN_EVALUATION_ROWS, MAX_EVALUATION_ROWS = 30, 100_000
 
@@ -381,8 +385,8 @@ def validate_ab_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
         unknown = [key for key in rule if key not in AB_DEFAULTS["promotion"]]
         if unknown:
             problems.append(f"promotion: unknown key(s) {', '.join(map(repr, unknown))}")
-        if rule["metric"] not in ("rmse", "mae"):
-            problems.append(f"promotion.metric: {rule['metric']!r} is not one of rmse, mae")
+        if rule["metric"] not in PROMOTION_METRICS:
+            problems.append(f"promotion.metric: {rule['metric']!r} is not one of {', '.join(PROMOTION_METRICS)}")
         rule["min_improvement"] = _check(
             problems,
             "promotion.min_improvement",
