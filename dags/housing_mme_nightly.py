@@ -54,6 +54,7 @@ from include.housing.params import (
     INSTANCE_TYPE_EXAMPLES,
     INSTANCE_TYPE_PATTERN,
     MAX_HOUSES,
+    MAX_REVISION,
     MIN_HOUSES,
     NIGHTLY_DEFAULTS,
     SECTION_ADVANCED,
@@ -165,6 +166,17 @@ def _hook():
             description="The endpoint serving every location (letters, digits and single hyphens, at most 63).",
             section=SECTION_ADVANCED,
         ),
+        "revision": Param(
+            NIGHTLY_DEFAULTS["revision"],
+            type=["null", "integer"],
+            minimum=0,
+            maximum=MAX_REVISION,
+            title="Build revision of the date",
+            description="0: the date's build. A rerun with other houses, hyperparameters, instance type or "
+            "data fails and names the next free revision (1 to 99): a further build beside the first, with "
+            "its own data, job and model version (20261123-r01); nothing earlier is overwritten.",
+            section=SECTION_ADVANCED,
+        ),
         # Testing only: for demos and tests of the quarantine.
         "bad_fraction_by_location": Param(
             None,
@@ -183,7 +195,7 @@ def housing_mme_nightly() -> None:
         """Check Params and environment settings; return the run's plan (every later task reads it)."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.housing.nightly import build_plan, environment_settings
+        from include.housing.nightly import build_plan, environment_settings, rerun_conflicts
         from include.housing.params import InvalidParamsError
 
         context = get_current_context()
@@ -203,6 +215,9 @@ def housing_mme_nightly() -> None:
                 run_id=dag_run.run_id,
                 image_uri=image_uri,
             )
+            # A rerun of the date with other Params would rewrite the earlier build: refuse before anything.
+            if conflicts := rerun_conflicts(_hook().s3_client, plan):
+                raise InvalidParamsError(conflicts)
         except (InvalidParamsError, ValueError) as error:
             # Bad input does not get better on retry.
             raise AirflowFailException(str(error)) from None
@@ -254,9 +269,14 @@ def housing_mme_nightly() -> None:
         @task(map_index_template=location_label)
         def ingest(plan: dict[str, Any], location: str) -> dict[str, Any]:
             """Put the day's raw listings in S3 (synthetic feed) or check they are there (S3 source)."""
-            from include.housing.nightly import ingest_listings
+            from airflow.sdk.exceptions import AirflowFailException
 
-            return ingest_listings(_hook().s3_client, plan, location)
+            from include.housing.nightly import BuildConflictError, ingest_listings
+
+            try:
+                return ingest_listings(_hook().s3_client, plan, location)
+            except BuildConflictError as error:
+                raise AirflowFailException(str(error)) from None  # another run's build: a retry cannot help
 
         @task(multiple_outputs=True, map_index_template=location_label)
         def prepare(plan: dict[str, Any], location: str, ingested: dict[str, Any]) -> dict[str, Any]:
@@ -303,6 +323,7 @@ def housing_mme_nightly() -> None:
                 live_artifact_uri=baseline_uri,
                 live_version=baseline,
                 tolerance=plan["promotion_tolerance"],
+                revision=plan["revision"],
             )
             print(f"{location} {result['version']}: {result['reason']}")
             ti = get_current_context()["ti"]

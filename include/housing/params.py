@@ -58,6 +58,7 @@ NIGHTLY_DEFAULTS: dict[str, Any] = {
     "promotion_tolerance": 0.05,
     "endpoint_name": "housing-mme",
     "max_bad_fraction": 0.2,
+    "revision": 0,
 }
 
 AB_DEFAULTS: dict[str, Any] = {
@@ -88,6 +89,7 @@ INSTANCE_TYPE_EXAMPLES = ("ml.m5.large", "ml.m5.xlarge", "ml.m5.2xlarge", "ml.c5
 SECTION_CORE, SECTION_ADVANCED, SECTION_TESTING = "Core", "Advanced", "Testing only"
 MIN_HOUSES, MAX_HOUSES = 10, 1_000_000  # fewer than 10 cannot fill a 60/30/10 split
 MIN_EVALUATION_ROWS, MAX_EVALUATION_ROWS = 30, 100_000
+MAX_REVISION = 99  # model versions YYYYMMDD-r01 .. -r99
 
 # name -> (kind, low, high, low_inclusive) for numbers, or ("choice", options) / ("bool",).
 # Ranges follow the algorithms' documented limits, narrowed to what makes sense for this product.
@@ -312,6 +314,9 @@ def validate_nightly_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
     merged["endpoint_name"] = _check(problems, "endpoint_name", merged["endpoint_name"], _endpoint_name)
     merged["max_bad_fraction"] = _check(
         problems, "max_bad_fraction", merged["max_bad_fraction"], lambda v: _number_in_range(v, "float", 0, 1)
+    )
+    merged["revision"] = _check(
+        problems, "revision", merged["revision"], lambda v: _number_in_range(v, "int", 0, MAX_REVISION)
     )
     if problems:
         raise InvalidParamsError(problems)
