@@ -36,6 +36,7 @@ Environment settings as in the nightly DAG: `housing_bucket`, `housing_role_arn`
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 from typing import Any
 
@@ -56,6 +57,7 @@ from include.housing.params import (
     SECTION_ADVANCED,
     SECTION_CORE,
 )
+from sagemaker_fleet.links.sagemaker import S3ReportLink
 from sagemaker_fleet.operators.ab_evaluation import SageMakerABEvaluationOperator
 from sagemaker_fleet.operators.deploy import SageMakerDeployEndpointOperator, SageMakerProbedDeployEndpointOperator
 from sagemaker_fleet.operators.teardown import SageMakerTeardownOperator
@@ -67,6 +69,8 @@ from sagemaker_fleet.sensors.endpoint import SageMakerEndpointStateSensor
 from sagemaker_fleet.utils.deployment import blue_green_deployment_config
 
 AWS_CONN_ID = "aws_default"
+# Task summaries go to the task log (not stdout, which Airflow folds away after "Done").
+log = logging.getLogger(__name__)
 # The shape of a champion or challenger, so the form flags an unknown algorithm or key at once.
 MODEL_SPEC_SCHEMA = {
     "algorithm": {"type": "string", "enum": list(ALGORITHMS)},
@@ -231,7 +235,7 @@ def housing_ab_rollout() -> None:
         except (InvalidParamsError, ValueError) as error:
             raise AirflowFailException(str(error)) from None  # bad input does not get better on retry
         roles = ", ".join(f"{r}={s['algorithm']}" for r, s in plan["roles"].items())
-        print(
+        log.info(
             f"Plan {plan['prefix']}: endpoint {plan['endpoint_name']}, {plan['location']} {plan['run_date']}, {roles}"
         )
         return plan
@@ -251,7 +255,9 @@ def housing_ab_rollout() -> None:
             data = prepare(hook.s3_client, plan)
         except (DataValidationError, ValueError) as error:
             raise AirflowFailException(str(error)) from None
-        print(f"{data['rows_train']} train, {data['rows_validation']} validation, {data['rows_evaluation']} evaluation")
+        log.info(
+            f"{data['rows_train']} train, {data['rows_validation']} validation, {data['rows_evaluation']} evaluation"
+        )
         return data
 
     @task(multiple_outputs=True)
@@ -268,14 +274,14 @@ def housing_ab_rollout() -> None:
 
         endpoint = _hook().describe_endpoint_or_none(plan["endpoint_name"])
         if endpoint is None:
-            print(f"Endpoint {plan['endpoint_name']} does not exist yet: this run creates it")
+            log.info(f"Endpoint {plan['endpoint_name']} does not exist yet: this run creates it")
             return {"existed": False, "endpoint_config_name": None, "status": None}
         if endpoint["EndpointStatus"] != "InService":
             raise AirflowFailException(
                 f"Endpoint {plan['endpoint_name']} is {endpoint['EndpointStatus']} "
                 f"({endpoint.get('FailureReason') or 'no reason given'}); an A/B rollout needs it InService"
             )
-        print(f"Endpoint {plan['endpoint_name']} runs {endpoint['EndpointConfigName']}: updated in place")
+        log.info(f"Endpoint {plan['endpoint_name']} runs {endpoint['EndpointConfigName']}: updated in place")
         return {"existed": True, "endpoint_config_name": endpoint["EndpointConfigName"], "status": "InService"}
 
     @task(multiple_outputs=True)
@@ -292,7 +298,7 @@ def housing_ab_rollout() -> None:
         from include.housing.ab_rollout import shift_steps_for
 
         steps = shift_steps_for(plan, decision["winner"])
-        print(f"{decision['winner']} wins ({decision.get('reason', '')}); shift steps: {steps}")
+        log.info(f"{decision['winner']} wins ({decision.get('reason', '')}); shift steps: {steps}")
         return steps
 
     @task(multiple_outputs=True)
@@ -321,7 +327,7 @@ def housing_ab_rollout() -> None:
                 if not is_not_found(error):
                     raise
         result = superseded_resources(plan, decision["winner"], previous)
-        print(f"Superseded: {result}")
+        log.info(f"Superseded: {result}")
         return result
 
     @task
@@ -337,6 +343,7 @@ def housing_ab_rollout() -> None:
     ) -> dict[str, Any]:
         """The run's report (JSON and PNG) in S3 and a summary in the log."""
         from include.housing.ab_rollout import rollout_report, summary_text, write_rollout_report
+        from sagemaker_fleet.utils.s3 import parse_s3_uri as split_s3_uri
 
         hook = _hook()
         endpoint = hook.describe_endpoint_or_none(plan["endpoint_name"]) or {}
@@ -352,8 +359,11 @@ def housing_ab_rollout() -> None:
             cleanup=removed if isinstance(removed, dict) else {"result": removed},
         )
         uris = write_rollout_report(hook.s3_client, plan, result)
-        print(summary_text(result))
-        print(f"Report: {uris['json']} and {uris['png']}")
+        # The task's "Report" link: the S3 console on AWS, the emulator's S3 page (PNGs inline) locally.
+        report_bucket, report_prefix = split_s3_uri(plan["report_prefix"])
+        S3ReportLink.persist_report(get_current_context(), hook, bucket=report_bucket, prefix=report_prefix)
+        log.info("A/B rollout summary:\n%s", summary_text(result))
+        log.info("Report: %s and %s", uris["json"], uris["png"])
         return {"winner": result["winner"], "endpoint": endpoint, "report_uris": uris}
 
     @task(multiple_outputs=True)
@@ -366,13 +376,13 @@ def housing_ab_rollout() -> None:
         failed = sorted(t for t, s in states.items() if s in ("failed", "upstream_failed") and t not in _TEARDOWN)
         nothing = {"restore_endpoint": None, "endpoints": [], "endpoint_configs": [], "models": []}
         if not failed:
-            print("The run succeeded: nothing to roll back")
+            log.info("The run succeeded: nothing to roll back")
             return nothing
         if states.get("verify_endpoint") == "success":
-            print(f"The winner is live and verified; failed afterwards: {failed}. The endpoint stays as it is.")
+            log.info(f"The winner is live and verified; failed afterwards: {failed}. The endpoint stays as it is.")
             return nothing
         undo = cleanup_after_failure(plan, before)
-        print(
+        log.info(
             f"The run failed ({', '.join(t for t in failed if states[t] == 'failed')}); rolling back: "
             f"endpoint {plan['endpoint_name']} -> {before['endpoint_config_name'] or 'deleted (created by this run)'}, "
             f"deleting configs {undo['endpoint_configs']} and models {undo['models']}"
@@ -468,6 +478,7 @@ def housing_ab_rollout() -> None:
         plan, data, train_champion.output, train_challenger.output, decision, shift.output,
         promote.output, remove.output,
     )  # fmt: skip
+    summary.operator.operator_extra_links = (S3ReportLink(),)
 
     undo = rollback_plan(plan, before)
     summary >> undo

@@ -34,6 +34,7 @@ date; add `--dry-run` to preview; runs are idempotent per date and nothing is ov
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 from typing import Any
 
@@ -61,6 +62,7 @@ from include.housing.params import (
     SECTION_CORE,
     SECTION_TESTING,
 )
+from sagemaker_fleet.links.sagemaker import S3ReportLink
 from sagemaker_fleet.operators.deploy import SageMakerDeployEndpointOperator
 from sagemaker_fleet.operators.mme import MMEPromoteModelOperator, MMERegisterModelOperator
 from sagemaker_fleet.operators.training import SageMakerRetrySafeTrainingOperator
@@ -68,6 +70,8 @@ from sagemaker_fleet.run_settings import environment_setting
 from sagemaker_fleet.run_settings import run_date as run_date_of
 
 AWS_CONN_ID = "aws_default"
+# Task summaries go to the task log (not stdout, which Airflow folds away after "Done").
+log = logging.getLogger(__name__)
 TRAINING_POOL = "sagemaker_training"
 GROUP = "location"
 LIVE_MODELS = AssetAlias("housing_mme_live_models")
@@ -221,7 +225,7 @@ def housing_mme_nightly() -> None:
         except (InvalidParamsError, ValueError) as error:
             # Bad input does not get better on retry.
             raise AirflowFailException(str(error)) from None
-        print(f"Plan for {plan['run_date']}: {len(plan['locations'])} location(s): {', '.join(plan['locations'])}")
+        log.info(f"Plan for {plan['run_date']}: {len(plan['locations'])} location(s): {', '.join(plan['locations'])}")
         return plan
 
     @task
@@ -231,7 +235,7 @@ def housing_mme_nightly() -> None:
 
         hook = _hook()
         created = ensure(hook.s3_client, plan["bucket"], hook.conn_region_name)
-        print(f"Bucket {plan['bucket']} {'created' if created else 'already exists'}")
+        log.info(f"Bucket {plan['bucket']} {'created' if created else 'already exists'}")
         return plan["bucket"]
 
     @task(multiple_outputs=True)
@@ -263,8 +267,8 @@ def housing_mme_nightly() -> None:
     def per_location(plan: dict[str, Any], location: str, endpoint: Any) -> None:
         # The grid labels each mapped task with its location from the start: Airflow renders the template
         # once the task's arguments are resolved, before it runs (a value set during execute would only
-        # show once the task has finished).
-        location_label = "{{ task.op_kwargs['location'] }}"
+        # show once the task has finished). ``location`` is passed by keyword below, so it is in op_kwargs.
+        location_label = "{{ task.op_kwargs.get('location', '') }}"
 
         @task(map_index_template=location_label)
         def ingest(plan: dict[str, Any], location: str) -> dict[str, Any]:
@@ -290,7 +294,7 @@ def housing_mme_nightly() -> None:
                 data = prepare_location(_hook().s3_client, plan, location, ingested["raw_uri"])
             except DataValidationError as error:
                 raise AirflowFailException(str(error)) from None  # the same data fails the same way
-            print(
+            log.info(
                 f"{location}: {data['rows_good']} good, {data['rows_bad']} quarantined "
                 f"({data['quarantine_uri'] or 'none'}); channels under {data['channels']['train'].rsplit('/', 2)[0]}"
             )
@@ -325,7 +329,7 @@ def housing_mme_nightly() -> None:
                 tolerance=plan["promotion_tolerance"],
                 revision=plan["revision"],
             )
-            print(f"{location} {result['version']}: {result['reason']}")
+            log.info(f"{location} {result['version']}: {result['reason']}")
             ti = get_current_context()["ti"]
             for key in ("model_artifact", "version", "metrics"):
                 ti.xcom_push(key=key, value=result[key])
@@ -358,11 +362,11 @@ def housing_mme_nightly() -> None:
                 artifact_uri=registered["s3_uri"],
                 test_uri=data["test_uri"],
             )
-            print(f"{location}: endpoint and local predictions agree on {result['rows']} rows")
+            log.info(f"{location}: endpoint and local predictions agree on {result['rows']} rows")
             return result
 
-        ingested = ingest(plan, location)
-        prepared = prepare(plan, location, ingested)
+        ingested = ingest(plan, location=location)
+        prepared = prepare(plan, location=location, ingested=ingested)
         trained = SageMakerRetrySafeTrainingOperator(
             task_id="train",
             config=prepared["training_config"],
@@ -371,7 +375,7 @@ def housing_mme_nightly() -> None:
             check_interval=2,
             map_index_template="{{ task.config['Tags'][0]['Value'] }}",
         )
-        evaluation = evaluate(plan, location, prepared["data"], trained.output)
+        evaluation = evaluate(plan, location=location, data=prepared["data"], trained=trained.output)
         registered = MMERegisterModelOperator(
             task_id="register",
             model_artifact=evaluation["model_artifact"],
@@ -383,7 +387,14 @@ def housing_mme_nightly() -> None:
             decision=evaluation,
             map_index_template="{{ task.location }}",
         )
-        smoked = smoke_test(plan, location, prepared["data"], evaluation, registered.output, endpoint)
+        smoked = smoke_test(
+            plan,
+            location=location,
+            data=prepared["data"],
+            decision=evaluation,
+            registered=registered.output,
+            endpoint=endpoint,
+        )
         promoted = MMEPromoteModelOperator(
             task_id="promote",
             mme_prefix=plan["mme_prefix"],
@@ -406,6 +417,7 @@ def housing_mme_nightly() -> None:
 
         from include.housing.nightly import SUMMARY_COLUMNS, summary_report, summary_row, write_report
         from sagemaker_fleet.utils.reports import summary_table
+        from sagemaker_fleet.utils.s3 import parse_s3_uri as split_s3_uri
 
         context = get_current_context()
         ti = context["ti"]
@@ -424,10 +436,16 @@ def housing_mme_nightly() -> None:
                     failed_task=first_failed,
                 )
             )
-        print(summary_table(rows, SUMMARY_COLUMNS))
+        log.info(
+            "Summary of %s (%d location(s)):\n%s", plan["run_date"], len(rows), summary_table(rows, SUMMARY_COLUMNS)
+        )
         report = summary_report(plan, rows)
-        write_report(_hook().s3_client, plan["report_uri"], report)
-        print(f"Report: {plan['report_uri']}")
+        hook = _hook()
+        write_report(hook.s3_client, plan["report_uri"], report)
+        # The task's "Report" link: the S3 console on AWS, the emulator's S3 page locally.
+        _, report_key = split_s3_uri(plan["report_uri"])
+        S3ReportLink.persist_report(context, hook, bucket=plan["bucket"], prefix=report_key.rsplit("/", 1)[0] + "/")
+        log.info("Report: %s", plan["report_uri"])
         if report["failed"]:
             raise AirflowFailException(
                 f"{len(report['failed'])} of {len(rows)} location(s) failed: {', '.join(report['failed'])} "
@@ -435,7 +453,9 @@ def housing_mme_nightly() -> None:
             )
         return report
 
-    locations >> summary(plan)
+    summarised = summary(plan)
+    summarised.operator.operator_extra_links = (S3ReportLink(),)
+    locations >> summarised
 
 
 _TASK_ORDER = ("ingest", "prepare", "train", "evaluate", "register", "smoke_test", "promote")
