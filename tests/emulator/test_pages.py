@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -15,7 +16,8 @@ from include.sagemaker_emulator import pages
 
 BUCKET = "pages-tests"
 PNG = pages.PNG_SIGNATURE + b"\x00\x00\x00\rIHDR" + b"\x00" * 17
-HOSTILE = 'reports/<script>alert("x")</script>/"quoted" & \'single\'.png'
+FOLDER = "reports/<img src=x onerror=alert(1)>\"q\" & 'single'/"
+HOSTILE = FOLDER + "evil<script>.png"
 
 
 def get(url: str, method: str = "GET", accept: str | None = None) -> tuple[int, dict[str, str], bytes]:
@@ -61,15 +63,15 @@ def test_bucket_index_and_listing_show_folders_objects_and_pngs_inline(emulator,
 def test_hostile_keys_are_escaped_everywhere(emulator, bucket) -> None:
     _, _, body = get(f"{emulator.url}/_emulator/s3/{BUCKET}/reports/")
     text = body.decode()
-    assert "<script>" not in text and "&lt;script&gt;" in text
-    # Its link is quoted, and it really fetches the object.
-    href = "/_emulator/s3/pages-tests/reports/%3Cscript%3Ealert%28%22x%22%29%3C/script%3E/"
+    assert (
+        "<img src=x" not in text and "&lt;img src=x onerror=alert(1)&gt;&quot;q&quot; &amp; &#x27;single&#x27;/" in text
+    )
+    # Its link is quoted, and it really lists the folder.
+    href = f"/_emulator/s3/{BUCKET}/" + urllib.parse.quote(FOLDER, safe="/")
     assert f'href="{href}"' in text
     _, _, inner = get(f"{emulator.url}{href}")
-    assert "&quot;quoted&quot; &amp; &#x27;single&#x27;.png" in inner.decode() and "<script>" not in inner.decode()
-    status, headers, data = get(
-        f"{emulator.url}/_emulator/s3-object/{BUCKET}/" + urllib.request.quote(HOSTILE, safe="/")
-    )
+    assert "evil&lt;script&gt;.png" in inner.decode() and "<script>" not in inner.decode()
+    status, headers, data = get(f"{emulator.url}/_emulator/s3-object/{BUCKET}/" + urllib.parse.quote(HOSTILE, safe="/"))
     assert status == 200 and headers["content-type"] == "image/png" and data == PNG
 
 
