@@ -747,6 +747,39 @@ def summary_report(plan: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -
     }
 
 
+def summary_chart_png(report: Mapping[str, Any]) -> bytes:
+    """PNG bar chart of the night: each location's new test RMSE beside the RMSE of the version it was judged
+    against, the bar's label saying what happened (live, kept live, failed)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rows = list(report.get("rows") or [])
+    if not rows:
+        raise ValueError("the report has no rows to chart")
+    figure = Figure(figsize=(max(6, 1.2 * len(rows) + 3), 4), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    positions = range(len(rows))
+    new = [float(row.get("test_rmse") or 0.0) for row in rows]
+    before = [float(row.get("previous_rmse") or 0.0) for row in rows]
+    axes.bar([p - 0.2 for p in positions], new, width=0.4, label="new model (test RMSE)")
+    axes.bar([p + 0.2 for p in positions], before, width=0.4, label="version it was judged against")
+    axes.set_xticks(
+        list(positions), [f"{row['location']}\n{row.get('status') or ''}" for row in rows], fontsize="small"
+    )
+    axes.set_ylabel("RMSE (price units)")
+    axes.legend(fontsize="small")
+    figure.suptitle(f"{report.get('dag_id', 'nightly')} {report.get('run_date', '')}: {len(rows)} location(s)")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
 def write_report(s3: Any, uri: str, report: Mapping[str, Any]) -> None:
-    """Store the report as JSON (one per date; a rerun of the date replaces its own report)."""
+    """Store the report as JSON and its chart as ``summary.png`` beside it (one per date and config; a rerun
+    of the same date and config replaces its own report)."""
     _put_text(s3, uri, json.dumps(report, indent=2, sort_keys=True, default=str), content_type="application/json")
+    bucket, key = split_s3_uri(uri)
+    chart_key = key.rsplit("/", 1)[0] + "/summary.png"
+    s3.put_object(Bucket=bucket, Key=chart_key, Body=summary_chart_png(report), ContentType="image/png")

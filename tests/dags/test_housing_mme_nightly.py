@@ -43,7 +43,9 @@ def _record(s3, location: str) -> dict:
 def _report(s3, night: dt.datetime) -> dict:
     """The night's only report (one per date and config: reports/<dag>/date=<d>/config=<hash>/summary.json)."""
     prefix = f"reports/{DAG_ID}/date={night.date().isoformat()}/"
-    (key,) = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])]
+    listed = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])]
+    (key,) = [key for key in listed if key.endswith(".json")]
+    assert key.removesuffix("summary.json") + "summary.png" in listed  # the chart beside it
     return json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
 
 

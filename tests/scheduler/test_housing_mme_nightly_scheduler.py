@@ -64,7 +64,7 @@ def _keys(s3, prefix: str) -> list[str]:
 
 
 def _reports(s3, run_date: str) -> list[dict]:
-    keys = _keys(s3, f"reports/{DAG_ID}/date={run_date}/")
+    keys = [key for key in _keys(s3, f"reports/{DAG_ID}/date={run_date}/") if key.endswith(".json")]
     return [json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()) for key in keys]
 
 
