@@ -44,7 +44,12 @@ test-scheduler: install
 test-distributed: install distributed-servers
 	.ci/suite distributed -q
 
-test-ui: install
+# The browser test drives Debian's chromium (Playwright's own browser downloads are not used).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+test-ui: install $(CHROMIUM)
 	.ci/suite ui -q
 
 test-package: install

@@ -36,14 +36,28 @@ Environment settings as in the nightly DAG: `housing_bucket`, `housing_role_arn`
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 from typing import Any
 
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
-from include.housing.locations import LOCATION_PATTERN
+from include.housing.locations import LOCATION_PATTERN, SEED_LOCATIONS
 from include.housing.naming import NAME_PATTERN
-from include.housing.params import AB_DEFAULTS, INSTANCE_TYPE_PATTERN, MAX_HOUSES, MIN_HOUSES
+from include.housing.params import (
+    AB_DEFAULTS,
+    ALGORITHMS,
+    INSTANCE_TYPE_EXAMPLES,
+    INSTANCE_TYPE_PATTERN,
+    MAX_EVALUATION_ROWS,
+    MAX_HOUSES,
+    MIN_EVALUATION_ROWS,
+    MIN_HOUSES,
+    PROMOTION_METRICS,
+    SECTION_ADVANCED,
+    SECTION_CORE,
+)
+from sagemaker_fleet.links.sagemaker import S3ReportLink
 from sagemaker_fleet.operators.ab_evaluation import SageMakerABEvaluationOperator
 from sagemaker_fleet.operators.deploy import SageMakerDeployEndpointOperator, SageMakerProbedDeployEndpointOperator
 from sagemaker_fleet.operators.teardown import SageMakerTeardownOperator
@@ -55,6 +69,13 @@ from sagemaker_fleet.sensors.endpoint import SageMakerEndpointStateSensor
 from sagemaker_fleet.utils.deployment import blue_green_deployment_config
 
 AWS_CONN_ID = "aws_default"
+# Task summaries go to the task log (not stdout, which Airflow folds away after "Done").
+log = logging.getLogger(__name__)
+# The shape of a champion or challenger, so the form flags an unknown algorithm or key at once.
+MODEL_SPEC_SCHEMA = {
+    "algorithm": {"type": "string", "enum": list(ALGORITHMS)},
+    "hyperparameters": {"type": "object"},
+}
 TRAINING_POOL = "sagemaker_training"
 CHECK_INTERVAL = 2
 # A deployment parameter, not a Param: tests shorten it, production keeps the default.
@@ -80,35 +101,111 @@ def _hook():
         "aws_conn_id": AWS_CONN_ID,
     },
     tags=["housing", "sagemaker", "ab-test", "deployment"],
+    description="A/B test a champion and a challenger on one endpoint, shift traffic to the winner and "
+    "promote it without downtime.",
     doc_md=__doc__,
     params={
+        # Core: what is compared, on which data.
         "location": Param(
-            AB_DEFAULTS["location"], type="string", pattern=LOCATION_PATTERN.pattern, title="Feed location"
+            AB_DEFAULTS["location"],
+            type="string",
+            pattern=LOCATION_PATTERN.pattern,
+            examples=list(SEED_LOCATIONS),
+            title="Feed location",
+            description="Whose listings train and judge both models: a seed location or a new CamelCaseCity_ST name.",
+            section=SECTION_CORE,
         ),
         "houses_per_location": Param(
-            AB_DEFAULTS["houses_per_location"], type="integer", minimum=MIN_HOUSES, maximum=MAX_HOUSES
+            AB_DEFAULTS["houses_per_location"],
+            type="integer",
+            minimum=MIN_HOUSES,
+            maximum=MAX_HOUSES,
+            title="Houses",
+            description=f"Listings of the run's date ({MIN_HOUSES:,} to {MAX_HOUSES:,}); the evaluation rows "
+            "are held out of them, the rest split 60/30/10.",
+            section=SECTION_CORE,
         ),
         "champion": Param(
             AB_DEFAULTS["champion"],
             type="object",
-            description='{"algorithm": "xgboost" | "linear-learner", "hyperparameters": {...}}',
+            properties=MODEL_SPEC_SCHEMA,
+            additionalProperties=False,
+            title="Champion model",
+            description=f"The model to beat: algorithm ({' or '.join(ALGORITHMS)}) and hyperparameters merged "
+            'over its defaults, e.g. {"algorithm": "linear-learner", "hyperparameters": {"epochs": 20}}.',
+            section=SECTION_CORE,
         ),
-        "challenger": Param(AB_DEFAULTS["challenger"], type="object", description="Same shape as champion."),
-        "initial_weights": Param(AB_DEFAULTS["initial_weights"], type="object", description="Relative weights."),
-        "evaluation_rows": Param(AB_DEFAULTS["evaluation_rows"], type="integer", minimum=30, maximum=100_000),
+        "challenger": Param(
+            AB_DEFAULTS["challenger"],
+            type="object",
+            properties=MODEL_SPEC_SCHEMA,
+            additionalProperties=False,
+            title="Challenger model",
+            description=f"The candidate, same shape as the champion: algorithm ({' or '.join(ALGORITHMS)}) and "
+            "hyperparameters.",
+            section=SECTION_CORE,
+        ),
+        # Advanced: how the comparison and the rollout are run.
+        "initial_weights": Param(
+            AB_DEFAULTS["initial_weights"],
+            type=["null", "object"],
+            properties={role: {"type": "number", "minimum": 0} for role in ("champion", "challenger")},
+            additionalProperties=False,
+            title="Initial traffic weights",
+            description='Relative weights of the two variants while they are measured, e.g. {"champion": 3, '
+            '"challenger": 1} sends a quarter of the traffic to the challenger.',
+            section=SECTION_ADVANCED,
+        ),
+        "evaluation_rows": Param(
+            AB_DEFAULTS["evaluation_rows"],
+            type=["null", "integer"],
+            minimum=MIN_EVALUATION_ROWS,
+            maximum=MAX_EVALUATION_ROWS,
+            title="Evaluation rows",
+            description="Held-out labelled listings sent to the endpoint to measure both variants.",
+            section=SECTION_ADVANCED,
+        ),
         "promotion": Param(
             AB_DEFAULTS["promotion"],
-            type="object",
-            description='{"metric": "rmse" | "mae", "min_improvement": 0..1, "confidence": 0.5..0.999}',
+            type=["null", "object"],
+            properties={
+                "metric": {"type": "string", "enum": list(PROMOTION_METRICS)},
+                "min_improvement": {"type": "number", "minimum": 0, "maximum": 1},
+                "confidence": {"type": "number", "minimum": 0.5, "maximum": 0.999},
+            },
+            additionalProperties=False,
+            title="Promotion rule",
+            description=f"The challenger wins when its {' or '.join(PROMOTION_METRICS)} (metric) is lower by at "
+            "least min_improvement (a share, 0 to 1) with the given confidence (0.5 to 0.999) in a paired test; "
+            "missing keys keep their defaults.",
+            section=SECTION_ADVANCED,
         ),
         "shift_steps": Param(
             AB_DEFAULTS["shift_steps"],
-            type="array",
-            items={"type": "number"},
-            description="The winner's share of traffic per step, increasing, ending at 1.",
+            type=["null", "array"],
+            items={"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+            minItems=1,
+            title="Traffic shift steps",
+            description="The winner's share of traffic per step, increasing and ending at 1, e.g. [0.1, 0.5, 1].",
+            section=SECTION_ADVANCED,
         ),
-        "endpoint_name": Param(AB_DEFAULTS["endpoint_name"], type="string", pattern=NAME_PATTERN.pattern),
-        "instance_type": Param(AB_DEFAULTS["instance_type"], type="string", pattern=INSTANCE_TYPE_PATTERN.pattern),
+        "endpoint_name": Param(
+            AB_DEFAULTS["endpoint_name"],
+            type=["null", "string"],
+            pattern=NAME_PATTERN.pattern,
+            title="Endpoint",
+            description="The endpoint the two variants share and the winner keeps (created or updated in place).",
+            section=SECTION_ADVANCED,
+        ),
+        "instance_type": Param(
+            AB_DEFAULTS["instance_type"],
+            type=["null", "string"],
+            pattern=INSTANCE_TYPE_PATTERN.pattern,
+            examples=list(INSTANCE_TYPE_EXAMPLES),
+            title="Instance type",
+            description="The SageMaker instance type of the training jobs and the endpoint's variants.",
+            section=SECTION_ADVANCED,
+        ),
     },
 )
 def housing_ab_rollout() -> None:
@@ -138,7 +235,7 @@ def housing_ab_rollout() -> None:
         except (InvalidParamsError, ValueError) as error:
             raise AirflowFailException(str(error)) from None  # bad input does not get better on retry
         roles = ", ".join(f"{r}={s['algorithm']}" for r, s in plan["roles"].items())
-        print(
+        log.info(
             f"Plan {plan['prefix']}: endpoint {plan['endpoint_name']}, {plan['location']} {plan['run_date']}, {roles}"
         )
         return plan
@@ -158,7 +255,9 @@ def housing_ab_rollout() -> None:
             data = prepare(hook.s3_client, plan)
         except (DataValidationError, ValueError) as error:
             raise AirflowFailException(str(error)) from None
-        print(f"{data['rows_train']} train, {data['rows_validation']} validation, {data['rows_evaluation']} evaluation")
+        log.info(
+            f"{data['rows_train']} train, {data['rows_validation']} validation, {data['rows_evaluation']} evaluation"
+        )
         return data
 
     @task(multiple_outputs=True)
@@ -175,14 +274,14 @@ def housing_ab_rollout() -> None:
 
         endpoint = _hook().describe_endpoint_or_none(plan["endpoint_name"])
         if endpoint is None:
-            print(f"Endpoint {plan['endpoint_name']} does not exist yet: this run creates it")
+            log.info(f"Endpoint {plan['endpoint_name']} does not exist yet: this run creates it")
             return {"existed": False, "endpoint_config_name": None, "status": None}
         if endpoint["EndpointStatus"] != "InService":
             raise AirflowFailException(
                 f"Endpoint {plan['endpoint_name']} is {endpoint['EndpointStatus']} "
                 f"({endpoint.get('FailureReason') or 'no reason given'}); an A/B rollout needs it InService"
             )
-        print(f"Endpoint {plan['endpoint_name']} runs {endpoint['EndpointConfigName']}: updated in place")
+        log.info(f"Endpoint {plan['endpoint_name']} runs {endpoint['EndpointConfigName']}: updated in place")
         return {"existed": True, "endpoint_config_name": endpoint["EndpointConfigName"], "status": "InService"}
 
     @task(multiple_outputs=True)
@@ -199,7 +298,7 @@ def housing_ab_rollout() -> None:
         from include.housing.ab_rollout import shift_steps_for
 
         steps = shift_steps_for(plan, decision["winner"])
-        print(f"{decision['winner']} wins ({decision.get('reason', '')}); shift steps: {steps}")
+        log.info(f"{decision['winner']} wins ({decision.get('reason', '')}); shift steps: {steps}")
         return steps
 
     @task(multiple_outputs=True)
@@ -228,7 +327,7 @@ def housing_ab_rollout() -> None:
                 if not is_not_found(error):
                     raise
         result = superseded_resources(plan, decision["winner"], previous)
-        print(f"Superseded: {result}")
+        log.info(f"Superseded: {result}")
         return result
 
     @task
@@ -244,6 +343,7 @@ def housing_ab_rollout() -> None:
     ) -> dict[str, Any]:
         """The run's report (JSON and PNG) in S3 and a summary in the log."""
         from include.housing.ab_rollout import rollout_report, summary_text, write_rollout_report
+        from sagemaker_fleet.utils.s3 import parse_s3_uri as split_s3_uri
 
         hook = _hook()
         endpoint = hook.describe_endpoint_or_none(plan["endpoint_name"]) or {}
@@ -259,8 +359,11 @@ def housing_ab_rollout() -> None:
             cleanup=removed if isinstance(removed, dict) else {"result": removed},
         )
         uris = write_rollout_report(hook.s3_client, plan, result)
-        print(summary_text(result))
-        print(f"Report: {uris['json']} and {uris['png']}")
+        # The task's "Report" link: the S3 console on AWS, the emulator's S3 page (PNGs inline) locally.
+        report_bucket, report_prefix = split_s3_uri(plan["report_prefix"])
+        S3ReportLink.persist_report(get_current_context(), hook, bucket=report_bucket, prefix=report_prefix)
+        log.info("A/B rollout summary:\n%s", summary_text(result))
+        log.info("Report: %s and %s", uris["json"], uris["png"])
         return {"winner": result["winner"], "endpoint": endpoint, "report_uris": uris}
 
     @task(multiple_outputs=True)
@@ -273,13 +376,13 @@ def housing_ab_rollout() -> None:
         failed = sorted(t for t, s in states.items() if s in ("failed", "upstream_failed") and t not in _TEARDOWN)
         nothing = {"restore_endpoint": None, "endpoints": [], "endpoint_configs": [], "models": []}
         if not failed:
-            print("The run succeeded: nothing to roll back")
+            log.info("The run succeeded: nothing to roll back")
             return nothing
         if states.get("verify_endpoint") == "success":
-            print(f"The winner is live and verified; failed afterwards: {failed}. The endpoint stays as it is.")
+            log.info(f"The winner is live and verified; failed afterwards: {failed}. The endpoint stays as it is.")
             return nothing
         undo = cleanup_after_failure(plan, before)
-        print(
+        log.info(
             f"The run failed ({', '.join(t for t in failed if states[t] == 'failed')}); rolling back: "
             f"endpoint {plan['endpoint_name']} -> {before['endpoint_config_name'] or 'deleted (created by this run)'}, "
             f"deleting configs {undo['endpoint_configs']} and models {undo['models']}"
@@ -375,6 +478,7 @@ def housing_ab_rollout() -> None:
         plan, data, train_champion.output, train_challenger.output, decision, shift.output,
         promote.output, remove.output,
     )  # fmt: skip
+    summary.operator.operator_extra_links = (S3ReportLink(),)
 
     undo = rollback_plan(plan, before)
     summary >> undo

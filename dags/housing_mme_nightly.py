@@ -34,6 +34,7 @@ date; add `--dry-run` to preview; runs are idempotent per date and nothing is ov
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 from typing import Any
 
@@ -50,7 +51,18 @@ from airflow.sdk import (
 
 from include.housing.locations import LOCATION_PATTERN, SEED_LOCATIONS
 from include.housing.naming import NAME_PATTERN
-from include.housing.params import INSTANCE_TYPE_PATTERN, MAX_HOUSES, MIN_HOUSES, NIGHTLY_DEFAULTS
+from include.housing.params import (
+    INSTANCE_TYPE_EXAMPLES,
+    INSTANCE_TYPE_PATTERN,
+    MAX_HOUSES,
+    MAX_REVISION,
+    MIN_HOUSES,
+    NIGHTLY_DEFAULTS,
+    SECTION_ADVANCED,
+    SECTION_CORE,
+    SECTION_TESTING,
+)
+from sagemaker_fleet.links.sagemaker import S3ReportLink
 from sagemaker_fleet.operators.deploy import SageMakerDeployEndpointOperator
 from sagemaker_fleet.operators.mme import MMEPromoteModelOperator, MMERegisterModelOperator
 from sagemaker_fleet.operators.training import SageMakerRetrySafeTrainingOperator
@@ -58,6 +70,8 @@ from sagemaker_fleet.run_settings import environment_setting
 from sagemaker_fleet.run_settings import run_date as run_date_of
 
 AWS_CONN_ID = "aws_default"
+# Task summaries go to the task log (not stdout, which Airflow folds away after "Done").
+log = logging.getLogger(__name__)
 TRAINING_POOL = "sagemaker_training"
 GROUP = "location"
 LIVE_MODELS = AssetAlias("housing_mme_live_models")
@@ -69,11 +83,6 @@ def _hook():
     from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook
 
     return SageMakerFleetHook(aws_conn_id=AWS_CONN_ID)
-
-
-def _label(location: str) -> None:
-    """Show the location instead of the map index in the grid (``map_index_template="{{ location_label }}"``)."""
-    get_current_context()["location_label"] = location  # type: ignore[typeddict-unknown-key]
 
 
 @dag(
@@ -89,16 +98,22 @@ def _label(location: str) -> None:
         "aws_conn_id": AWS_CONN_ID,
     },
     tags=["housing", "sagemaker", "mme", "nightly"],
+    description="Nightly: one XGBoost model per location, gated against the live one, served from one "
+    "multi-model endpoint.",
     doc_md=__doc__,
     params={
+        # Core: what a person chooses on most runs.
         "locations": Param(
             list(SEED_LOCATIONS),
             type="array",
             items={"type": "string", "pattern": LOCATION_PATTERN.pattern},
+            examples=list(SEED_LOCATIONS),
             minItems=1,
             uniqueItems=True,
             title="Locations",
-            description="CamelCaseCity_ST names, one model each (default: the seed's ten).",
+            description="The locations to train, one model each: pick from the seed's ten or type a new "
+            "CamelCaseCity_ST name (e.g. Boston_MA).",
+            section=SECTION_CORE,
         ),
         "houses_per_location": Param(
             NIGHTLY_DEFAULTS["houses_per_location"],
@@ -106,34 +121,75 @@ def _label(location: str) -> None:
             minimum=MIN_HOUSES,
             maximum=MAX_HOUSES,
             title="Houses per location",
+            description=f"Listings generated (synthetic feed) per location for the run's date, "
+            f"{MIN_HOUSES:,} to {MAX_HOUSES:,}; split 60/30/10 into train, validation and test.",
+            section=SECTION_CORE,
         ),
+        # Advanced: sensible defaults; empty means the default.
         "hyperparameters": Param(
             NIGHTLY_DEFAULTS["hyperparameters"],
-            type="object",
+            type=["null", "object"],
             title="XGBoost hyperparameters",
-            description="Merged over the seed defaults; unknown names are refused.",
+            description="Merged over the seed's defaults (shown); unknown names are refused, e.g. "
+            '{"num_round": 80, "max_depth": 6, "eta": 0.2}.',
+            section=SECTION_ADVANCED,
         ),
-        "instance_type": Param(NIGHTLY_DEFAULTS["instance_type"], type="string", pattern=INSTANCE_TYPE_PATTERN.pattern),
+        "instance_type": Param(
+            NIGHTLY_DEFAULTS["instance_type"],
+            type=["null", "string"],
+            pattern=INSTANCE_TYPE_PATTERN.pattern,
+            examples=list(INSTANCE_TYPE_EXAMPLES),
+            title="Training instance type",
+            description="The SageMaker instance type of the training jobs and the endpoint.",
+            section=SECTION_ADVANCED,
+        ),
         "promotion_tolerance": Param(
             NIGHTLY_DEFAULTS["promotion_tolerance"],
-            type="number",
+            type=["null", "number"],
             minimum=0,
             maximum=1,
-            description="A new model is registered if its test RMSE <= live RMSE x (1 + tolerance).",
+            title="Promotion tolerance",
+            description="A new model goes live if its test RMSE <= the live model's RMSE x (1 + tolerance); "
+            "0.05 = at most 5 % worse.",
+            section=SECTION_ADVANCED,
         ),
         "max_bad_fraction": Param(
             NIGHTLY_DEFAULTS["max_bad_fraction"],
-            type="number",
+            type=["null", "number"],
             minimum=0,
             maximum=1,
-            description="A location fails when more of its rows than this are bad.",
+            title="Largest share of bad rows",
+            description="A location fails when more of its listings than this (0 to 1) are quarantined as bad.",
+            section=SECTION_ADVANCED,
         ),
-        "endpoint_name": Param(NIGHTLY_DEFAULTS["endpoint_name"], type="string", pattern=NAME_PATTERN.pattern),
+        "endpoint_name": Param(
+            NIGHTLY_DEFAULTS["endpoint_name"],
+            type=["null", "string"],
+            pattern=NAME_PATTERN.pattern,
+            title="Multi-model endpoint",
+            description="The endpoint serving every location (letters, digits and single hyphens, at most 63).",
+            section=SECTION_ADVANCED,
+        ),
+        "revision": Param(
+            NIGHTLY_DEFAULTS["revision"],
+            type=["null", "integer"],
+            minimum=0,
+            maximum=MAX_REVISION,
+            title="Build revision of the date",
+            description="0: the date's build. A rerun with other houses, hyperparameters, instance type or "
+            "data fails and names the next free revision (1 to 99): a further build beside the first, with "
+            "its own data, job and model version (20261123-r01); nothing earlier is overwritten.",
+            section=SECTION_ADVANCED,
+        ),
+        # Testing only: for demos and tests of the quarantine.
         "bad_fraction_by_location": Param(
-            {},
-            type="object",
-            title="Testing only: corrupt the synthetic feed",
-            description='e.g. {"Chicago_IL": 0.6}; honoured only with the synthetic raw source.',
+            None,
+            type=["null", "object"],
+            additionalProperties={"type": "number", "minimum": 0, "maximum": 1},
+            title="Corrupt the synthetic feed",
+            description='Share of bad rows to inject per location, e.g. {"Chicago_IL": 0.6}; honoured only '
+            "with the synthetic raw source.",
+            section=SECTION_TESTING,
         ),
     },
 )
@@ -143,7 +199,7 @@ def housing_mme_nightly() -> None:
         """Check Params and environment settings; return the run's plan (every later task reads it)."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.housing.nightly import build_plan, environment_settings
+        from include.housing.nightly import build_plan, environment_settings, rerun_conflicts
         from include.housing.params import InvalidParamsError
 
         context = get_current_context()
@@ -164,10 +220,13 @@ def housing_mme_nightly() -> None:
                 run_id=dag_run.run_id,
                 image_uri=image_uri,
             )
+            # A rerun of the date with other Params would rewrite the earlier build: refuse before anything.
+            if conflicts := rerun_conflicts(_hook().s3_client, plan):
+                raise InvalidParamsError(conflicts)
         except (InvalidParamsError, ValueError) as error:
             # Bad input does not get better on retry.
             raise AirflowFailException(str(error)) from None
-        print(f"Plan for {plan['run_date']}: {len(plan['locations'])} location(s): {', '.join(plan['locations'])}")
+        log.info(f"Plan for {plan['run_date']}: {len(plan['locations'])} location(s): {', '.join(plan['locations'])}")
         return plan
 
     @task
@@ -177,7 +236,7 @@ def housing_mme_nightly() -> None:
 
         hook = _hook()
         created = ensure(hook.s3_client, plan["bucket"], hook.conn_region_name)
-        print(f"Bucket {plan['bucket']} {'created' if created else 'already exists'}")
+        log.info(f"Bucket {plan['bucket']} {'created' if created else 'already exists'}")
         return plan["bucket"]
 
     @task(multiple_outputs=True)
@@ -208,21 +267,26 @@ def housing_mme_nightly() -> None:
 
     @task_group(group_id=GROUP)
     def per_location(plan: dict[str, Any], location: str, endpoint: Any) -> None:
-        # Each task names its map index after its location (set in the context by _label()).
-        location_label = "{{ location_label }}"
+        # The grid labels each mapped task with its location from the start: Airflow renders the template
+        # once the task's arguments are resolved, before it runs (a value set during execute would only
+        # show once the task has finished). ``location`` is passed by keyword below, so it is in op_kwargs.
+        location_label = "{{ task.op_kwargs.get('location', '') }}"
 
         @task(map_index_template=location_label)
         def ingest(plan: dict[str, Any], location: str) -> dict[str, Any]:
             """Put the day's raw listings in S3 (synthetic feed) or check they are there (S3 source)."""
-            _label(location)
-            from include.housing.nightly import ingest_listings
+            from airflow.sdk.exceptions import AirflowFailException
 
-            return ingest_listings(_hook().s3_client, plan, location)
+            from include.housing.nightly import BuildConflictError, ingest_listings
+
+            try:
+                return ingest_listings(_hook().s3_client, plan, location)
+            except BuildConflictError as error:
+                raise AirflowFailException(str(error)) from None  # another run's build: a retry cannot help
 
         @task(multiple_outputs=True, map_index_template=location_label)
         def prepare(plan: dict[str, Any], location: str, ingested: dict[str, Any]) -> dict[str, Any]:
             """Validate, quarantine bad rows, write the channels; build the training request."""
-            _label(location)
             from airflow.sdk.exceptions import AirflowFailException
 
             from include.housing.nightly import build_training_config, prepare_location
@@ -232,7 +296,7 @@ def housing_mme_nightly() -> None:
                 data = prepare_location(_hook().s3_client, plan, location, ingested["raw_uri"])
             except DataValidationError as error:
                 raise AirflowFailException(str(error)) from None  # the same data fails the same way
-            print(
+            log.info(
                 f"{location}: {data['rows_good']} good, {data['rows_bad']} quarantined "
                 f"({data['quarantine_uri'] or 'none'}); channels under {data['channels']['train'].rsplit('/', 2)[0]}"
             )
@@ -246,7 +310,6 @@ def housing_mme_nightly() -> None:
             plan: dict[str, Any], location: str, data: dict[str, Any], trained: dict[str, Any]
         ) -> dict[str, Any]:
             """Score the new model and the one live for the run's date on its test split; decide."""
-            _label(location)
             from include.housing.nightly import evaluate_artifacts
             from sagemaker_fleet.operators.mme import archive_reader, live_version_on, read_live_record, version_entry
 
@@ -269,8 +332,9 @@ def housing_mme_nightly() -> None:
                 live_artifact_uri=baseline_uri,
                 live_version=baseline,
                 tolerance=plan["promotion_tolerance"],
+                revision=plan["revision"],
             )
-            print(f"{location} {result['version']}: {result['reason']}")
+            log.info(f"{location} {result['version']}: {result['reason']}")
             ti = get_current_context()["ti"]
             for key in ("model_artifact", "version", "metrics"):
                 ti.xcom_push(key=key, value=result[key])
@@ -286,7 +350,6 @@ def housing_mme_nightly() -> None:
             endpoint: Any,
         ) -> dict[str, Any]:
             """Invoke the endpoint with TargetModel; it must predict what the artifact predicts locally."""
-            _label(location)
             from include.housing.nightly import smoke_test_model
             from sagemaker_fleet.operators.mme import check_decision
 
@@ -304,11 +367,11 @@ def housing_mme_nightly() -> None:
                 artifact_uri=registered["s3_uri"],
                 test_uri=data["test_uri"],
             )
-            print(f"{location}: endpoint and local predictions agree on {result['rows']} rows")
+            log.info(f"{location}: endpoint and local predictions agree on {result['rows']} rows")
             return result
 
-        ingested = ingest(plan, location)
-        prepared = prepare(plan, location, ingested)
+        ingested = ingest(plan, location=location)
+        prepared = prepare(plan, location=location, ingested=ingested)
         trained = SageMakerRetrySafeTrainingOperator(
             task_id="train",
             config=prepared["training_config"],
@@ -317,7 +380,7 @@ def housing_mme_nightly() -> None:
             check_interval=2,
             map_index_template="{{ task.config['Tags'][0]['Value'] }}",
         )
-        evaluation = evaluate(plan, location, prepared["data"], trained.output)
+        evaluation = evaluate(plan, location=location, data=prepared["data"], trained=trained.output)
         registered = MMERegisterModelOperator(
             task_id="register",
             model_artifact=evaluation["model_artifact"],
@@ -329,7 +392,14 @@ def housing_mme_nightly() -> None:
             decision=evaluation,
             map_index_template="{{ task.location }}",
         )
-        smoked = smoke_test(plan, location, prepared["data"], evaluation, registered.output, endpoint)
+        smoked = smoke_test(
+            plan,
+            location=location,
+            data=prepared["data"],
+            decision=evaluation,
+            registered=registered.output,
+            endpoint=endpoint,
+        )
         promoted = MMEPromoteModelOperator(
             task_id="promote",
             mme_prefix=plan["mme_prefix"],
@@ -355,6 +425,7 @@ def housing_mme_nightly() -> None:
 
         from include.housing.nightly import SUMMARY_COLUMNS, summary_report, summary_row, write_report
         from sagemaker_fleet.utils.reports import summary_table
+        from sagemaker_fleet.utils.s3 import parse_s3_uri as split_s3_uri
 
         context = get_current_context()
         ti = context["ti"]
@@ -373,10 +444,16 @@ def housing_mme_nightly() -> None:
                     failed_task=first_failed,
                 )
             )
-        print(summary_table(rows, SUMMARY_COLUMNS))
+        log.info(
+            "Summary of %s (%d location(s)):\n%s", plan["run_date"], len(rows), summary_table(rows, SUMMARY_COLUMNS)
+        )
         report = summary_report(plan, rows)
-        write_report(_hook().s3_client, plan["report_uri"], report)
-        print(f"Report: {plan['report_uri']}")
+        hook = _hook()
+        write_report(hook.s3_client, plan["report_uri"], report)
+        # The task's "Report" link: the S3 console on AWS, the emulator's S3 page locally.
+        _, report_key = split_s3_uri(plan["report_uri"])
+        S3ReportLink.persist_report(context, hook, bucket=plan["bucket"], prefix=report_key.rsplit("/", 1)[0] + "/")
+        log.info("Report: %s", plan["report_uri"])
         if report["failed"]:
             raise AirflowFailException(
                 f"{len(report['failed'])} of {len(rows)} location(s) failed: {', '.join(report['failed'])} "
@@ -384,7 +461,9 @@ def housing_mme_nightly() -> None:
             )
         return report
 
-    locations >> summary(plan)
+    summarised = summary(plan)
+    summarised.operator.operator_extra_links = (S3ReportLink(),)
+    locations >> summarised
 
 
 _TASK_ORDER = ("ingest", "prepare", "train", "evaluate", "register", "smoke_test", "promote")

@@ -2,8 +2,9 @@
 
 Starts the local SageMaker emulator and Airflow 3 (api-server with the UI, scheduler, dag-processor,
 triggerer; LocalExecutor on SQLite, state in ``.local/``), points ``aws_default`` at the emulator,
-creates the ``sagemaker_training`` pool, unpauses the DAGs, triggers one ``housing_mme_nightly`` run
-through the REST API and follows it, prints a per-location summary with one prediction per location
+creates the ``sagemaker_training`` pool, unpauses the DAGs, follows one ``housing_mme_nightly`` run (the
+scheduler's run of the latest nightly date when unpausing makes one due, else one triggered through the
+REST API; never both), prints a per-location summary with one prediction per location
 through the multi-model endpoint, then keeps everything running for the UI until Ctrl-C, when it stops
 every process it started. A second ``make run`` reuses the state in ``.local/``.
 
@@ -20,6 +21,7 @@ generated on the first run; it and every secret are created 0600 (and ``.local/`
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import ipaddress
 import json
 import os
@@ -261,9 +263,50 @@ def wait_until(what: str, check: Any, timeout: float, stack: Stack) -> Any:
     raise RuntimeError(f"timed out waiting for {what}" + (f" ({last_error})" if last_error else ""))
 
 
+def existing_runs(api: Api) -> set[str]:
+    """Ids of the DAG's runs so far; none when the DAG was never parsed (the API answers 404)."""
+    try:
+        return {run["dag_run_id"] for run in api.get(f"/api/v2/dags/{DAG_ID}/dagRuns?limit=1000")["dag_runs"]}
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            return set()
+        raise
+
+
+def scheduled_run_is_due(dag: dict[str, Any], now: dt.datetime) -> bool:
+    """Whether the scheduler is about to start a run of its own: the DAG's next run is not in the future.
+
+    Unpausing a DAG with ``catchup=False`` makes the scheduler start the latest nightly run at once; one
+    more triggered run would do the same work again (issue 14: two full nights on the first ``make run``).
+    """
+    due = dag.get("next_dagrun_run_after")
+    if not due or dag.get("is_paused"):
+        return False
+    return dt.datetime.fromisoformat(due.replace("Z", "+00:00")) <= now
+
+
+def the_one_run(api: Api, known_runs: set[str], stack: Stack) -> str:
+    """The scheduler's run when it starts (or started) one, else a run triggered here: one run, never both."""
+
+    def new_run() -> dict[str, Any] | None:
+        runs = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns?limit=1000")["dag_runs"]
+        return next((run for run in runs if run["dag_run_id"] not in known_runs), None)
+
+    run = new_run()
+    if run is None and scheduled_run_is_due(api.get(f"/api/v2/dags/{DAG_ID}"), dt.datetime.now(dt.UTC)):
+        run = wait_until(f"the scheduler's run of {DAG_ID}", new_run, 180, stack)
+    if run is not None:
+        say(f"the scheduler started {DAG_ID} run {run['dag_run_id']} (the latest nightly date); following it")
+        return run["dag_run_id"]
+    run = api.post(
+        f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": {}, "note": "triggered by make run"}
+    )
+    say(f"triggered {DAG_ID} run {run['dag_run_id']} (the scheduler has none due); following it")
+    return run["dag_run_id"]
+
+
 def follow_run(api: Api, run_id: str, stack: Stack) -> str:
-    """Print each task's state changes until ``run_id`` ends. Unpausing the DAG also makes the scheduler
-    start the latest nightly run, which our run queues behind (max one active run): follow both."""
+    """Print each task's state changes until ``run_id`` ends (and those of any other active run of the DAG)."""
     seen: dict[str, str] = {}
     deadline = time.monotonic() + RUN_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -441,6 +484,8 @@ def main() -> int:
         )
         api = Api(api_server_url(airflow_host, airflow_port))
         wait_until("Airflow's API server", lambda: api.login(password) or True, 180, stack)
+        # Runs that exist before the scheduler starts (a later make run): the one to follow is a new one.
+        known_runs = existing_runs(api)
         # Tasks report to the API server's Execution API: started before it answers, the first ones time out.
         for name in ("scheduler", "triggerer"):
             stack.start(name, ["airflow", name] + ([] if name in log_servers else ["--skip-serve-logs"]), env)
@@ -450,13 +495,10 @@ def main() -> int:
         for dag_id in ("housing_mme_nightly", "housing_ab_rollout"):
             with contextlib.suppress(urllib.error.HTTPError):
                 api.patch(f"/api/v2/dags/{dag_id}", {"is_paused": False})
-        run = api.post(
-            f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": {}, "note": "triggered by make run"}
-        )
-        say(f"triggered {DAG_ID} run {run['dag_run_id']}; following it")
-        state = follow_run(api, run["dag_run_id"], stack)
+        run_id = the_one_run(api, known_runs, stack)
+        state = follow_run(api, run_id, stack)
         say(f"the run ended: {state}")
-        print_summary(api, run["dag_run_id"], emulator_url)
+        print_summary(api, run_id, emulator_url)
         say(
             f"Airflow UI: {api.base}  (log in as {USERNAME} / {password}; "
             f"the password is kept in {AIRFLOW_HOME.relative_to(ROOT) / 'passwords.json'}, mode 0600)"

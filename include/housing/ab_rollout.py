@@ -464,11 +464,20 @@ def rollout_report(
 
 def write_rollout_report(s3: Any, plan: Mapping[str, Any], report: Mapping[str, Any]) -> dict[str, str]:
     """Store the report as JSON and the variants' chart as PNG next to it; their URIs."""
-    from sagemaker_fleet.utils.reports import render_ab_chart_png
+    from sagemaker_fleet.utils.reports import render_ab_chart_png, render_traffic_shift_png
 
     uris = {"json": f"{plan['report_prefix']}rollout.json", "png": f"{plan['report_prefix']}rollout.png"}
     _put(s3, uris["json"], json.dumps(report, indent=2, sort_keys=True, default=str), "application/json")
-    _put(s3, uris["png"], render_ab_chart_png(report["decision"]), "image/png")
+    # The rollout's own picture: how traffic moved to the winner (decision.png beside it shows the A/B).
+    shift = report.get("shift")
+    if isinstance(shift, list) and shift:
+        variants = report["decision"].get("variants") or {}
+        initial = {variants.get(role, role): weight for role, weight in (plan.get("initial_weights") or {}).items()}
+        winner = variants.get(report["winner"], report["winner"])
+        png = render_traffic_shift_png(shift, initial_weights=initial, winner=winner)
+    else:  # no shift happened (a failed run's report): the A/B chart is all there is
+        png = render_ab_chart_png(report["decision"])
+    _put(s3, uris["png"], png, "image/png")
     return uris
 
 

@@ -51,11 +51,21 @@ def dag_prefix(dag_id: str) -> str:
     return "".join(word[0] for word in words).lower()
 
 
-def training_job_name(dag_id: str, location: str, run_date: dt.date | str, attempt: int = 0) -> str:
-    """``hmn-chicago-il-20261123`` (``-r1``, ``-r2`` ... for attempt > 0); deterministic, <= 63 chars."""
+def training_job_name(
+    dag_id: str, location: str, run_date: dt.date | str, attempt: int = 0, *, revision: int = 0
+) -> str:
+    """``hmn-chicago-il-20261123`` (``-r1``, ``-r2`` ... for attempt > 0); deterministic, <= 63 chars.
+
+    A further build of the same date (``revision`` 1..99, see :func:`model_version`) is
+    ``hmn-chicago-il-20261123-v01``: its own job, never the first build's.
+    """
     if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 0:
         raise ValueError(f"attempt must be a non-negative int, got {attempt!r}")
+    if isinstance(revision, bool) or not isinstance(revision, int) or not 0 <= revision <= 99:
+        raise ValueError(f"revision must be an int from 0 to 99, got {revision!r}")
     parts = [dag_prefix(dag_id), resource_slug(location), coerce_run_date(run_date).strftime("%Y%m%d")]
+    if revision:
+        parts.append(f"v{revision:02d}")
     if attempt:
         parts.append(f"r{attempt}")
     return sagemaker_name(*parts)

@@ -7,10 +7,18 @@ functions that need them, so importing this module at DAG parse time stays cheap
 S3 layout of one environment (all under the bucket)::
 
     raw/date=2026-11-23/location=Chicago_IL/listings.csv          synthetic source only
+    prepared/date=2026-11-23/location=Chicago_IL/build.json       the location's build config for the date
     prepared/date=2026-11-23/location=Chicago_IL/{train,validation,test}/<channel>.csv
     prepared/date=2026-11-23/location=Chicago_IL/quarantine/quarantine.csv
     training-output/Chicago_IL/<job name>/output/model.tar.gz     written by SageMaker
     mme/<endpoint>/Chicago_IL/Chicago_IL-20261123.tar.gz          the MME prefix (ModelDataUrl)
+
+A rerun of a date is idempotent when a location's build config (houses, hyperparameters, instance type,
+raw source, injected bad rows) is the one in its ``build.json``; with another config it fails in
+``validate_params``, naming what changed, and nothing is written. Param ``revision`` N (1..99) builds
+the date again beside the first build: ``raw/`` and ``prepared/`` partitions get ``/revision=NN``, the
+training job ``-vNN`` (``hmn-chicago-il-20261123-v01``), the model version ``20261123-rNN`` (TargetModel
+``Chicago_IL/Chicago_IL-20261123-r01.tar.gz``). No earlier object is ever rewritten.
     registry/<endpoint>/...                                        live records (the MME operators)
     reports/<dag_id>/date=2026-11-23/config=<fingerprint>/summary.json   one per date and config
 """
@@ -55,6 +63,7 @@ __all__ = [
     "SMOKE_TEST_ROWS",
     "SUMMARY_COLUMNS",
     "SYNTHETIC_SOURCE",
+    "BuildConflictError",
     "InvalidEnvironmentError",
     "build_plan",
     "build_training_config",
@@ -72,6 +81,8 @@ __all__ = [
     "predict",
     "prepare_location",
     "raw_listing_uri",
+    "record_build",
+    "rerun_conflicts",
     "config_fingerprint",
     "s3_uri",
     "split_s3_uri",
@@ -242,6 +253,7 @@ def build_plan(
         "instance_type": checked["instance_type"],
         "promotion_tolerance": checked["promotion_tolerance"],
         "max_bad_fraction": checked["max_bad_fraction"],
+        "revision": checked["revision"],
         "endpoint_name": endpoint,
         "bad_fraction_by_location": fractions,
         "bucket": bucket,
@@ -329,26 +341,152 @@ def mme_endpoint_spec(plan: Mapping[str, Any]) -> dict[str, Any]:
 # --- ingest and prepare ---------------------------------------------------------------------------------
 
 
-def raw_listing_uri(raw_source: str, bucket: str, run_date: dt.date | str, location: str) -> str:
+def build_partition(root: str, run_date: dt.date | str, location: str, revision: int = 0) -> str:
+    """``<root>/date=D/location=L``, with ``/revision=NN`` for a further build of the date."""
+    prefix = channel_prefix(root, run_date, location)
+    return f"{prefix}/revision={revision:02d}" if revision else prefix
+
+
+def raw_listing_uri(raw_source: str, bucket: str, run_date: dt.date | str, location: str, revision: int = 0) -> str:
     """Where a location's raw listings for the date live: our ``raw/`` partition for the synthetic
-    feed, ``<prefix>/date=YYYY-MM-DD/location=<Location>/listings.csv`` under an S3 raw source."""
+    feed (per revision), ``<prefix>/date=YYYY-MM-DD/location=<Location>/listings.csv`` under an S3 raw
+    source (the vendor's file, read only)."""
     if raw_source == SYNTHETIC_SOURCE:
-        return s3_uri(bucket, f"{channel_prefix('raw', run_date, location)}/listings.csv")
+        return s3_uri(bucket, f"{build_partition('raw', run_date, location, revision)}/listings.csv")
     source_bucket, prefix = split_s3_uri(raw_source)
     root = prefix.rstrip("/") or "."
     key = f"{channel_prefix(root, run_date, location)}/listings.csv"
     return s3_uri(source_bucket, key.removeprefix("./"))
 
 
+# --- one build per date, location and config ------------------------------------------------------------
+
+
+class BuildConflictError(ValueError):
+    """The date's partition of a location was built with another config; nothing was written."""
+
+
+def location_build_config(plan: Mapping[str, Any], location: str) -> dict[str, Any]:
+    """What a location's data, job and model of the date are built from (besides the date itself)."""
+    return {
+        "houses_per_location": plan["houses_per_location"],
+        "hyperparameters": dict(plan["hyperparameters"]),
+        "instance_type": plan["instance_type"],
+        "raw_source": plan["raw_source"],
+        "bad_fraction": plan.get("bad_fraction_by_location", {}).get(location, 0.0),
+    }
+
+
+def build_record_uri(plan: Mapping[str, Any], location: str) -> str:
+    partition = build_partition("prepared", plan["run_date"], location, plan.get("revision", 0))
+    return s3_uri(plan["bucket"], f"{partition}/build.json")
+
+
+def _read_json_or_none(s3: Any, uri: str) -> Any:
+    from botocore.exceptions import ClientError
+
+    bucket, key = split_s3_uri(uri)
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound", "NoSuchBucket"):
+            return None
+        raise
+    return json.loads(body)
+
+
+def config_changes(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+    """``name: before -> now`` for every setting that differs (hyperparameters one by one)."""
+    changes = []
+    for name in sorted(set(before) | set(now)):
+        old, new = before.get(name), now.get(name)
+        if name == "hyperparameters" and isinstance(old, Mapping) and isinstance(new, Mapping):
+            changes.extend(
+                f"hyperparameters.{key}: {old.get(key)!r} -> {new.get(key)!r}"
+                for key in sorted(set(old) | set(new))
+                if old.get(key) != new.get(key)
+            )
+        elif old != new:
+            changes.append(f"{name}: {old!r} -> {new!r}")
+    return changes
+
+
+def next_free_revision(s3: Any, plan: Mapping[str, Any], location: str) -> int:
+    """The lowest revision above every build of the location's date (1 when only the first exists)."""
+    prefix = channel_prefix("prepared", plan["run_date"], location) + "/revision="
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=plan["bucket"], Prefix=prefix, Delimiter="/")
+    taken = [0]
+    for page in pages:
+        for common in page.get("CommonPrefixes", []):
+            digits = common["Prefix"][len(prefix) :].rstrip("/")
+            if digits.isdigit():
+                taken.append(int(digits))
+    return max(taken) + 1
+
+
+def rerun_conflicts(s3: Any, plan: Mapping[str, Any]) -> list[str]:
+    """One problem per location whose date (and revision) was already built with another config.
+
+    Checked in ``validate_params``, before anything is created: a rerun with other Params would otherwise
+    rewrite the earlier run's raw listings and channels while reusing its training job.
+    """
+    from botocore.exceptions import ClientError
+
+    problems = []
+    revision = plan.get("revision", 0)
+    for location in plan["locations"]:
+        built = _read_json_or_none(s3, build_record_uri(plan, location))
+        if built is None:
+            continue
+        changes = config_changes(built.get("config", {}), location_build_config(plan, location))
+        if not changes:
+            continue
+        try:
+            suggestion = next_free_revision(s3, plan, location)
+        except ClientError:
+            suggestion = revision + 1
+        problems.append(
+            f"{location} was already built for {plan['run_date']} (revision {revision}, run {built.get('run_id')}) "
+            f"with other Params: {'; '.join(changes)}. Its data, training job and model stay as they are. "
+            f"To build the date again with these Params beside it, trigger with revision {suggestion} "
+            f"(its own partitions, training job and model version "
+            f"{model_version(location, plan['run_date'], suggestion)}), or restore the Params."
+        )
+    return problems
+
+
+def record_build(s3: Any, plan: Mapping[str, Any], location: str) -> None:
+    """Write the location's build.json for the date, or check that the one there has this config."""
+    uri = build_record_uri(plan, location)
+    config = location_build_config(plan, location)
+    built = _read_json_or_none(s3, uri)
+    if built is None:
+        record = {"location": location, "run_date": plan["run_date"], "run_id": plan["run_id"], "config": config}
+        _put_text(s3, uri, json.dumps(record, indent=2, sort_keys=True), "application/json")
+        return
+    changes = config_changes(built.get("config", {}), config)
+    if changes:
+        # Another run built this partition since validate_params looked: still, overwrite nothing.
+        raise BuildConflictError(
+            f"{location} {plan['run_date']} revision {plan.get('revision', 0)} was built meanwhile by run "
+            f"{built.get('run_id')} with other Params ({'; '.join(changes)}); nothing was written"
+        )
+
+
 def ingest_listings(s3: Any, plan: Mapping[str, Any], location: str) -> dict[str, Any]:
     """The day's raw listings of ``location`` in S3; returns ``{"location", "raw_uri", "source", "bytes"}``.
 
-    Synthetic: generated from (location, date) and written to the raw partition; the bytes are the same
-    on every rerun, so rewriting is harmless. S3 source: the file must already be there.
+    Synthetic: generated from (location, date, houses) and written to the raw partition once; a rerun of
+    the same build finds it there. S3 source: the file must already be there. Either way the location's
+    build record is written first (or checked: another config fails with BuildConflictError).
     """
     validate_location(location)
-    uri = raw_listing_uri(plan["raw_source"], plan["bucket"], plan["run_date"], location)
+    record_build(s3, plan, location)
+    uri = raw_listing_uri(plan["raw_source"], plan["bucket"], plan["run_date"], location, plan.get("revision", 0))
     if plan["raw_source"] == SYNTHETIC_SOURCE:
+        if _exists(s3, uri):  # the same build config (checked above) generates the same bytes: keep them
+            size = s3.head_object(Bucket=split_s3_uri(uri)[0], Key=split_s3_uri(uri)[1])["ContentLength"]
+            return {"location": location, "raw_uri": uri, "source": SYNTHETIC_SOURCE, "bytes": int(size)}
         text = generate_listings(
             location,
             plan["run_date"],
@@ -374,7 +512,7 @@ def prepare_location(s3: Any, plan: Mapping[str, Any], location: str, raw_uri: s
         seed=stable_seed("split", location, plan["run_date"]),
         run_date=plan["run_date"],
     )
-    root = s3_uri(plan["bucket"], channel_prefix("prepared", plan["run_date"], location))
+    root = s3_uri(plan["bucket"], build_partition("prepared", plan["run_date"], location, plan.get("revision", 0)))
     channels = {name: f"{root}/{name}/" for name in CHANNELS}
     for name, text in zip(CHANNELS, (prepared.train_csv, prepared.validation_csv, prepared.test_csv), strict=True):
         _put_text(s3, f"{channels[name]}{name}.csv", text)
@@ -394,7 +532,7 @@ def build_training_config(plan: Mapping[str, Any], location: str, channels: Mapp
     """The whole CreateTrainingJob request; its name is deterministic from dag_id, location and date."""
     run_date = plan["run_date"]
     return csv_training_request(
-        job_name=training_job_name(plan["dag_id"], location, run_date),
+        job_name=training_job_name(plan["dag_id"], location, run_date, revision=plan.get("revision", 0)),
         image_uri=plan["image_uri"],
         role_arn=plan["role_arn"],
         channels=channels,
@@ -451,6 +589,7 @@ def evaluate_artifacts(
     live_artifact_uri: str | None,
     live_version: str | None,
     tolerance: float,
+    revision: int = 0,
 ) -> dict[str, Any]:
     """Score the new model and the baseline (if any) on the run date's test split; decide on promotion.
 
@@ -467,7 +606,7 @@ def evaluate_artifacts(
         live_predictions = predict(load_booster(_get_bytes(s3, live_artifact_uri)), features)
         live = {"rmse": rmse(labels, live_predictions), "mae": mae(labels, live_predictions)}
     decision = promotion_decision(new["rmse"], live["rmse"] if live else None, tolerance)
-    version = model_version(location, run_date)
+    version = model_version(location, run_date, revision)
     return {
         "location": location,
         "version": version,
@@ -608,6 +747,39 @@ def summary_report(plan: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -
     }
 
 
+def summary_chart_png(report: Mapping[str, Any]) -> bytes:
+    """PNG bar chart of the night: each location's new test RMSE beside the RMSE of the version it was judged
+    against, the bar's label saying what happened (live, kept live, failed)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rows = list(report.get("rows") or [])
+    if not rows:
+        raise ValueError("the report has no rows to chart")
+    figure = Figure(figsize=(max(6, 1.2 * len(rows) + 3), 4), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    positions = range(len(rows))
+    new = [float(row.get("test_rmse") or 0.0) for row in rows]
+    before = [float(row.get("previous_rmse") or 0.0) for row in rows]
+    axes.bar([p - 0.2 for p in positions], new, width=0.4, label="new model (test RMSE)")
+    axes.bar([p + 0.2 for p in positions], before, width=0.4, label="version it was judged against")
+    axes.set_xticks(
+        list(positions), [f"{row['location']}\n{row.get('status') or ''}" for row in rows], fontsize="small"
+    )
+    axes.set_ylabel("RMSE (price units)")
+    axes.legend(fontsize="small")
+    figure.suptitle(f"{report.get('dag_id', 'nightly')} {report.get('run_date', '')}: {len(rows)} location(s)")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
 def write_report(s3: Any, uri: str, report: Mapping[str, Any]) -> None:
-    """Store the report as JSON (one per date; a rerun of the date replaces its own report)."""
+    """Store the report as JSON and its chart as ``summary.png`` beside it (one per date and config; a rerun
+    of the same date and config replaces its own report)."""
     _put_text(s3, uri, json.dumps(report, indent=2, sort_keys=True, default=str), content_type="application/json")
+    bucket, key = split_s3_uri(uri)
+    chart_key = key.rsplit("/", 1)[0] + "/summary.png"
+    s3.put_object(Bucket=bucket, Key=chart_key, Body=summary_chart_png(report), ContentType="image/png")

@@ -58,6 +58,7 @@ NIGHTLY_DEFAULTS: dict[str, Any] = {
     "promotion_tolerance": 0.05,
     "endpoint_name": "housing-mme",
     "max_bad_fraction": 0.2,
+    "revision": 0,
 }
 
 AB_DEFAULTS: dict[str, Any] = {
@@ -77,13 +78,18 @@ AB_DEFAULTS: dict[str, Any] = {
 }
 
 ALGORITHMS = ("xgboost", "linear-learner")
+PROMOTION_METRICS = ("rmse", "mae")
 ALGORITHM_DEFAULTS: dict[str, dict[str, Any]] = {
     "xgboost": _XGBOOST_DEFAULTS,
     "linear-learner": _LINEAR_LEARNER_DEFAULTS,
 }
 INSTANCE_TYPE_PATTERN = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+INSTANCE_TYPE_EXAMPLES = ("ml.m5.large", "ml.m5.xlarge", "ml.m5.2xlarge", "ml.c5.xlarge", "ml.c5.2xlarge")
+# The trigger forms' sections.
+SECTION_CORE, SECTION_ADVANCED, SECTION_TESTING = "Core", "Advanced", "Testing only"
 MIN_HOUSES, MAX_HOUSES = 10, 1_000_000  # fewer than 10 cannot fill a 60/30/10 split
 MIN_EVALUATION_ROWS, MAX_EVALUATION_ROWS = 30, 100_000
+MAX_REVISION = 99  # model versions YYYYMMDD-r01 .. -r99
 
 # name -> (kind, low, high, low_inclusive) for numbers, or ("choice", options) / ("bool",).
 # Ranges follow the algorithms' documented limits, narrowed to what makes sense for this product.
@@ -309,6 +315,9 @@ def validate_nightly_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
     merged["max_bad_fraction"] = _check(
         problems, "max_bad_fraction", merged["max_bad_fraction"], lambda v: _number_in_range(v, "float", 0, 1)
     )
+    merged["revision"] = _check(
+        problems, "revision", merged["revision"], lambda v: _number_in_range(v, "int", 0, MAX_REVISION)
+    )
     if problems:
         raise InvalidParamsError(problems)
     return merged
@@ -381,8 +390,8 @@ def validate_ab_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
         unknown = [key for key in rule if key not in AB_DEFAULTS["promotion"]]
         if unknown:
             problems.append(f"promotion: unknown key(s) {', '.join(map(repr, unknown))}")
-        if rule["metric"] not in ("rmse", "mae"):
-            problems.append(f"promotion.metric: {rule['metric']!r} is not one of rmse, mae")
+        if rule["metric"] not in PROMOTION_METRICS:
+            problems.append(f"promotion.metric: {rule['metric']!r} is not one of {', '.join(PROMOTION_METRICS)}")
         rule["min_improvement"] = _check(
             problems,
             "promotion.min_improvement",

@@ -2,7 +2,7 @@
 
 ``sagemaker`` requests are ours (``/endpoints/{name}/invocations`` is the runtime, everything else the
 control plane by ``X-Amz-Target``); every other request goes to moto. ``/_emulator/*`` is the emulator's
-own API (health, fault injection).
+own API (health, fault injection) and its read-only pages for a browser (``pages.py``).
 """
 
 from __future__ import annotations
@@ -16,13 +16,12 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from . import control_plane, processing_operations, training_operations  # noqa: F401  (importing registers the operations)
+from . import control_plane, pages, processing_operations, training_operations  # noqa: F401  (importing registers the operations)
 from .control_plane import RequestContext
 from .emulator import Emulator
 from .errors import AwsError
 from .faults import FaultSpecError
 from .shapes import parse_json
-from .store import public
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +216,11 @@ class EmulatorApp:
 
     async def _emulator_api(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         path, method = scope["path"], scope["method"]
+        # The read-only pages for a browser (S3 index, resource descriptions): pages.py.
+        page = pages.render(self.emulator, scope)
+        if page is not None:
+            await _send(send, page.status, b"" if method == "HEAD" else page.body, page.headers())
+            return
         try:
             body = await _read_body(receive, _headers(scope), MAX_CONTROL_PLANE_BODY)
         except BodyTooLarge:
@@ -228,14 +232,6 @@ class EmulatorApp:
             return
         if path == "/_emulator/health" and method == "GET":
             await _send_json(send, 200, self.emulator.health())
-        elif path.startswith("/_emulator/resources/") and method == "GET":
-            # What the extra links in the Airflow UI open locally: a resource's description, as JSON.
-            kind, _, name = path[len("/_emulator/resources/") :].partition("/")
-            record = self.emulator.store.get(kind, name) if kind in RESOURCE_KINDS and name else None
-            if record is None:
-                await _send_json(send, 404, {"error": f"no {kind} named {name!r}"})
-            else:
-                await _send_json(send, 200, public(record))
         elif path == "/_emulator/faults" and method == "GET":
             await _send_json(send, 200, {"faults": self.emulator.faults.active()})
         elif path == "/_emulator/faults" and method == "POST":

@@ -242,6 +242,10 @@ class MotoFacade:
         if sequence and journal is not None:
             journal.sync(sequence)
 
+    def s3_bucket_names(self) -> list[str]:
+        """Every bucket's name, sorted."""
+        return sorted(self._s3.buckets)
+
     def s3_list(self, bucket: str, prefix: str) -> list[tuple[str, int]]:
         """(key, size) of every object under ``prefix``, sorted; MissingObject if the bucket does not exist."""
         from moto.s3.exceptions import MissingBucket

@@ -16,6 +16,7 @@ EXTRA_LINKS = (
     "sagemaker_fleet.links.sagemaker.SageMakerEndpointLink",
     "sagemaker_fleet.links.sagemaker.MMEArtifactLink",
     "sagemaker_fleet.links.sagemaker.MMERegistryRecordLink",
+    "sagemaker_fleet.links.sagemaker.S3ReportLink",
 )
 PACKAGE_NAME = "airflow-provider-sagemaker-fleet"
 VERSION = "0.1.0"

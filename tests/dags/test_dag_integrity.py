@@ -36,6 +36,16 @@ for dag_id, dag in bag.dags.items():
         "owners": sorted({t.owner for t in dag.tasks}),
         "retries": sorted({t.retries for t in dag.tasks}),
         "has_doc": bool(dag.doc_md),
+        "description": dag.description,
+        "params": {
+            name: {
+                "title": dag.params.get_param(name).schema.get("title"),
+                "description": dag.params.get_param(name).description,
+                "section": dag.params.get_param(name).schema.get("section"),
+                "type": dag.params.get_param(name).schema.get("type"),
+            }
+            for name in dag.params
+        },
     }
 print("@@PROBE@@" + json.dumps({
     "errors": {k: str(v) for k, v in bag.import_errors.items()},
@@ -87,3 +97,22 @@ def test_dag_file_parses_fast_without_heavy_imports(path: Path, probes: dict[str
     probe = probes[path.name]
     assert probe["heavy"] == [], f"{path.name} imports {probe['heavy']} at parse time; import them inside tasks"
     assert probe["seconds"] < MAX_PARSE_SECONDS, f"{path.name} took {probe['seconds']:.2f} s to parse"
+
+
+# The trigger forms of the housing DAGs guide a person (issue 14): a card text, and for every Param a title,
+# a description and a section; fields outside the core section are optional (they accept null = default).
+GUIDED_DAGS = {"housing_mme_nightly.py", "housing_ab_rollout.py"}
+SECTIONS = {"Core", "Advanced", "Testing only"}
+
+
+@pytest.mark.parametrize("path", [p for p in DAG_FILES if p.name in GUIDED_DAGS], ids=lambda p: p.name)
+def test_trigger_form_guides(path: Path, probes: dict[str, dict]) -> None:
+    for dag_id, dag in probes[path.name]["dags"].items():
+        assert dag["description"] and len(dag["description"]) > 30, f"{dag_id} needs a description for its card"
+        assert dag["params"], f"{dag_id} has no Params"
+        for name, param in dag["params"].items():
+            assert param["title"], f"{dag_id}.{name} has no title"
+            assert param["description"] and len(param["description"]) > 20, f"{dag_id}.{name} has no description"
+            assert param["section"] in SECTIONS, f"{dag_id}.{name}: section {param['section']!r}"
+            optional = isinstance(param["type"], list) and "null" in param["type"]
+            assert optional == (param["section"] != "Core"), f"{dag_id}.{name}: only core fields are required"

@@ -43,7 +43,9 @@ def _record(s3, location: str) -> dict:
 def _report(s3, night: dt.datetime) -> dict:
     """The night's only report (one per date and config: reports/<dag>/date=<d>/config=<hash>/summary.json)."""
     prefix = f"reports/{DAG_ID}/date={night.date().isoformat()}/"
-    (key,) = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])]
+    listed = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])]
+    (key,) = [key for key in listed if key.endswith(".json")]
+    assert key.removesuffix("summary.json") + "summary.png" in listed  # the chart beside it
     return json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
 
 
@@ -159,3 +161,46 @@ def test_later_night_bad_data_and_training_failure_fail_only_their_location(
     assert rows["Houston_TX"]["reason"].startswith("failed at train")
     assert rows["Dallas_TX"]["status"] == "live" and rows["Dallas_TX"]["previous_version"] == "20261123"
     assert "more than the allowed" in later.log  # the clear message of the bad-data failure
+
+
+def _objects_of(s3, night: dt.datetime) -> dict[str, tuple[str, str]]:
+    """Every object the night's build wrote (raw, prepared, training output, MME artifacts): key -> (ETag,
+    sha256). The live records (registry/) and reports are left out: a record is the location's, not a run's."""
+    import hashlib
+
+    day = night.date().isoformat()
+    found = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
+        for item in page.get("Contents", []):
+            key = item["Key"]
+            if f"date={day}/" in key or night.strftime("%Y%m%d") in key:
+                body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+                found[key] = (item["ETag"], hashlib.sha256(body).hexdigest())
+    return found
+
+
+def test_rerun_with_other_params_overwrites_nothing(first_night: DagRunResult, run_dag, emulator) -> None:
+    """Issue 14: 200 houses instead of 300 for the same date is refused, naming what changed; with revision 1
+    it builds beside the first night, whose objects stay byte-identical."""
+    s3, sm = client(emulator, "s3"), client(emulator, "sagemaker")
+    before = _objects_of(s3, FIRST_NIGHT)
+    assert any(key.startswith("raw/date=2026-11-23/location=Chicago_IL/") for key in before)
+    jobs = _training_jobs(sm)
+    changed = {**CONF, "locations": ["Chicago_IL"], "houses_per_location": 200, "hyperparameters": {"num_round": 30}}
+
+    refused = run_dag(DAG_ID, changed, FIRST_NIGHT, env=ENV)
+    assert refused.state == "failed" and refused.state_of("validate_params") == "failed"
+    assert "houses_per_location: 300 -> 200" in refused.log and "hyperparameters.num_round: 25 -> 30" in refused.log
+    assert "trigger with revision 1" in refused.log, refused.log[-4000:]
+    assert _objects_of(s3, FIRST_NIGHT) == before and _training_jobs(sm) == jobs
+
+    revised = run_dag(DAG_ID, {**changed, "revision": 1}, FIRST_NIGHT, env=ENV)
+    assert revised.state == "success", revised.log[-6000:]
+    after = _objects_of(s3, FIRST_NIGHT)
+    assert {key: after[key] for key in before} == before, "an earlier object was rewritten"
+    assert "prepared/date=2026-11-23/location=Chicago_IL/revision=01/train/train.csv" in after
+    assert set(_training_jobs(sm)) - set(jobs) == {"hmn-chicago-il-20261123-v01"}
+    record = _record(s3, "Chicago_IL")
+    assert "20261123" in record["versions"]
+    if "20261123-r01" in record["versions"]:  # registered only when the gate accepted it
+        assert "Chicago_IL/Chicago_IL-20261123-r01.tar.gz" in _mme_objects(s3)

@@ -24,6 +24,7 @@ def run_trigger(trigger: EndpointStateTrigger, timeout: float = 60) -> dict:
 
 def trigger(endpoint: str = "ep", **kwargs) -> EndpointStateTrigger:
     kwargs.setdefault("poll_interval", 0.05)
+    kwargs.setdefault("first_poll_delay", 0)
     return EndpointStateTrigger(endpoint, **kwargs)
 
 
@@ -35,6 +36,7 @@ def test_serialize_round_trips():
     path, kwargs = original.serialize()
     assert path == "sagemaker_fleet.triggers.endpoint.EndpointStateTrigger"
     assert kwargs["expected_config_name"] == "cfg" and kwargs["region_name"] == "eu-west-1"
+    assert kwargs["first_poll_delay"] == 5.0
     assert EndpointStateTrigger(**kwargs).serialize() == (path, kwargs)
 
 
@@ -134,3 +136,26 @@ def test_invalid_arguments():
     # The config name goes into a JMESPath expression: nothing but a SageMaker name may.
     with pytest.raises(ValueError, match="expected_config_name"):
         EndpointStateTrigger("ep", expected_config_name="x' || `true` || '")
+
+
+def test_first_poll_waits_the_delay_before_any_describe():
+    """apache/airflow#71580: a trigger firing before the scheduler recorded the deferral kills the task."""
+    calls: list[str] = []
+
+    async def sleep(seconds: float) -> None:
+        calls.append(f"sleep {seconds}")
+
+    def hook():
+        calls.append("connect")
+        raise RuntimeError("stop here")
+
+    original = EndpointStateTrigger("ep", poll_interval=1, timeout_seconds=30, first_poll_delay=4)
+    with (
+        mock.patch("sagemaker_fleet.triggers.endpoint.asyncio.sleep", sleep),
+        mock.patch.object(original, "hook", hook),
+        pytest.raises(RuntimeError, match="stop here"),
+    ):
+        run_trigger(original)
+    assert calls == ["sleep 4.0", "connect"]
+    # The delay counts against the timeout: 26 s left at one poll a second.
+    assert original.attempts == 27

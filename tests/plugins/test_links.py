@@ -140,3 +140,31 @@ def test_plugin_registers_every_link_once() -> None:
         MMEArtifactLink,
         MMERegistryRecordLink,
     }
+
+
+def test_report_link_opens_the_s3_console_or_the_emulators_page() -> None:
+    from sagemaker_fleet.links.sagemaker import S3ReportLink
+
+    prefix = "reports/housing_mme_nightly/date=2026-11-23/config=abc/"
+    console = S3ReportLink().format_link(**aws("aws", "eu-west-1", bucket="b", prefix=prefix))
+    assert console == (
+        "https://console.aws.amazon.com/s3/buckets/b?region=eu-west-1"
+        "&prefix=reports%2Fhousing_mme_nightly%2Fdate%3D2026-11-23%2Fconfig%3Dabc%2F&showversions=false"
+    )
+    local = {"emulator_url": "http://localhost:4566", "region_name": "us-east-1", "aws_domain": "aws.amazon.com"}
+    assert S3ReportLink().format_link(**local, bucket="b", prefix=prefix) == (
+        "http://localhost:4566/_emulator/s3/b/reports/housing_mme_nightly/date%3D2026-11-23/config%3Dabc/"
+    )
+    assert S3ReportLink().format_link(**local) == ""
+
+
+def test_report_link_persists_from_a_taskflow_task(emulator) -> None:
+    from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook
+    from sagemaker_fleet.links.sagemaker import S3ReportLink
+
+    ti, task = mock.MagicMock(), mock.MagicMock()
+    S3ReportLink.persist_report(
+        {"ti": ti, "task": task}, SageMakerFleetHook(aws_conn_id="aws_default"), bucket="b", prefix="reports/x/"
+    )
+    url = S3ReportLink().format_link(**pushed(ti, "sagemaker_fleet_report"))
+    assert url == f"{emulator.url}/_emulator/s3/b/reports/x/"

@@ -101,12 +101,14 @@ def test_failed_job_fails_the_task_with_its_reason_then_retry_creates_the_next_a
     assert jobs_named(sm, name) == [name, f"{name}-r1"]
 
 
-def test_trigger_failure_event_fails_execute_complete_with_the_jobs_failure_reason(emulator, channels, clear_faults):
+def test_trigger_failure_event_fails_execute_complete_with_the_jobs_failure_reason(
+    emulator, sm, channels, clear_faults
+):
     name = unique("deferred-fail")
     inject_fault(emulator, {"type": "training_failure", "count": 1, "name_contains": name, "reason": "bad shard"})
-    with pytest.raises(TaskDeferred) as deferred:
-        operator(training_config(name, channels)).execute(context={})
-    event = run_trigger(deferred.value.trigger)
+    # Created directly: the operator would see the at-once failure before deferring and fail on the worker.
+    sm.create_training_job(**training_config(name, channels))
+    event = run_trigger(TrainingJobTrigger(name, poll_interval=0.1, first_poll_delay=0))
     assert event["status"] == "failed"
     with pytest.raises(AirflowException, match="FailureReason: .*bad shard"):
         operator(training_config(name, channels)).execute_complete(context={}, event=event)
@@ -217,6 +219,32 @@ def test_newest_attempt_decides_and_in_progress_is_reattached():
         op.execute(context={})
     assert d.value.trigger.job_name == "job-r2"
     hook.get_conn.return_value.create_training_job.assert_not_called()
+
+
+def test_job_that_ends_before_the_deferral_is_returned_without_deferring():
+    """A job that finishes at once never defers, so no trigger can race the scheduler (apache/airflow#71580)."""
+    op = operator(training_config("job", {"train": "s3://b/t/", "validation": "s3://b/v/"}))
+    completed = {
+        "TrainingJobName": "job",
+        "TrainingJobStatus": "Completed",
+        "ModelArtifacts": {"S3ModelArtifacts": "s3://b/out/job/output/model.tar.gz"},
+        "FinalMetricDataList": [{"MetricName": "validation:rmse", "Value": 1.5}],
+        "BillableTimeInSeconds": 1,
+    }
+    hook = mock.MagicMock()
+    # Not there when the task looks for earlier attempts; Completed when it looks again after creating it.
+    hook.describe_training_job_or_none.side_effect = [None, completed]
+    hook.describe_training_job.return_value = completed
+    hook.training_log_lines.return_value = []
+    with mock.patch.object(SageMakerRetrySafeTrainingOperator, "hook", hook), mock.patch.object(op, "defer") as defer:
+        result = op.execute(context={})
+    defer.assert_not_called()
+    hook.get_conn.return_value.create_training_job.assert_called_once()
+    assert (
+        result["job_name"] == "job"
+        and result["status"] == "Completed"
+        and result["metrics"] == {"validation:rmse": 1.5}
+    )
 
 
 def test_concurrently_created_job_is_attached_not_failed():

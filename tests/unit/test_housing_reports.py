@@ -42,3 +42,31 @@ def test_summary_table_is_fixed_width():
     widths = {len(line) for line in lines[1:3]}
     assert len(widths) == 1  # the numbers are right-aligned to the same edge
     assert lines[4].startswith("Houston_TX") and lines[4].rstrip().endswith("-")
+
+
+def test_traffic_shift_chart_draws_the_steps_not_the_ab_comparison():
+    import io
+
+    import pytest
+    from matplotlib.image import imread
+
+    from sagemaker_fleet.utils.reports import render_traffic_shift_png
+
+    def metrics(a: int, b: int) -> dict:
+        return {
+            "champion": {"invocations": a, "errors_4xx": 0, "errors_5xx": 0, "error_rate": 0.0},
+            "challenger": {"invocations": b, "errors_4xx": 0, "errors_5xx": 1, "error_rate": 1 / max(b, 1)},
+        }
+
+    steps = [
+        {"step": 1, "effective_weights": {"champion": 0.5, "challenger": 0.5}, "metrics": metrics(20, 20)},
+        {"step": 2, "effective_weights": {"champion": 0.0, "challenger": 1.0}, "metrics": metrics(0, 40)},
+    ]
+    png = render_traffic_shift_png(steps, initial_weights={"champion": 1, "challenger": 1}, winner="challenger")
+    assert png.startswith(PNG_SIGNATURE) and len(png) > 5000
+    assert imread(io.BytesIO(png)).shape[:2] == (400, 900)
+    # Other steps draw another picture: the chart follows the data.
+    steps[1]["effective_weights"] = {"champion": 0.2, "challenger": 0.8}
+    assert render_traffic_shift_png(steps, winner="challenger") != png
+    with pytest.raises(ValueError, match="no traffic-shift steps"):
+        render_traffic_shift_png([])

@@ -119,3 +119,60 @@ def test_bind_host_rejects_what_is_not_an_address(monkeypatch: pytest.MonkeyPatc
 )
 def test_a_wildcard_bind_is_reached_on_loopback(host: str, expected: str) -> None:
     assert launcher.url_host(host) == expected
+
+
+# -- one run per make run (issue 14) ----------------------------------------------------------------------
+NOW = launcher.dt.datetime(2026, 12, 2, 1, 30, tzinfo=launcher.dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("dag", "due"),
+    [
+        ({"is_paused": False, "next_dagrun_run_after": "2026-12-01T02:00:00Z"}, True),  # unpaused: catch-up run
+        ({"is_paused": False, "next_dagrun_run_after": "2026-12-02T01:30:00+00:00"}, True),
+        ({"is_paused": False, "next_dagrun_run_after": "2026-12-02T02:00:00Z"}, False),  # tonight, not now
+        ({"is_paused": True, "next_dagrun_run_after": "2026-12-01T02:00:00Z"}, False),
+        ({"is_paused": False, "next_dagrun_run_after": None}, False),
+    ],
+)
+def test_a_scheduled_run_is_due_only_when_its_time_has_come(dag: dict, due: bool) -> None:
+    assert launcher.scheduled_run_is_due(dag, NOW) is due
+
+
+class FakeApi:
+    """The REST calls the_one_run makes, answered from memory; records what it posts."""
+
+    def __init__(self, runs: list[str], dag: dict, scheduler_creates: str | None = None) -> None:
+        self.runs, self.dag, self.scheduler_creates, self.posted = list(runs), dag, scheduler_creates, []
+
+    def get(self, path: str) -> dict:
+        if path.endswith("/dagRuns?limit=1000"):
+            if self.scheduler_creates and self.scheduler_creates not in self.runs:
+                self.runs.append(self.scheduler_creates)  # the scheduler's loop, one poll later
+                return {"dag_runs": [{"dag_run_id": run} for run in self.runs[:-1]]}
+            return {"dag_runs": [{"dag_run_id": run} for run in self.runs]}
+        return self.dag
+
+    def post(self, path: str, body: dict) -> dict:
+        self.posted.append((path, body))
+        return {"dag_run_id": "manual__now"}
+
+
+class NoStack:
+    def check(self) -> None:
+        pass
+
+
+def test_the_schedulers_due_run_is_followed_and_none_is_triggered(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(launcher.time, "sleep", lambda _seconds: None)
+    dag = {"is_paused": False, "next_dagrun_run_after": "2000-01-01T02:00:00Z"}
+    api = FakeApi(["manual__old"], dag, scheduler_creates="scheduled__2026-12-01T02:00:00+00:00")
+    assert launcher.the_one_run(api, {"manual__old"}, NoStack()) == "scheduled__2026-12-01T02:00:00+00:00"
+    assert api.posted == []
+
+
+def test_a_run_is_triggered_when_the_scheduler_has_none_due() -> None:
+    dag = {"is_paused": False, "next_dagrun_run_after": "2999-01-01T02:00:00Z"}
+    api = FakeApi(["scheduled__old"], dag)
+    assert launcher.the_one_run(api, {"scheduled__old"}, NoStack()) == "manual__now"
+    assert [path for path, _ in api.posted] == ["/api/v2/dags/housing_mme_nightly/dagRuns"]

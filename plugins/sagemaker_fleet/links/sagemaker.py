@@ -26,6 +26,7 @@ __all__ = [
     "ALL_LINKS",
     "MMEArtifactLink",
     "MMERegistryRecordLink",
+    "S3ReportLink",
     "SageMakerEndpointLink",
     "SageMakerProcessingJobLink",
     "SageMakerTrainingJobLink",
@@ -161,6 +162,48 @@ class MMERegistryRecordLink(_S3ObjectLink):
 
     name = "MME Registry Record"
     key = "sagemaker_fleet_mme_registry_record"
+
+
+class S3ReportLink(_FleetLink):
+    """Link to the folder of a run's report (JSON, PNG charts): the S3 console on AWS; locally the emulator's
+    read-only S3 page, which shows the report's PNGs inline.
+
+    For any task, TaskFlow ones included: persist with :meth:`persist_report` (a hook, a bucket and the
+    report's prefix) and add ``S3ReportLink()`` to the task's ``operator_extra_links``.
+    """
+
+    name = "Report"
+    key = "sagemaker_fleet_report"
+    format_str = BASE_AWS_CONSOLE_LINK + "/s3/buckets/{bucket}?region={region_name}&prefix={prefix}&showversions=false"
+
+    @classmethod
+    def persist_report(cls, context: Context | dict[str, Any], hook: Any, *, bucket: str, prefix: str) -> None:
+        """Store the link to ``s3://bucket/prefix`` (a folder, ending in ``/``) for the running task."""
+        if not isinstance(context, dict) or context.get("ti") is None:
+            return
+        endpoint_url = hook.conn_config.get_service_endpoint_url(service_name="s3")
+        emulator_url = (public_emulator_url() or endpoint_url.rstrip("/")) if endpoint_url else None
+        cls.persist(
+            context=context,  # type: ignore[arg-type]
+            operator=context["task"],
+            region_name=hook.conn_region_name,
+            aws_partition=hook.conn_partition,
+            emulator_url=emulator_url,
+            bucket=bucket,
+            prefix=prefix,
+        )
+
+    def quoted(self, conf: dict[str, Any]) -> dict[str, Any]:
+        if not conf.get("bucket"):
+            return {}
+        return {**conf, "bucket": quote(conf["bucket"], safe=""), "prefix": quote(conf.get("prefix") or "", safe="")}
+
+    def emulator_link(self, emulator_url: str, conf: dict[str, Any]) -> str:
+        if not conf.get("bucket"):
+            return ""
+        return (
+            f"{emulator_url}/_emulator/s3/{quote(conf['bucket'], safe='')}/{quote(conf.get('prefix') or '', safe='/')}"
+        )
 
 
 # Declared once, in get_provider_info.EXTRA_LINKS (which must stay free of imports); the plugin uses this.

@@ -18,7 +18,7 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException
 
 from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook, parse_s3_uri
-from sagemaker_fleet.links.sagemaker import SageMakerEndpointLink
+from sagemaker_fleet.links.sagemaker import S3ReportLink, SageMakerEndpointLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -84,7 +84,7 @@ class SageMakerABEvaluationOperator(AwsBaseOperator[SageMakerFleetHook]):
         "report_prefix", "expected_weights", "traffic_tolerance",
     )  # fmt: skip
     template_fields_renderers = {"variants": "json", "expected_weights": "json"}
-    operator_extra_links = (SageMakerEndpointLink(),)
+    operator_extra_links = (SageMakerEndpointLink(), S3ReportLink())
 
     def __init__(
         self,
@@ -252,6 +252,7 @@ class SageMakerABEvaluationOperator(AwsBaseOperator[SageMakerFleetHook]):
         ):
             _, key = parse_s3_uri(report_uris[name])
             s3.put_object(Bucket=report_bucket, Key=key, Body=body, ContentType=content_type)
+        S3ReportLink.persist_report(context, hook, bucket=report_bucket, prefix=f"{prefix}/" if prefix else "")
 
         table_rows = [
             {

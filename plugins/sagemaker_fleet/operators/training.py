@@ -197,6 +197,11 @@ class SageMakerRetrySafeTrainingOperator(AwsBaseOperator[SageMakerFleetHook]):
         if status == "Completed":
             return self._finish(job_name)
         if self.deferrable:
+            # Look once more before deferring: a job that already ended returns here, without a trigger that
+            # could fire before the scheduler has recorded the deferral (apache/airflow#71580).
+            latest = self.hook.describe_training_job_or_none(job_name)
+            if latest is not None and latest["TrainingJobStatus"] not in NON_TERMINAL:
+                return self._finish(job_name)
             self._defer(job_name)
         return self._wait(job_name)
 

@@ -12,6 +12,7 @@ polling paths of every operator decide alike.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import AsyncIterator, Callable
@@ -29,6 +30,10 @@ from sagemaker_fleet.utils.naming import is_valid_sagemaker_name
 __all__ = ["EndpointStateTrigger", "endpoint_outcome", "wait_for_endpoint", "waiter_max_attempts"]
 
 FIRST_POLL_SECONDS = 0.25
+# A trigger that fires before the scheduler has recorded the deferral makes Airflow 3.3 kill the task
+# ("Task killed!", a failed try; apache/airflow#71580). The operators describe once before deferring, so
+# a resource that is already done never defers; the triggers wait this long before their first poll.
+FIRST_POLL_DELAY_SECONDS = 5.0
 
 
 def waiter_max_attempts(timeout_seconds: float, poll_interval: float) -> int:
@@ -132,6 +137,7 @@ class EndpointStateTrigger(AwsBaseWaiterTrigger):
     :param expected_config_name: the config the endpoint must end on; None accepts any InService config
     :param poll_interval: seconds between DescribeEndpoint calls
     :param timeout_seconds: give up (status ``timeout``) after this many seconds
+    :param first_poll_delay: seconds before the first DescribeEndpoint (counted in ``timeout_seconds``)
     :param aws_conn_id, region_name, verify, botocore_config: the operator's AWS settings, so the deferred
         half talks to the same account, region and endpoint URL as the worker half
     """
@@ -145,6 +151,7 @@ class EndpointStateTrigger(AwsBaseWaiterTrigger):
         expected_config_name: str | None = None,
         poll_interval: float = 5.0,
         timeout_seconds: float = 3600,
+        first_poll_delay: float = FIRST_POLL_DELAY_SECONDS,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
         verify: bool | str | None = None,
@@ -157,10 +164,14 @@ class EndpointStateTrigger(AwsBaseWaiterTrigger):
         # The name is put into the waiter's JMESPath acceptors: only a valid SageMaker name may go there.
         if expected_config_name is not None and not is_valid_sagemaker_name(expected_config_name):
             raise ValueError(f"expected_config_name {expected_config_name!r} is not a valid SageMaker name")
+        if not float(first_poll_delay) >= 0:
+            raise ValueError(f"first_poll_delay must be >= 0, got {first_poll_delay}")
         self.endpoint_name = endpoint_name
         self.expected_config_name = expected_config_name
         self.poll_interval = float(poll_interval)
         self.timeout_seconds = float(timeout_seconds)
+        # Never longer than the whole wait; the waiter still gets at least one attempt.
+        self.first_poll_delay = min(float(first_poll_delay), self.timeout_seconds)
         super().__init__(
             serialized_fields={"endpoint_name": endpoint_name, "expected_config_name": expected_config_name},
             waiter_name="EndpointInServiceOnConfig" if expected_config_name else "EndpointSettled",
@@ -171,7 +182,8 @@ class EndpointStateTrigger(AwsBaseWaiterTrigger):
             return_key="endpoint_name",
             return_value=endpoint_name,
             waiter_delay=self.poll_interval,  # type: ignore[arg-type]  # asyncio.sleep takes floats
-            waiter_max_attempts=waiter_max_attempts(self.timeout_seconds, self.poll_interval),
+            # The first-poll delay counts against the timeout.
+            waiter_max_attempts=waiter_max_attempts(self.timeout_seconds - self.first_poll_delay, self.poll_interval),
             aws_conn_id=aws_conn_id,
             region_name=region_name,
             verify=verify,
@@ -186,6 +198,7 @@ class EndpointStateTrigger(AwsBaseWaiterTrigger):
                 "expected_config_name": self.expected_config_name,
                 "poll_interval": self.poll_interval,
                 "timeout_seconds": self.timeout_seconds,
+                "first_poll_delay": self.first_poll_delay,
                 "aws_conn_id": self.aws_conn_id,
                 "region_name": self.region_name,
                 "verify": self.verify,
@@ -207,6 +220,7 @@ class EndpointStateTrigger(AwsBaseWaiterTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        await asyncio.sleep(self.first_poll_delay)
         hook = self.hook()
         async with await hook.get_async_conn() as client:
             parameters = {"endpoint_config_name": self.expected_config_name} if self.expected_config_name else None

@@ -6,12 +6,16 @@ retry mode (:class:`~sagemaker_fleet.hooks.sagemaker.SageMakerFleetHook`). Added
 
 - ``on_kill``: a user who marks the deferred task failed or success, or clears it, also stops the job
   (Airflow 3.3 calls ``BaseTrigger.on_kill`` only for such user actions, never on a triggerer restart);
+- a first-poll delay (``first_poll_delay``), so a fast job cannot fire the trigger before the scheduler has
+  recorded the deferral (apache/airflow#71580: the task is then killed and retried);
 - the wait is given in seconds (``timeout_seconds``), not as a number of attempts;
 - a timeout says that the job keeps running and that a retry re-attaches to it.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.providers.amazon.aws.exceptions import WaiterMaxAttemptsError
@@ -19,7 +23,7 @@ from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
 from airflow.triggers.base import TriggerEvent
 
 from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook
-from sagemaker_fleet.triggers.endpoint import waiter_max_attempts
+from sagemaker_fleet.triggers.endpoint import FIRST_POLL_DELAY_SECONDS, waiter_max_attempts
 
 __all__ = ["DEFAULT_TIMEOUT_SECONDS", "TrainingJobTrigger"]
 
@@ -37,6 +41,7 @@ class TrainingJobTrigger(SageMakerTrigger):
     :param job_name: the training job to wait for
     :param poll_interval: seconds between DescribeTrainingJob calls
     :param timeout_seconds: give up (status ``timeout``) after this many seconds; the job keeps running
+    :param first_poll_delay: seconds before the first DescribeTrainingJob (counted in ``timeout_seconds``)
     :param aws_conn_id, region_name, verify, botocore_config: same meaning as on the operator, kept so the
         deferred half talks to the same account, region and endpoint as the worker half
     """
@@ -47,6 +52,7 @@ class TrainingJobTrigger(SageMakerTrigger):
         *,
         poll_interval: float = 5.0,
         timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+        first_poll_delay: float = FIRST_POLL_DELAY_SECONDS,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
         verify: bool | str | None = None,
@@ -56,13 +62,18 @@ class TrainingJobTrigger(SageMakerTrigger):
             raise ValueError(f"poll_interval must be > 0, got {poll_interval}")
         if not float(timeout_seconds) > 0:
             raise ValueError(f"timeout_seconds must be > 0, got {timeout_seconds}")
+        if not float(first_poll_delay) >= 0:
+            raise ValueError(f"first_poll_delay must be >= 0, got {first_poll_delay}")
         self.poll_interval = float(poll_interval)
         self.timeout_seconds = float(timeout_seconds)
+        # Never longer than the whole wait; the waiter still gets at least one attempt.
+        self.first_poll_delay = min(float(first_poll_delay), self.timeout_seconds)
         super().__init__(
             job_name=job_name,
             job_type="training",
             waiter_delay=self.poll_interval,  # type: ignore[arg-type]  # asyncio.sleep takes floats
-            waiter_max_attempts=waiter_max_attempts(self.timeout_seconds, self.poll_interval),
+            # The first-poll delay counts against the timeout.
+            waiter_max_attempts=waiter_max_attempts(self.timeout_seconds - self.first_poll_delay, self.poll_interval),
             aws_conn_id=aws_conn_id,
             region_name=region_name,
             verify=verify,
@@ -76,12 +87,19 @@ class TrainingJobTrigger(SageMakerTrigger):
                 "job_name": self.job_name,
                 "poll_interval": self.poll_interval,
                 "timeout_seconds": self.timeout_seconds,
+                "first_poll_delay": self.first_poll_delay,
                 "aws_conn_id": self.aws_conn_id,
                 "region_name": self.region_name,
                 "verify": self.verify,
                 "botocore_config": self.botocore_config,
             },
         )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        # Not before the scheduler has recorded the deferral (apache/airflow#71580).
+        await asyncio.sleep(self.first_poll_delay)
+        async for event in super().run():
+            yield event
 
     def hook(self) -> SageMakerFleetHook:
         # The fleet hook: the provider's SageMakerHook with botocore's standard retry mode by default.

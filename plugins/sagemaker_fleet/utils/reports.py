@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["render_ab_chart_png", "summary_table"]
+__all__ = ["render_ab_chart_png", "render_traffic_shift_png", "summary_table"]
 
 _ERROR_KEYS = ("rmse", "mae")
 _LATENCY_KEYS = ("latency_p50_ms", "latency_p95_ms")
@@ -56,6 +56,69 @@ def render_ab_chart_png(decision: Mapping[str, Any]) -> bytes:
     if isinstance(p_value, int | float):
         subtitle += f", p={p_value:.3g}, n={decision.get('sample_size', '?')}"
     figure.suptitle(f"A/B comparison: {subtitle}")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def render_traffic_shift_png(
+    steps: Sequence[Mapping[str, Any]], *, initial_weights: Mapping[str, float] | None = None, winner: str | None = None
+) -> bytes:
+    """PNG of a traffic shift (the traffic operator's applied steps): each variant's share of the endpoint's
+    traffic per step (stacked, from the A/B weights to all on the winner) and the invocations CloudWatch
+    counted per variant in each step's window, errors marked."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not steps:
+        raise ValueError("no traffic-shift steps to chart")
+    phases: list[tuple[str, Mapping[str, float], Mapping[str, Any]]] = []
+    if initial_weights:
+        phases.append(("A/B", initial_weights, {}))
+    for step in steps:
+        weights = step.get("effective_weights") or step.get("weights") or {}
+        phases.append((f"step {step.get('step', len(phases))}", weights, step.get("metrics") or {}))
+    variants = sorted({v for _, weights, _ in phases for v in weights}, key=lambda v: (v == winner, v))
+    figure = Figure(figsize=(9, 4), dpi=100)
+    FigureCanvasAgg(figure)
+    share_axes, count_axes = figure.subplots(1, 2)
+    labels = [label for label, _, _ in phases]
+    bottoms = [0.0] * len(phases)
+    for variant in variants:
+        shares = []
+        for _, weights, _ in phases:
+            total = sum(float(w) for w in weights.values()) or 1.0
+            shares.append(float(weights.get(variant, 0.0)) / total)
+        name = f"{variant} (winner)" if variant == winner else variant
+        share_axes.bar(labels, shares, bottom=bottoms, label=name)
+        bottoms = [b + v for b, v in zip(bottoms, shares, strict=True)]
+    share_axes.set_ylim(0, 1)
+    share_axes.set_ylabel("share of traffic")
+    share_axes.set_title("Traffic per step")
+    share_axes.legend(fontsize="small")
+
+    measured = [(label, metrics) for label, _, metrics in phases if metrics]
+    width = 0.8 / max(len(variants), 1)
+    for index, variant in enumerate(variants):
+        positions = [k + (index - (len(variants) - 1) / 2) * width for k in range(len(measured))]
+        counts = [float((metrics.get(variant) or {}).get("invocations") or 0) for _, metrics in measured]
+        errors = [
+            float((metrics.get(variant) or {}).get("errors_4xx") or 0)
+            + float((metrics.get(variant) or {}).get("errors_5xx") or 0)
+            for _, metrics in measured
+        ]
+        count_axes.bar(positions, counts, width=width, label=variant)
+        if any(errors):
+            count_axes.bar(positions, errors, width=width, color="red", label=f"{variant} errors")
+    count_axes.set_xticks(range(len(measured)), [label for label, _ in measured])
+    count_axes.set_ylabel("invocations (CloudWatch)")
+    count_axes.set_title("Invocations per step")
+    if measured:
+        count_axes.legend(fontsize="small")
+    else:
+        count_axes.text(0.5, 0.5, "no metrics", ha="center", va="center", transform=count_axes.transAxes)
+    figure.suptitle(f"Traffic shift to {winner or 'the winner'}: {len(steps)} step(s)")
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
