@@ -29,10 +29,13 @@ def plan_for(**params) -> dict:
 
 
 @pytest.fixture
-def s3():
+def s3(monkeypatch: pytest.MonkeyPatch):
     import boto3
     from moto import mock_aws
 
+    # A live emulator fixture earlier in the session points AWS_ENDPOINT_URL at itself; moto's mock only
+    # intercepts AWS's own endpoints, so the client must not be sent there.
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
         client = boto3.client("s3", region_name="us-east-1")
         assert pipeline.ensure_bucket(client, SETTINGS["bucket"], "us-east-1") is True

@@ -28,7 +28,10 @@ def _plan(run_id: str = "manual__first", **params) -> dict:
 
 
 @pytest.fixture
-def s3():
+def s3(monkeypatch: pytest.MonkeyPatch):
+    # A live emulator fixture earlier in the session points AWS_ENDPOINT_URL at itself; moto's mock only
+    # intercepts AWS's own endpoints.
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
         client = boto3.client("s3", region_name="us-east-1")
         client.create_bucket(Bucket=SETTINGS["bucket"])
