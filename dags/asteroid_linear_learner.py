@@ -185,7 +185,8 @@ def asteroid_linear_learner() -> None:
     @task(multiple_outputs=True)
     def prepare_data(plan: dict[str, Any]) -> dict[str, Any]:
         """Generate, clean and split the asteroids; write recordIO channels and the test CSV; the request."""
-        from include.asteroids.pipeline import ensure_bucket, prepare_channels, training_request
+        from include.asteroids.pipeline import prepare_channels, training_request
+        from sagemaker_fleet.utils.s3 import ensure_bucket
 
         hook = _hook()
         ensure_bucket(hook.s3_client, plan["bucket"], hook.conn_region_name)

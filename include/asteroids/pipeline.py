@@ -241,28 +241,6 @@ def _get(s3: Any, uri: str) -> bytes:
     return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
-def ensure_bucket(s3: Any, bucket: str, region: str | None) -> bool:
-    """Create ``bucket`` unless it exists; True when it was created."""
-    from botocore.exceptions import ClientError
-
-    try:
-        s3.head_bucket(Bucket=bucket)
-        return False
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
-            raise
-    kwargs: dict[str, Any] = {"Bucket": bucket}
-    if region and region != "us-east-1":  # us-east-1 refuses an explicit LocationConstraint
-        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
-    try:
-        s3.create_bucket(**kwargs)
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
-            raise
-        return False
-    return True
-
-
 def np2csv(array: Any) -> str:
     """The notebook's ``np2csv``: rows as ``%g`` CSV, no header, no trailing newline."""
     import numpy as np

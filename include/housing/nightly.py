@@ -48,8 +48,8 @@ from include.housing.naming import (
 from include.housing.params import InvalidParamsError, hyperparameters_for_sagemaker, validate_nightly_params
 from include.housing.prepare import channel_prefix, prepare_listings
 from include.housing.training import csv_training_request
+from sagemaker_fleet.utils.s3 import ensure_bucket, s3_uri
 from sagemaker_fleet.utils.s3 import parse_s3_uri as split_s3_uri
-from sagemaker_fleet.utils.s3 import s3_uri
 
 if TYPE_CHECKING:
     import numpy as np
@@ -282,28 +282,6 @@ def config_fingerprint(params: Mapping[str, Any], settings: Mapping[str, str]) -
 
 
 # --- setup: bucket and the multi-model endpoint --------------------------------------------------------
-
-
-def ensure_bucket(s3: Any, bucket: str, region: str | None) -> bool:
-    """Create ``bucket`` unless it exists; True when it was created."""
-    from botocore.exceptions import ClientError
-
-    try:
-        s3.head_bucket(Bucket=bucket)
-        return False
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
-            raise
-    kwargs: dict[str, Any] = {"Bucket": bucket}
-    if region and region != "us-east-1":  # us-east-1 refuses an explicit LocationConstraint
-        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
-    try:
-        s3.create_bucket(**kwargs)
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
-            raise
-        return False
-    return True
 
 
 def _definition_hash(definition: Mapping[str, Any]) -> str:

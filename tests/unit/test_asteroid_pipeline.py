@@ -15,6 +15,7 @@ from include.asteroids import pipeline
 from include.asteroids.pipeline import InvalidParamsError
 from include.formats import recordio
 from sagemaker_fleet.utils.naming import is_valid_sagemaker_name
+from sagemaker_fleet.utils.s3 import ensure_bucket
 from tests.unit.test_compose_and_iam import AIRFLOW_POLICY, EXECUTION_POLICY, SAMPLE, allows, sagemaker_arn
 
 SETTINGS = {"bucket": "asteroid-test-bucket", "role_arn": "arn:aws:iam::123456789012:role/SageMakerExecution"}
@@ -38,8 +39,8 @@ def s3(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
         client = boto3.client("s3", region_name="us-east-1")
-        assert pipeline.ensure_bucket(client, SETTINGS["bucket"], "us-east-1") is True
-        assert pipeline.ensure_bucket(client, SETTINGS["bucket"], "us-east-1") is False
+        assert ensure_bucket(client, SETTINGS["bucket"], "us-east-1") is True
+        assert ensure_bucket(client, SETTINGS["bucket"], "us-east-1") is False
         yield client
 
 

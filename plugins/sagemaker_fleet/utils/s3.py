@@ -9,9 +9,10 @@ and path-style (``https://s3.us-east-1.amazonaws.com/bucket/key``, the older das
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import unquote, urlparse
 
-__all__ = ["parse_s3_uri", "s3_uri"]
+__all__ = ["ensure_bucket", "parse_s3_uri", "s3_uri"]
 
 # Bucket names, including the legacy us-east-1 ones (upper case, underscores, up to 255 characters).
 _BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
@@ -58,3 +59,25 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
 def s3_uri(bucket: str, key: str) -> str:
     """``s3://bucket/key``."""
     return f"s3://{bucket}/{key.lstrip('/')}"
+
+
+def ensure_bucket(s3: Any, bucket: str, region: str | None) -> bool:
+    """Create ``bucket`` unless it exists; True when it was created."""
+    from botocore.exceptions import ClientError
+
+    try:
+        s3.head_bucket(Bucket=bucket)
+        return False
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
+            raise
+    kwargs: dict[str, Any] = {"Bucket": bucket}
+    if region and region != "us-east-1":  # us-east-1 refuses an explicit LocationConstraint
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    try:
+        s3.create_bucket(**kwargs)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
+            raise
+        return False
+    return True
