@@ -638,6 +638,21 @@ def test_resource_patterns_cover_the_names_the_dags_use_and_nothing_else() -> No
         ("sagemaker:CreateProcessingJob", "processing-job"): ["churn-preprocessing-20261123", "churn-x-r1"],
         ("sagemaker:StopProcessingJob", "processing-job"): ["churn-preprocessing-20261123"],
     }
+    # digits_xgboost_multiclass: both training jobs (and their retry attempts), the hosted model, config, endpoint.
+    from include.digits.pipeline import build_plan as digits_plan
+
+    digits = digits_plan({}, {"bucket": "b", "role_arn": "arn:aws:iam::123456789012:role/r"}, day,
+                         dag_id="digits_xgboost_multiclass", run_id="manual__x", image_uri="sagemaker-xgboost:1.0-1")  # fmt: skip
+    expected[("sagemaker:CreateTrainingJob", "training-job")] += [
+        digits["single_job_name"],
+        digits["distributed_job_name"],
+        digits["distributed_job_name"] + "-r2",
+    ]
+    expected[("sagemaker:CreateModel", "model")].append(digits["model_name"])
+    expected[("sagemaker:CreateEndpointConfig", "endpoint-config")].append(digits["endpoint_config_name"])
+    expected[("sagemaker:DeleteEndpoint", "endpoint")] = [digits["endpoint_name"]]
+    expected[("sagemaker:InvokeEndpoint", "endpoint")].append(digits["endpoint_name"])
+    expected[("sagemaker:AddTags", "endpoint")] = [digits["endpoint_name"]]
     for (action, kind), names in expected.items():
         for name in names:
             assert allows(AIRFLOW_POLICY, action, sagemaker_arn(kind, name)), f"{action} on {kind}/{name}"
