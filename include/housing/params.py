@@ -21,6 +21,9 @@ from include.housing.naming import NAME_PATTERN
 __all__ = [
     "AB_DEFAULTS",
     "ALGORITHMS",
+    "BOSTON_NOTEBOOK_PRESET",
+    "DATASETS",
+    "PRESETS",
     "INSTANCE_TYPE_PATTERN",
     "NIGHTLY_DEFAULTS",
     "InvalidParamsError",
@@ -62,6 +65,8 @@ NIGHTLY_DEFAULTS: dict[str, Any] = {
 }
 
 AB_DEFAULTS: dict[str, Any] = {
+    "preset": "custom",
+    "dataset": "synthetic",
     "location": "Chicago_IL",
     "houses_per_location": 1000,
     "champion": {"algorithm": "xgboost", "hyperparameters": dict(_XGBOOST_DEFAULTS)},
@@ -75,6 +80,37 @@ AB_DEFAULTS: dict[str, Any] = {
     "shift_steps": [0.1, 0.5, 1.0],
     "endpoint_name": "housing-ab",
     "instance_type": "ml.m5.xlarge",
+    "batch_transform": True,
+}
+
+DATASETS = ("synthetic", "boston")
+# "custom": the form's champion and challenger. "boston-notebook": seed notebook 000 (Boston housing, XGBoost
+# against Linear Learner behind one endpoint at 1:1, then an update to one model), one click in the form.
+PRESETS = ("custom", "boston-notebook")
+XGBOOST_IMAGE_VERSION = "1.7-1"
+# The notebook's estimators, exactly (no defaults merged in); its XGBoost image accepts ``reg:linear``.
+BOSTON_NOTEBOOK_PRESET: dict[str, Any] = {
+    "dataset": "boston",
+    "champion": {
+        "algorithm": "xgboost",
+        "hyperparameters": {
+            "max_depth": 5,
+            "eta": 0.2,
+            "gamma": 4,
+            "min_child_weight": 6,
+            "subsample": 0.8,
+            "objective": "reg:linear",
+            "early_stopping_rounds": 10,
+            "num_round": 200,
+        },
+    },
+    "challenger": {
+        "algorithm": "linear-learner",
+        "hyperparameters": {"feature_dim": 13, "predictor_type": "regressor", "mini_batch_size": 200},
+    },
+    "initial_weights": {"champion": 1.0, "challenger": 1.0},
+    "variant_names": {"champion": "XGB-Model", "challenger": "Linear-Model"},
+    "xgboost_image_version": "1.0-1",
 }
 
 ALGORITHMS = ("xgboost", "linear-learner")
@@ -109,7 +145,15 @@ _XGBOOST_RULES: dict[str, tuple] = {
     "verbosity": ("int", 0, 3, True),
     "objective": (
         "choice",
-        ("reg:squarederror", "reg:absoluteerror", "reg:pseudohubererror", "reg:squaredlogerror", "reg:gamma"),
+        # reg:linear: the old name of reg:squarederror, which the notebooks' images (up to 1.0-1) still take.
+        (
+            "reg:squarederror",
+            "reg:linear",
+            "reg:absoluteerror",
+            "reg:pseudohubererror",
+            "reg:squaredlogerror",
+            "reg:gamma",
+        ),
     ),
     "eval_metric": ("choice", ("rmse", "mae", "rmsle", "mape")),
     "tree_method": ("choice", ("auto", "exact", "approx", "hist")),
@@ -117,6 +161,7 @@ _XGBOOST_RULES: dict[str, tuple] = {
 _LINEAR_LEARNER_RULES: dict[str, tuple] = {
     # House prices are a regression; a classifier would make the metrics meaningless.
     "predictor_type": ("choice", ("regressor",)),
+    "feature_dim": ("int", 1, 100_000, True),
     "epochs": ("int", 1, 1000, True),
     "mini_batch_size": ("int", 1, 100_000, True),
     "learning_rate": ("float", 0, 1, False),
@@ -323,7 +368,7 @@ def validate_nightly_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
     return merged
 
 
-def _model_spec(value: Any, role: str, problems: list[str]) -> dict[str, Any]:
+def _model_spec(value: Any, role: str, problems: list[str], *, with_defaults: bool = True) -> dict[str, Any]:
     spec = _mapping(value, role, problems)
     if spec is None:
         return {"algorithm": None, "hyperparameters": {}}
@@ -338,6 +383,9 @@ def _model_spec(value: Any, role: str, problems: list[str]) -> dict[str, Any]:
         spec.get("hyperparameters", {}), algorithm, where=f"{role}.hyperparameters"
     )
     problems.extend(hyper_problems)
+    if not with_defaults:  # exactly what was given (a preset reproduces its notebook's job as it was)
+        given = spec.get("hyperparameters", {})
+        hyperparameters = {name: given[name] for name in given}  # as written: 4 stays "4", not "4.0"
     return {"algorithm": algorithm, "hyperparameters": hyperparameters}
 
 
@@ -351,6 +399,19 @@ def validate_ab_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
 
     merged = _merge(AB_DEFAULTS, params)
     problems: list[str] = []
+    preset = merged["preset"]
+    if preset not in PRESETS:
+        problems.append(f"preset: {preset!r} is not one of {', '.join(PRESETS)}")
+        preset = "custom"
+    merged["preset"] = preset
+    merged["variant_names"] = {"champion": "champion", "challenger": "challenger"}
+    merged["xgboost_image_version"] = XGBOOST_IMAGE_VERSION
+    if preset == "boston-notebook":
+        # The preset replaces what it names (the form still sends its own champion/challenger values).
+        merged.update(copy.deepcopy(BOSTON_NOTEBOOK_PRESET))
+    if merged["dataset"] not in DATASETS:
+        problems.append(f"dataset: {merged['dataset']!r} is not one of {', '.join(DATASETS)}")
+    merged["batch_transform"] = _check(problems, "batch_transform", merged["batch_transform"], _to_bool)
 
     def location(value: Any) -> str:
         try:
@@ -366,7 +427,7 @@ def validate_ab_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
         lambda v: _number_in_range(v, "int", MIN_HOUSES, MAX_HOUSES),
     )
     for role in ("champion", "challenger"):
-        merged[role] = _model_spec(merged[role], role, problems)
+        merged[role] = _model_spec(merged[role], role, problems, with_defaults=preset == "custom")
 
     def weights(value: Any) -> dict[str, float]:
         value = _maybe_json(value)
