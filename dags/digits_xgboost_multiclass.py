@@ -19,15 +19,19 @@ One run:
    endpoint, deferrable, verified InService on that config.
 6. **score**: the first test row alone (`text/x-libsvm`), then every test row in batches of `batch_size`
    (100), each answer parsed as the notebook does (`result.split(',')`).
-7. **report**: JSON (both jobs' billable seconds and validation accuracy side by side, the endpoint's error
-   rate, the 10x10 confusion matrix with rows = predicted, columns = actual, as the notebook builds it) and a
-   PNG heat map in S3; a summary in the task log.
-8. **teardown** (Airflow teardown of `run_resources`, `all_done`): deletes the endpoint, its config and the
+7. **transform_config** -> **batch_transform** (when `batch_transform`): every test part through the same
+   hosted model by a batch transform job (`SplitType Line`, `MultiRecord`), beside the endpoint's scoring.
+8. **report**: JSON (both jobs' billable seconds and validation accuracy side by side, the endpoint's error
+   rate, the 10x10 confusion matrix with rows = predicted, columns = actual, as the notebook builds it, and
+   the batch transform's error rate) and a PNG heat map in S3; a summary in the task log. The task fails when
+   the batch transform's predictions differ from the endpoint's (same model, same rows: they must be equal).
+9. **teardown** (Airflow teardown of `run_resources`, `all_done`): deletes the endpoint, its config and the
    model, whether the run succeeded or failed; the run keeps its own outcome.
 
 **What differs from the notebook.** scikit-learn's offline 8x8 digits (64 features) stand in for the
 downloaded MNIST pickle (784 features); every row is kept (the notebook's `int(n / 5)` parts drop the
-remainder). All five test parts are scored, not only `examples0`. Names are deterministic instead of
+remainder). All five test parts are scored, not only `examples0`; a batch transform scores them too (the notebook does
+not). Names are deterministic instead of
 timestamped. The image is `sagemaker-xgboost` 1.0-1 by default (a Param), the newest image that answers
 comma-joined as the notebook's `xgboost:1` does. The endpoint is always deleted at the end.
 
@@ -42,7 +46,8 @@ import logging
 import os
 from typing import Any
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTransformOperator
+from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
 from include.digits.pipeline import DEFAULTS, IMAGE_VERSIONS, INSTANCE_COUNTS, INSTANCE_TYPE_PATTERN, LIMITS
 from sagemaker_fleet.operators.deploy import SageMakerDeployEndpointOperator
@@ -111,6 +116,14 @@ def _hook():
             maximum=LIMITS["batch_size"][1],
             title="Rows per request",
             description="Test rows per InvokeEndpoint request (the notebook's batch_predict uses 100).",
+            section="Evaluation",
+        ),
+        "batch_transform": Param(
+            DEFAULTS["batch_transform"],
+            type="boolean",
+            title="Batch transform too",
+            description="Also score the test set with a batch transform job; its error rate must equal the "
+            "endpoint's (the run fails otherwise).",
             section="Evaluation",
         ),
         "seed": Param(
@@ -229,6 +242,17 @@ def digits_xgboost_multiclass() -> None:
         return scoring
 
     @task
+    def transform_config(plan: dict[str, Any], deployed: dict[str, Any]) -> list[dict[str, Any]]:
+        """The CreateTransformJob request over the test parts (the model exists once deployed); none when off."""
+        from include.digits.pipeline import transform_request
+
+        if not plan["batch_transform"]:
+            log.info("batch_transform is off: the endpoint alone scores the test set")
+            return []
+        return [transform_request(plan)]
+
+    # Runs when the transform was skipped (batch_transform off: nothing mapped), never after a failure.
+    @task(trigger_rule=TriggerRule.NONE_FAILED)
     def report(
         plan: dict[str, Any],
         data: dict[str, Any],
@@ -236,16 +260,32 @@ def digits_xgboost_multiclass() -> None:
         distributed: dict[str, Any],
         scoring: dict[str, Any],
     ) -> dict[str, Any]:
-        """The report (JSON and PNG) in S3 and the summary in the task log."""
-        from include.digits.pipeline import build_report, summary_text, write_report
+        """The report (JSON and PNG) in S3 and the summary in the task log; fails if the transform disagrees."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.digits.pipeline import build_report, summary_text, transform_predictions, write_report
 
         hook = _hook()
+        transform = None
+        if plan["batch_transform"]:
+            predictions = transform_predictions(hook.s3_client, plan, len(scoring["labels"]))
+            transform = {"job_name": plan["transform_job_name"], "predictions": predictions}
         result = build_report(
-            plan, data=data, training={"single": single, "distributed": distributed}, scoring=scoring, transform=None
+            plan,
+            data=data,
+            training={"single": single, "distributed": distributed},
+            scoring=scoring,
+            transform=transform,
         )
         uris = write_report(hook.s3_client, plan, result, scoring)
         log.info("%s", summary_text(result))
         log.info("Report: %s and %s", uris["json"], uris["png"])
+        if transform is not None and not result["transform"]["matches_endpoint"]:
+            raise AirflowFailException(
+                f"The batch transform's error rate {result['transform']['error_rate_percent']:.4f}% differs from "
+                f"the endpoint's {result['endpoint']['error_rate_percent']:.4f}% (rows "
+                f"{result['transform']['rows_differing_from_endpoint']}): same model, same rows, they must agree"
+            )
         return {"endpoint": result["endpoint"], "jobs": result["jobs"], "report_uris": uris}
 
     plan = validate_params()
@@ -271,7 +311,14 @@ def digits_xgboost_multiclass() -> None:
         check_interval=CHECK_INTERVAL,
     )
     scored = score(plan, deploy.output)
+    transform = SageMakerTransformOperator.partial(
+        task_id="batch_transform",
+        check_interval=CHECK_INTERVAL,
+        deferrable=True,
+        action_if_job_exists="timestamp",
+    ).expand(config=transform_config(plan, deploy.output))
     summary = report(plan, uploaded["data"], trained["single"].output, trained["distributed"].output, scored)
+    transform >> summary
     teardown = SageMakerTeardownOperator(
         task_id="teardown",
         endpoints=resources["endpoints"],

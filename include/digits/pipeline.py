@@ -58,6 +58,7 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "training_instance_type": "ml.m4.10xlarge",
     "endpoint_instance_type": "ml.m4.xlarge",
+    "batch_transform": True,
 }
 LIMITS = {"num_round": (1, 500), "batch_size": (1, 1000), "seed": (0, 2**32 - 1)}
 INSTANCE_TYPE_PATTERN = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
@@ -100,6 +101,8 @@ def validate_params(params: Mapping[str, Any] | None, image_versions: tuple[str,
         value = merged[name]
         if not isinstance(value, str) or not INSTANCE_TYPE_PATTERN.match(value):
             problems.append(f"{name} must be a SageMaker instance type such as ml.m5.large, got {value!r}")
+    if not isinstance(merged["batch_transform"], bool):
+        problems.append(f"batch_transform must be true or false, got {merged['batch_transform']!r}")
     if problems:
         raise InvalidParamsError(problems)
     return merged
@@ -476,11 +479,15 @@ def build_report(
     }
     if transform is not None:
         transform_error, _ = error_rate(transform["predictions"], scoring["labels"])
+        differing = [i for i, (a, b) in enumerate(zip(transform["predictions"], scoring["predictions"], strict=True))
+                     if a != b]  # fmt: skip
         report["transform"] = {
             "job_name": transform.get("job_name"),
             "output": plan["transform_output"],
+            "test_rows": len(transform["predictions"]),
             "error_rate_percent": transform_error,
-            "matches_endpoint": transform["predictions"] == scoring["predictions"],
+            "matches_endpoint": transform_error == error and not differing,
+            "rows_differing_from_endpoint": differing[:20],
         }
     report["notebook_lines"] = [
         f"Predicted label is {scoring['single_prediction']['predicted']}.",
@@ -528,7 +535,7 @@ def summary_text(report: Mapping[str, Any]) -> str:
         transform = report["transform"]
         same = "equal to" if transform["matches_endpoint"] else "DIFFERENT from"
         lines.append(
-            f"  Batch transform {transform['job_name']}: error {transform['error_rate_percent']:.2f}%, "
-            f"predictions {same} the endpoint's"
+            f"  Batch transform {transform['job_name']}: error rate {transform['error_rate_percent']:.4f}% on "
+            f"{transform['test_rows']} rows, {same} the endpoint's {endpoint['error_rate_percent']:.4f}%"
         )
     return "\n".join(lines)

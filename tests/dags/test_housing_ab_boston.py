@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 
 import pytest
 
 from include.housing.ab_rollout import run_prefix
 from tests.conftest import client
+from tests.dags.conftest import emulator_has_transform_jobs
 
 pytestmark = pytest.mark.usefixtures("emulator")
 
@@ -22,12 +22,11 @@ ENDPOINT = "ab-boston-test"
 BUCKET = "sagemaker-fleet-local"
 ENV = {"HOUSING_RETRY_DELAY_SECONDS": "1"}
 DAY = dt.datetime(2026, 11, 25, tzinfo=dt.UTC)
-# The emulator's batch transform jobs arrive in parallel work; until then the run skips that step.
-BATCH_TRANSFORM = os.environ.get("AB_BOSTON_BATCH_TRANSFORM", "1") == "1"
 
 
 def test_boston_notebook_preset(emulator, run_dag) -> None:
-    conf = {"preset": "boston-notebook", "endpoint_name": ENDPOINT, "batch_transform": BATCH_TRANSFORM}
+    batch_transform = emulator_has_transform_jobs(emulator)
+    conf = {"preset": "boston-notebook", "endpoint_name": ENDPOINT, "batch_transform": batch_transform}
     result = run_dag(DAG_ID, conf, logical_date=DAY, env=ENV)
     print(f"boston preset run: {result.seconds:.1f} s")
     assert result.state == "success", result.log[-8000:]
@@ -62,7 +61,7 @@ def test_boston_notebook_preset(emulator, run_dag) -> None:
     assert [v["VariantName"] for v in endpoint["ProductionVariants"]] == [winner_variant]
     assert report["promotion"]["probe"]["failed"] == 0
 
-    if BATCH_TRANSFORM:
+    if batch_transform:
         offline = report["batch_transform"]
         assert set(offline) == {"champion", "challenger"}
         for role, figures in offline.items():
