@@ -247,7 +247,7 @@ def _hook():
         ),
         "batch_transform": Param(
             AB_DEFAULTS["batch_transform"],
-            type="boolean",
+            type=["null", "boolean"],
             title="Batch transform first",
             description="Before the online A/B, score the test split with both models by batch transform and "
             "report their RMSE and MAE (the step the notebook skips).",
