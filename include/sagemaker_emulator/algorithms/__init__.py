@@ -5,7 +5,7 @@ Pure Python (xgboost, scikit-learn, numpy); no HTTP, boto3 or Airflow. The emula
 calls :func:`load_predictor`, then ``Predictor.invoke`` per request.
 
 Supported images: ``sagemaker-xgboost:<1.0-1|1.2-1|1.2-2|1.3-1|1.5-1|1.7-1>[-...]`` (algorithm mode) and
-``linear-learner:<tag>``. Model formats are documented in :mod:`.xgboost_algo` (``xgboost-model``, the
+``linear-learner:<tag>``. Model formats are documented in :mod:`.xgboost_algo` (package: spec, training, predictor; ``xgboost-model``, the
 native xgboost format loadable with ``xgb.Booster().load_model``) and :mod:`.linear_learner`
 (``model_algo-1``, an emulator-specific JSON document).
 """
