@@ -68,7 +68,7 @@ def _check_channels(ctx: RequestContext, body: dict[str, Any], role: str) -> lis
 
 @operation("CreateTrainingJob")
 def create_training_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
-    from .algorithms import DEFAULT_METRIC_DEFINITIONS, UnsupportedImageError, algorithm_for_image, algorithm_version
+    from .algorithms import UnsupportedImageError, algorithm_for_image, algorithm_version, default_metric_definitions
 
     name = check_name(body.get("TrainingJobName"), "trainingJobName")
     spec = require(body, "AlgorithmSpecification")
@@ -154,7 +154,8 @@ def create_training_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str, 
             "HyperParameters": hyperparameters,
             "AlgorithmSpecification": {
                 **spec,
-                "MetricDefinitions": spec.get("MetricDefinitions") or DEFAULT_METRIC_DEFINITIONS.get(algorithm, []),
+                "MetricDefinitions": spec.get("MetricDefinitions")
+                or default_metric_definitions(algorithm, algorithm_version(image)),
                 "EnableSageMakerMetricsTimeSeries": spec.get("EnableSageMakerMetricsTimeSeries", False),
             },
             "RoleArn": role,

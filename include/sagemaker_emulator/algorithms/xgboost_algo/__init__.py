@@ -33,16 +33,21 @@ from .predictor import XGBoostPredictor, load
 from .spec import (
     COMMA_JOINED_CSV_VERSIONS,
     DEFAULT_VERSION,
+    FRAMEWORK_VERSIONS,
+    LEGACY_IMAGE_VERSION,
     MODEL_NAME,
     SUPPORTED_VERSIONS,
     build_spec,
     is_legacy,
+    tuning_metric_names,
 )
 from .training import train
 
 __all__ = [
     "COMMA_JOINED_CSV_VERSIONS",
     "DEFAULT_VERSION",
+    "FRAMEWORK_VERSIONS",
+    "LEGACY_IMAGE_VERSION",
     "MODEL_NAME",
     "SUPPORTED_VERSIONS",
     "XGBoostPredictor",
@@ -50,4 +55,5 @@ __all__ = [
     "is_legacy",
     "load",
     "train",
+    "tuning_metric_names",
 ]

@@ -15,7 +15,7 @@ from .. import _data
 from .._base import Predictor
 from .._errors import ModelInvocationError
 from .._pickled_booster import load_pickled_booster
-from .spec import COMMA_JOINED_CSV_VERSIONS, DEFAULT_VERSION, MODEL_NAME
+from .spec import COMMA_JOINED_CSV_VERSIONS, DEFAULT_VERSION, LEGACY_TEXT_ONLY_VERSIONS, MODEL_NAME
 
 _SINGLE_ACCEPTS = ("application/json", "application/jsonlines", "application/x-recordio-protobuf", "text/csv")
 
@@ -181,6 +181,8 @@ class XGBoostPredictor(Predictor):
         if not body:
             return b"", acc  # the container answers 204 No Content
         if ctype in ("application/x-recordio-protobuf", "recordio-protobuf"):
+            if self.version in LEGACY_TEXT_ONLY_VERSIONS:
+                raise ModelInvocationError(415, f"Content-type {content_type} is not supported.")
             if multi_model:  # the MME handler decodes only CSV and libsvm
                 raise ModelInvocationError(415, "Content type must be either libsvm or csv.")
             x = self._parse_recordio(body)  # binary: never decoded as text
@@ -200,6 +202,12 @@ class XGBoostPredictor(Predictor):
             text = body.decode("utf-8").strip()
         except UnicodeDecodeError:
             raise ModelInvocationError(400, "Unable to evaluate payload provided: payload is not UTF-8") from None
+        if self.version in LEGACY_TEXT_ONLY_VERSIONS:
+            # The xgboost:1 (0.72) image reads text/csv (its default) and libsvm only.
+            if ctype in ("", "text/csv", "csv"):
+                return self._check_width(self._parse_csv(text), "csv")
+            if ctype not in ("libsvm", "text/libsvm", "text/x-libsvm"):
+                raise ModelInvocationError(415, f"Content-type {content_type} is not supported.")
         if ctype in ("text/csv", "csv"):
             x = self._check_width(self._parse_csv(text), "csv")
         elif ctype in ("", "libsvm", "text/libsvm", "text/x-libsvm"):

@@ -22,12 +22,14 @@ from .spec import (
     CONTAINER_METRICS,
     CUSTOMER_ERRORS,
     DEFAULT_VERSION,
-    MAXIMIZE_METRICS,
+    LEGACY_IMAGE_VERSION,
     MODEL_NAME,
     _check_dependencies,
     _default_metric,
     build_spec,
+    eval_metric_names,
     is_legacy,
+    is_pre_1_0,
 )
 
 # ----------------------------------------------------------------------------------------------- metrics
@@ -230,14 +232,16 @@ def train(
         hp.pop(key, None)
 
     params: dict[str, Any] = {k: v for k, v in hp.items() if k not in _DROPPED_KEYS}
-    if "silent" in hp:
+    if "silent" in hp and not is_pre_1_0(version):
         log(warn("Parameter 'silent' is deprecated in xgboost 1.0 (use verbosity); ignored."))
     params["nthread"] = nthread
     params.setdefault("verbosity", 0)
     objective = params.get("objective", "reg:squarederror")
     if objective == "reg:linear":
-        # xgboost >= 1.0 only warns and trains reg:squarederror; xgboost 3.x rejects the old name.
-        log(warn("reg:linear is now deprecated in favor of reg:squarederror."))
+        # xgboost 0.90 to 1.x only warn and train reg:squarederror; xgboost 3.x rejects the old name; in
+        # 0.72 (xgboost:1) it is the objective's own name.
+        if version != LEGACY_IMAGE_VERSION:
+            log(warn("reg:linear is now deprecated in favor of reg:squarederror."))
         objective = "reg:squarederror"
     params["objective"] = objective
     if params.get("tree_method") == "gpu_hist":
@@ -321,7 +325,7 @@ def train(
             callbacks: list[Any] = [monitor]
             stopper = None
             if early_stopping_rounds:
-                maximize = (es_metric or "").split("@")[0] in MAXIMIZE_METRICS
+                maximize = (es_metric or "").split("@")[0] in eval_metric_names(version)[0]
                 stopper = xgb.callback.EarlyStopping(
                     rounds=early_stopping_rounds, data_name=es_data, metric_name=es_metric,
                     maximize=maximize, save_best=not legacy,
