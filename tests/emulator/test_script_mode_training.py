@@ -9,6 +9,7 @@ import contextlib
 import io
 import json
 import tarfile
+import time
 from pathlib import Path
 
 import joblib
@@ -351,3 +352,25 @@ def test_without_a_private_opt_ml_the_paths_point_at_the_job_directory(tmp_path)
     assert seen["env"]["SM_MODEL_DIR"] == f"{base}/model" and seen["cwd"] == f"{base}/code"
     assert seen["config"]["hyperparameters.json"] == request["HyperParameters"]
     assert seen["train_files"] == ["part-0.csv"]
+
+
+def test_stop_ends_the_script_and_the_job_is_stopped(sm, s3, data, logs) -> None:
+    name = unique("stopped-script")
+    sleeper = "import time\nprint('sleeping', flush=True)\ntime.sleep(600)\n"
+    source = _upload_source(s3, name, {"sleep.py": sleeper})
+    sm.create_training_job(**script_request(name, "sleep.py", source, {"train": data["train"]}, {}))
+    deadline = time.monotonic() + 60
+    while "sleeping" not in _messages_or_empty(logs, name):
+        assert time.monotonic() < deadline, "the script never started"
+        time.sleep(0.2)
+    sm.stop_training_job(TrainingJobName=name)
+    sm.get_waiter("training_job_completed_or_stopped").wait(TrainingJobName=name, WaiterConfig=WAIT)
+    job = sm.describe_training_job(TrainingJobName=name)
+    assert job["TrainingJobStatus"] == "Stopped" and job["SecondaryStatus"] == "Stopped"
+
+
+def _messages_or_empty(logs, name: str) -> list[str]:
+    try:
+        return _log_messages(logs, name)
+    except (AssertionError, ClientError):
+        return []
