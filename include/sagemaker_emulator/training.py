@@ -371,6 +371,8 @@ class TrainingRunner(JobRunner):
                     f"ClientError: sagemaker_program {record['_script']['program']!r} is not a file in the source "
                     f"archive {uri}."
                 )
+            if program.suffix == ".sh":
+                program.chmod(0o755)  # the toolkit makes the entry point executable before running it
             with open(host_dir / "output" / f"{host}.log", "a") as log_file:
                 script_mode.check_requirements(code_dir, lambda line, out=log_file: out.write(line + "\n"))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -374,3 +375,17 @@ def _messages_or_empty(logs, name: str) -> list[str]:
         return _log_messages(logs, name)
     except (AssertionError, ClientError):
         return []
+
+
+def test_a_shell_entry_point_gets_its_arguments_and_python3_is_the_emulators(sm, s3, data) -> None:
+    name = unique("shell-entry")
+    shell = (
+        '#!/bin/sh\nset -e\necho "$@" > "$SM_MODEL_DIR/args.txt"\n'
+        "python3 -c 'import sys, sklearn; print(sys.executable)' > \"$SM_MODEL_DIR/python.txt\"\n"
+    )
+    source = _upload_source(s3, name, {"train.sh": shell})
+    job = _run(sm, script_request(name, "train.sh", source, {"train": data["train"]}, {"depth": 4, "mode": "fast"}))
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    files = read_model_tar(s3, job["ModelArtifacts"]["S3ModelArtifacts"])
+    assert files["args.txt"] == b"--depth 4 --mode fast\n"
+    assert Path(files["python.txt"].decode().strip()).resolve() == Path(sys.executable).resolve()
