@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -13,8 +14,9 @@ from ..algorithms import ModelInvocationError, algorithm_for_image, algorithm_ve
 from ..aws import MissingObject
 from ..errors import AwsError
 from ..validation import arn, split_s3_uri
+from . import script_mode
 from .artifacts import ArtifactStore
-from .runtime import Route, Variant, load_archive
+from .runtime import Route, Variant, extract_archive, instance_id, load_archive
 from .telemetry import Telemetry
 
 if TYPE_CHECKING:
@@ -37,6 +39,19 @@ class DeployError(Exception):
 def resolved_image(image: str) -> str:
     # A stable digest per image URI: DeployedImages shows what the tag resolved to.
     return image.split("@")[0].rsplit(":", 1)[0] + "@sha256:" + hashlib.sha256(image.encode()).hexdigest()
+
+
+def _copies(spec: dict[str, Any]) -> list[str]:
+    """The private copies a deployment spec claims: the model artifact, and a script-mode model's code."""
+    return [spec[key] for key in ("Artifact", "CodeArtifact") if spec.get(key)]
+
+
+def _retire(fleet: dict[str, Variant] | None) -> None:
+    """Stop what served a fleet that no route uses any more (script-mode workers), off the caller's thread."""
+    if fleet:
+        threading.Thread(
+            target=lambda: [variant.close() for variant in fleet.values()], name="retire-fleet", daemon=True
+        ).start()
 
 
 def _warm_imports() -> None:
@@ -63,6 +78,7 @@ class Deployments:
         # for it: both import xgboost, and on a small machine the restore should not share the CPU).
         self.restored = threading.Event()
         self._threads: set[threading.Thread] = set()
+        self.script_root = self.config.data_dir / "serving" / "script"
         self.artifacts = ArtifactStore(
             self.config.data_dir / "serving" / "artifacts", fsync=self.config.durability == "fsync"
         )
@@ -79,6 +95,8 @@ class Deployments:
         """
         self.telemetry.start()
         self._reclaim()
+        # Script-mode working directories of a previous run (a kill -9 leaves them); none is in use yet.
+        shutil.rmtree(self.script_root, ignore_errors=True)
         started = time.perf_counter()
         restored = 0
         for record in self.store.list("endpoint"):
@@ -128,7 +146,7 @@ class Deployments:
 
     # ================================================================================== private copies
     def _release(self, specs: list[dict[str, Any]]) -> None:
-        self.artifacts.release(spec["Artifact"] for spec in specs if spec.get("Artifact"))
+        self.artifacts.release(digest for spec in specs for digest in _copies(spec))
 
     def _artifacts_in_use(self) -> set[str]:
         in_use = set()
@@ -138,7 +156,7 @@ class Deployments:
                 *(record.get("_deploying") or []),
                 *((record.get("_pending") or {}).get("Variants") or []),
             ]
-            in_use.update(spec["Artifact"] for spec in specs if spec.get("Artifact"))
+            in_use.update(digest for spec in specs for digest in _copies(spec))
         return in_use
 
     def _reclaim(self) -> None:
@@ -151,6 +169,7 @@ class Deployments:
         self._stop.set()
         for thread in list(self._threads):
             thread.join(2)
+        script_mode.close_all()
         self.telemetry.shutdown()
 
     def _spawn(self, target: Any, name: str) -> None:
@@ -262,24 +281,31 @@ class Deployments:
         """Load every variant of a deployment. Returns the fleet and the specs with the digest of each
         single-model artifact's private copy, which stay claimed until the caller ``_release``s them."""
         loaded: list[dict[str, Any]] = []
+        fleet: dict[str, Variant] = {}
         try:
-            fleet = self._load_variants(record, specs, loaded)
+            self._load_variants(record, specs, loaded, fleet)
         except BaseException:
             self._release(loaded)
+            _retire(fleet)
             raise
         return fleet, loaded
 
     def _load_variants(
-        self, record: dict[str, Any], specs: list[dict[str, Any]], loaded: list[dict[str, Any]]
-    ) -> dict[str, Variant]:
+        self,
+        record: dict[str, Any],
+        specs: list[dict[str, Any]],
+        loaded: list[dict[str, Any]],
+        fleet: dict[str, Variant],
+    ) -> None:
+        """Fill ``fleet`` (the caller stops what it holds if a later variant fails)."""
         name, region = record["EndpointName"], record.get("_region", "us-east-1")
-        fleet: dict[str, Variant] = {}
         for spec in specs:
             variant_name = spec["VariantName"]
             container = spec.get("Container")
             if not container:
                 raise DeployError(f'Could not find model "{arn(region, "model", spec["ModelName"])}".')
-            algorithm = algorithm_for_image(container["Image"])
+            script = script_mode.script_source(container)
+            algorithm = "sklearn" if script is not None else algorithm_for_image(container["Image"])
             url = container.get("ModelDataUrl") or ""
             common = {
                 "endpoint": name,
@@ -302,6 +328,17 @@ class Deployments:
                 )
                 variant.cache.on_loaded = self._load_logger(variant)  # type: ignore[union-attr]
                 loaded.append(spec)
+            elif script is not None:
+                predictor, digests = self._load_script(name, region, variant_name, url, spec, script)
+                loaded.append({**spec, **digests})
+                variant = Variant(**common, predictor=predictor, model_data_url=url)
+                self.telemetry.log(
+                    region,
+                    name,
+                    variant.log_stream,
+                    f"Serving model {spec['ModelName']} from {url} with {script.program} "
+                    f"(workers {', '.join(map(str, predictor.pids))}); listening for /invocations",
+                )
             else:
                 version = algorithm_version(container["Image"])
                 predictor, digest = self._load_single(name, region, variant_name, url, spec.get("Artifact"), version)
@@ -314,7 +351,6 @@ class Deployments:
                     f"Loaded {algorithm} model {spec['ModelName']} from {url}; listening for /invocations",
                 )
             fleet[variant_name] = variant
-        return fleet
 
     def _load_logger(self, variant: Variant) -> Any:
         def loaded(target: str, ms: float) -> None:
@@ -338,12 +374,61 @@ class Deployments:
         try:
             predictor = load_archive(raw, url, version)
         except ModelInvocationError as exc:
-            from .runtime import instance_id
-
             self.telemetry.log(region, endpoint, f"{variant_name}/{instance_id(endpoint, variant_name)}", exc.message)
             raise DeployError(self._health_check_message(variant_name)) from None
         # Only an artifact that loads gets a copy.
         return predictor, self.artifacts.keep(raw)
+
+    def _load_script(
+        self,
+        endpoint: str,
+        region: str,
+        variant_name: str,
+        url: str,
+        spec: dict[str, Any],
+        script: script_mode.ScriptSource,
+    ) -> tuple[script_mode.ScriptModePredictor, dict[str, str]]:
+        """Start a script-mode variant's workers. Returns the predictor and the digests of the private copies
+        of its model.tar.gz and sourcedir.tar.gz (claimed)."""
+        stream = f"{variant_name}/{instance_id(endpoint, variant_name)}"
+
+        def log_line(line: str) -> None:
+            self.telemetry.log(region, endpoint, stream, line)
+
+        raw = self.artifacts.read(spec["Artifact"]) if spec.get("Artifact") else None
+        if raw is None:
+            raw = self._download(url)
+        code_raw = None
+        if script.submit_directory is not None:
+            code_raw = self.artifacts.read(spec["CodeArtifact"]) if spec.get("CodeArtifact") else None
+            if code_raw is None:
+                code_raw = self._download_code(script.submit_directory, log_line, variant_name)
+        workdir = script_mode.new_workdir(self.script_root)
+        try:
+            model_dir = workdir / "model"
+            model_dir.mkdir()
+            extract_archive(raw, model_dir, url)
+            predictor = script_mode.start_predictor(
+                script, workdir=workdir, model_dir=model_dir, code_raw=code_raw, log_line=log_line, region=region
+            )
+        except ModelInvocationError as exc:
+            shutil.rmtree(workdir, ignore_errors=True)
+            log_line(exc.message)
+            cause = exc.message.split("\n", 1)[0]
+            raise DeployError(f"{self._health_check_message(variant_name)} Cause: {cause}") from None
+        digests = {"Artifact": self.artifacts.keep(raw)}
+        if code_raw is not None:
+            digests["CodeArtifact"] = self.artifacts.keep(code_raw)
+        return predictor, digests
+
+    def _download_code(self, url: str, log_line: Any, variant_name: str) -> bytes:
+        bucket, key = split_s3_uri(url, "SAGEMAKER_SUBMIT_DIRECTORY")
+        try:
+            return self.emulator.moto.s3_get(bucket, key)
+        except MissingObject:
+            message = f"Failed to download the source directory {url} (SAGEMAKER_SUBMIT_DIRECTORY): no such object."
+            log_line(message)
+            raise DeployError(f"{self._health_check_message(variant_name)} Cause: {message}") from None
 
     def _download(self, url: str) -> bytes:
         download_error = DeployError(
@@ -523,6 +608,7 @@ class Deployments:
                 return  # stopping: the restart resumes the deployment
             if fired:
                 self.routes[key] = Route([(v, old_weights.get(n, 1.0)) for n, v in old_fleet.items()])
+                _retire(new_fleet)
                 self._roll_back(
                     name,
                     f"Endpoint update rolled back because CloudWatch alarm(s) {', '.join(fired)} "
@@ -532,6 +618,7 @@ class Deployments:
         if not self._sleep(float(blue_green.get("TerminationWaitInSeconds", 0))):
             return
         self._activate(name, new_fleet, new_weights)
+        _retire({n: v for n, v in old_fleet.items() if v not in new_fleet.values()})
         fields: dict[str, Any] = {
             "EndpointStatus": "InService",
             "EndpointConfigName": pending["EndpointConfigName"],
@@ -611,7 +698,7 @@ class Deployments:
     def begin_delete(self, name: str) -> None:
         # Traffic stops at once; the record (status Deleting) goes when the teardown is over.
         self.routes.pop(name.lower(), None)
-        self.fleets.pop(name.lower(), None)
+        _retire(self.fleets.pop(name.lower(), None))
         if self.config.transition(DELETE_SECONDS) == 0:
             self._finish_delete(name)
         else:

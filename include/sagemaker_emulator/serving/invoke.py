@@ -155,7 +155,7 @@ class Invoker:
                 )
         content_type, accept = headers.get("content-type"), headers.get("accept")
         try:
-            if len(body) <= INLINE_BODY:
+            if len(body) <= INLINE_BODY and predictor.inline:
                 out, out_type = predictor.invoke(body, content_type, accept, variant.multi_model)
             else:
                 out, out_type = await asyncio.to_thread(
