@@ -339,3 +339,35 @@ def test_server_stop_and_kill_leave_no_worker_and_a_restart_serves_again(tmp_pat
         emu.kill()  # kill -9: no shutdown code runs, the workers' lifeline ends them
     _wait_gone(restored)
     assert os.path.isdir(data_dir)
+
+
+def test_predictor_for_model_serves_batch_transform_from_a_worker(tmp_path, forest):
+    """The object batch transform predicts through: same handlers, SAGEMAKER_BATCH=true, code from model/code."""
+    from include.sagemaker_emulator.serving import predictor_for_model
+
+    model_dir = tmp_path / "model"
+    (model_dir / "code").mkdir(parents=True)
+    (model_dir / "model.joblib").write_bytes(forest["joblib"])
+    (model_dir / "code" / "custom_handlers.py").write_bytes(_script("custom_handlers.py"))
+    record = {
+        "ModelName": "batch-model",
+        "PrimaryContainer": {
+            "Image": SKLEARN_IMAGE,
+            "ModelDataUrl": f"s3://{BUCKET}/batch/model.tar.gz",
+            "Environment": {"SAGEMAKER_PROGRAM": "custom_handlers.py"},
+        },
+    }
+    lines: list[str] = []
+    predictor = predictor_for_model(record, model_dir, batch=True, log_line=lines.append)
+    try:
+        rows = forest["x"][:4]
+        body = "\n".join("|".join(f"{v:.9g}" for v in row) for row in rows).encode()
+        out, content_type = predictor.invoke(body, "text/plain", None, False)
+        answer = json.loads(out)
+        assert content_type == "application/vnd.custom+json"
+        assert answer["predictions"]["labels"] == forest["model"].predict(rows).tolist()
+        assert answer["batch"] == "true" and answer["pid"] in predictor.pids and answer["pid"] != os.getpid()
+    finally:
+        predictor.close()
+    _wait_gone([answer["pid"]])
+    assert any("ready" in line for line in lines)

@@ -414,7 +414,7 @@ class Deployments:
         except ModelInvocationError as exc:
             shutil.rmtree(workdir, ignore_errors=True)
             log_line(exc.message)
-            cause = exc.message.split("\n", 1)[0]
+            cause = exc.message.split("\n", 1)[0][:400]  # FailureReason holds at most 1,024 characters
             raise DeployError(f"{self._health_check_message(variant_name)} Cause: {cause}") from None
         digests = {"Artifact": self.artifacts.keep(raw)}
         if code_raw is not None:

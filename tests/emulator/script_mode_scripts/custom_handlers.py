@@ -28,4 +28,5 @@ def predict_fn(data, model):
 
 
 def output_fn(prediction, accept):
-    return json.dumps({"predictions": prediction, "pid": os.getpid()}), "application/vnd.custom+json"
+    answer = {"predictions": prediction, "pid": os.getpid(), "batch": os.environ.get("SAGEMAKER_BATCH")}
+    return json.dumps(answer), "application/vnd.custom+json"
