@@ -11,8 +11,9 @@ the body), the meta, the body. Requests carry ``{"content_type", "accept"}``; an
 "content_type"}``. Error answers carry the container's JSON error body (``error``, ``error-message``,
 ``stack-trace``); the traceback is also printed on stderr, which the server ships to CloudWatch Logs.
 
-This file runs as a script, never imported by the server: it needs only the standard library, numpy
-(lazily, for the default handlers) and the lifeline.
+The server imports this module only for its framing helpers (importing it runs nothing and imports no
+user code); as a worker it needs only the standard library, numpy (lazily, for the default handlers) and
+the lifeline.
 """
 
 from __future__ import annotations
