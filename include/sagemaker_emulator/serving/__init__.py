@@ -1,8 +1,5 @@
-"""The emulator's serving plane: endpoints (control plane) and InvokeEndpoint (runtime).
-
-Importing this package registers CreateEndpoint, DescribeEndpoint, ListEndpoints, UpdateEndpoint,
-DeleteEndpoint and UpdateEndpointWeightsAndCapacities with the control plane.
-"""
+"""The emulator's serving plane: endpoints (control plane, ``endpoints.HANDLERS`` in the operation table)
+and InvokeEndpoint (runtime)."""
 
 from __future__ import annotations
 
@@ -11,10 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import (
-    endpoints,  # noqa: F401  (registers the endpoint operations)
-    script_mode,
-)
+from . import script_mode
 from .plane import ServingPlane
 
 __all__ = ["ServingPlane", "predictor_for_model"]

@@ -1,7 +1,10 @@
+"""The seed overview notebook's sklearn_rf.py (section 3.2), on today's APIs: ``import joblib`` instead of the
+removed ``sklearn.externals.joblib``, and ``.iloc`` instead of the removed ``DataFrame.ix``."""
+
 import argparse
 import os
 
-import joblib  # sklearn.externals.joblib was removed in scikit-learn 0.23
+import joblib
 import pandas as pd
 from sklearn import ensemble
 
@@ -33,8 +36,8 @@ if __name__ == "__main__":
     train_data = pd.concat(raw_data)
 
     # labels are in the first column
-    train_y = train_data.ix[:, 0]
-    train_X = train_data.ix[:, 1:]
+    train_y = train_data.iloc[:, 0]
+    train_X = train_data.iloc[:, 1:]
 
     # Here we support a single hyperparameter, 'n_estimators'. Note that you can add as many
     # as your training my require in the ArgumentParser above.
