@@ -21,6 +21,8 @@ BENCHMARKS = [
     "bench.bench_distributed",
     "bench.bench_durability",
     "bench.bench_processing",
+    "bench.bench_script_mode",
+    "bench.bench_script_serving",
 ]
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
