@@ -32,8 +32,9 @@ One run:
 downloaded MNIST pickle (784 features); every row is kept (the notebook's `int(n / 5)` parts drop the
 remainder). All five test parts are scored, not only `examples0`; a batch transform scores them too (the notebook does
 not). Names are deterministic instead of
-timestamped. The image is `sagemaker-xgboost` 1.0-1 by default (a Param), the newest image that answers
-comma-joined as the notebook's `xgboost:1` does. The endpoint is always deleted at the end.
+timestamped. The image is the notebook's own `xgboost:1` (XGBoost 0.72) by default; the `image_version`
+Param offers the later images that still answer comma-joined (up to `sagemaker-xgboost:1.2-1`). The endpoint
+is always deleted at the end.
 
 Environment settings (Airflow Variable, else environment variable, else default), shared with the other
 DAGs: `housing_bucket` / `HOUSING_BUCKET`, `housing_role_arn` / `HOUSING_ROLE_ARN`.
@@ -92,8 +93,11 @@ def _hook():
             type="string",
             enum=list(IMAGE_VERSIONS),
             values_display={
-                "1.0-1": "sagemaker-xgboost 1.0-1 (answers comma-joined, like the notebook's xgboost:1)",
-                "1.2-1": "sagemaker-xgboost 1.2-1 (answers comma-joined)",
+                "1": "xgboost:1, the notebook's (XGBoost 0.72)",
+                "0.90-1": "sagemaker-xgboost 0.90-1",
+                "0.90-2": "sagemaker-xgboost 0.90-2",
+                "1.0-1": "sagemaker-xgboost 1.0-1",
+                "1.2-1": "sagemaker-xgboost 1.2-1",
             },
             title="XGBoost image",
             description="The built-in XGBoost image of both jobs and the endpoint. Only images whose answers are "

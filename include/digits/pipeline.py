@@ -38,9 +38,9 @@ JOBS = ("single", "distributed")
 # Instances per job: the notebook's single machine, and two machines sharing the 5 parts (3 + 2).
 INSTANCE_COUNTS = {"single": 1, "distributed": 2}
 # Images whose answers are comma-joined (what the notebook's ``result.split(',')`` parses). "1" is the
-# notebook's own ``get_image_uri(region, 'xgboost')`` (the legacy 0.72 container), offered once the emulator
-# serves it; the newer images answer one prediction per line and are left out.
-IMAGE_VERSIONS = ("1.0-1", "1.2-1")
+# notebook's own ``get_image_uri(region, 'xgboost')``: the legacy XGBoost 0.72 container. The images after
+# 1.2-1 answer one prediction per line and are left out.
+IMAGE_VERSIONS = ("1", "0.90-1", "0.90-2", "1.0-1", "1.2-1")
 # The notebook's common_training_params hyperparameters, besides num_round (a Param, the notebook's 10).
 NOTEBOOK_HYPERPARAMETERS = {
     "max_depth": "5",
@@ -52,7 +52,7 @@ NOTEBOOK_HYPERPARAMETERS = {
     "num_class": str(digits.NUM_CLASSES),
 }
 DEFAULTS: dict[str, Any] = {
-    "image_version": "1.0-1",
+    "image_version": "1",
     "num_round": 10,
     "batch_size": 100,
     "seed": 0,

@@ -65,6 +65,8 @@ def test_defaults_follow_the_notebook_and_tear_down(emulator, run_dag) -> None:
             "max_depth": "5", "eta": "0.2", "gamma": "4", "min_child_weight": "6", "silent": "0",
             "objective": "multi:softmax", "num_class": "10", "num_round": "10",
         }, job  # fmt: skip
+    # The notebook's get_image_uri(region, 'xgboost'): the legacy xgboost:1 image, for both jobs and the model.
+    assert {j["AlgorithmSpecification"]["TrainingImage"].rsplit("/", 1)[1] for j in jobs.values()} == {"xgboost:1"}
     assert jobs["distributed"]["ResourceConfig"]["InstanceCount"] == 2
     assert {
         c["DataSource"]["S3DataSource"]["S3DataDistributionType"] for c in jobs["distributed"]["InputDataConfig"]
