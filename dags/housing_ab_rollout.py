@@ -22,7 +22,7 @@ One run:
    `dataset=boston`: the Boston data, split as the notebook does; its test split is the labelled traffic.
 3. **train_champion**, **train_challenger**: xgboost or linear-learner, retry-safe and deferrable.
 4. **record_endpoint** (setup): what the endpoint runs before this run touches it.
-5. **ab_spec** -> **create_models** -> **batch_transform** (one per model, when `batch_transform`) ->
+5. **ab_spec** -> **register_models** -> **batch_transform** (one per model, when `batch_transform`) ->
    **transform_scores**: both models score the test features offline; RMSE and MAE per model.
 6. **deploy_ab**: a two-variant endpoint config (initial weights); the
    endpoint is created, or updated in place (same name) when it exists; verified InService on that config.
@@ -352,7 +352,7 @@ def housing_ab_rollout() -> None:
         return ab_endpoint_spec(plan, artifacts)
 
     @task
-    def create_models(spec: dict[str, Any]) -> dict[str, str]:
+    def register_models(spec: dict[str, Any]) -> dict[str, str]:
         """Both models, before any endpoint: the batch transforms need them (the deployment reuses them)."""
         from include.housing.ab_rollout import ensure_models
 
@@ -503,7 +503,7 @@ def housing_ab_rollout() -> None:
     [train_champion, train_challenger] >> before
     spec = ab_spec(plan, train_champion.output, train_challenger.output)
     before >> spec
-    models = create_models(spec)
+    models = register_models(spec)
     transforms = SageMakerTransformOperator.partial(
         task_id="batch_transform",
         check_interval=CHECK_INTERVAL,

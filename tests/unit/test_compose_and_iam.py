@@ -656,6 +656,11 @@ def test_resource_patterns_cover_the_names_the_dags_use_and_nothing_else() -> No
     expected[("sagemaker:DeleteEndpoint", "endpoint")] = [digits["endpoint_name"]]
     expected[("sagemaker:InvokeEndpoint", "endpoint")].append(digits["endpoint_name"])
     expected[("sagemaker:AddTags", "endpoint")] = [digits["endpoint_name"]]
+    # Batch transform jobs of the A/B rollout (one per role) and of the digits DAG.
+    transform_jobs = [sagemaker_name(prefix, "challenger", "transform"), digits["transform_job_name"]]
+    expected[("sagemaker:CreateTransformJob", "transform-job")] = transform_jobs
+    expected[("sagemaker:StopTransformJob", "transform-job")] = transform_jobs
+    expected[("sagemaker:AddTags", "transform-job")] = transform_jobs
     for (action, kind), names in expected.items():
         for name in names:
             assert allows(AIRFLOW_POLICY, action, sagemaker_arn(kind, name)), f"{action} on {kind}/{name}"
