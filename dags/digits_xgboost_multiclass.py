@@ -33,7 +33,8 @@ downloaded MNIST pickle (784 features); every row is kept (the notebook's `int(n
 remainder). All five test parts are scored, not only `examples0`; a batch transform scores them too (the notebook does
 not). Names are deterministic instead of
 timestamped. The image is the notebook's own `xgboost:1` (XGBoost 0.72) by default; the `image_version`
-Param offers the later images that still answer comma-joined (up to `sagemaker-xgboost:1.2-1`). The endpoint
+Param offers the later images that still take the notebook's job and answer comma-joined (up to
+`sagemaker-xgboost:1.0-1`). The endpoint
 is always deleted at the end.
 
 Environment settings (Airflow Variable, else environment variable, else default), shared with the other
@@ -97,11 +98,10 @@ def _hook():
                 "0.90-1": "sagemaker-xgboost 0.90-1",
                 "0.90-2": "sagemaker-xgboost 0.90-2",
                 "1.0-1": "sagemaker-xgboost 1.0-1",
-                "1.2-1": "sagemaker-xgboost 1.2-1",
             },
             title="XGBoost image",
-            description="The built-in XGBoost image of both jobs and the endpoint. Only images whose answers are "
-            "comma-joined are offered: the notebook parses them with result.split(',').",
+            description="The built-in XGBoost image of both jobs and the endpoint. Only images that take the "
+            "notebook's hyperparameters (silent) and answer comma-joined (result.split(',')) are offered.",
             section="Model",
         ),
         "num_round": Param(

@@ -37,10 +37,10 @@ LIBSVM = "text/x-libsvm"
 JOBS = ("single", "distributed")
 # Instances per job: the notebook's single machine, and two machines sharing the 5 parts (3 + 2).
 INSTANCE_COUNTS = {"single": 1, "distributed": 2}
-# Images whose answers are comma-joined (what the notebook's ``result.split(',')`` parses). "1" is the
-# notebook's own ``get_image_uri(region, 'xgboost')``: the legacy XGBoost 0.72 container. The images after
-# 1.2-1 answer one prediction per line and are left out.
-IMAGE_VERSIONS = ("1", "0.90-1", "0.90-2", "1.0-1", "1.2-1")
+# Images that take the notebook's job as it is and answer as it parses: ``silent`` is a hyperparameter up to
+# 1.0-1 (xgboost 1.2 dropped it), and answers are comma-joined (``result.split(',')``) up to 1.2-1. "1" is the
+# notebook's own ``get_image_uri(region, 'xgboost')``: the legacy XGBoost 0.72 container.
+IMAGE_VERSIONS = ("1", "0.90-1", "0.90-2", "1.0-1")
 # The notebook's common_training_params hyperparameters, besides num_round (a Param, the notebook's 10).
 NOTEBOOK_HYPERPARAMETERS = {
     "max_depth": "5",
@@ -90,8 +90,8 @@ def validate_params(params: Mapping[str, Any] | None, image_versions: tuple[str,
         problems.append(f"unknown parameter(s) {unknown}; known: {sorted(DEFAULTS)}")
     if merged["image_version"] not in image_versions:
         problems.append(
-            f"image_version must be one of {list(image_versions)} (images that answer comma-joined, as the "
-            f"notebook parses), got {merged['image_version']!r}"
+            f"image_version must be one of {list(image_versions)} (images that take the notebook's 'silent' and "
+            f"answer comma-joined, as the notebook parses), got {merged['image_version']!r}"
         )
     for name, (low, high) in LIMITS.items():
         value = merged[name]
