@@ -16,7 +16,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from . import control_plane, pages, processing_operations, training_operations  # noqa: F401  (importing registers the operations)
+from . import control_plane, pages, processing_operations, training_operations, transform_operations  # noqa: F401  (importing registers the operations)
 from .control_plane import RequestContext
 from .emulator import Emulator
 from .errors import AwsError
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 INVOKE_PATH = re.compile(r"^/endpoints/([^/]+)/invocations$")
 CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
-RESOURCE_KINDS = ("training-job", "processing-job", "model", "endpoint-config", "endpoint")
+RESOURCE_KINDS = ("training-job", "processing-job", "transform-job", "model", "endpoint-config", "endpoint")
 JSON_11 = [(b"content-type", b"application/x-amz-json-1.1")]
 # The largest control-plane (and /_emulator) request body accepted; bigger ones are refused unread.
 MAX_CONTROL_PLANE_BODY = 1024 * 1024

@@ -8,5 +8,6 @@ from __future__ import annotations
 
 from . import endpoints  # noqa: F401  (registers the endpoint operations)
 from .plane import ServingPlane
+from .predictors import predictor_for_model
 
-__all__ = ["ServingPlane"]
+__all__ = ["ServingPlane", "predictor_for_model"]

@@ -1,0 +1,92 @@
+"""The one way to get a Predictor for a model record: ``predictor_for_model(model_record, model_dir, batch=...)``.
+
+Batch transform asks for ``batch=True``: the built-in containers then run with ``SAGEMAKER_BATCH=true``, which
+changes XGBoost's answer to one prediction per line (``"\\n".join(map(str, preds)) + "\\n"``) whatever the image
+version and Accept; ``multi:softprob`` rows render as Python lists (``[0.1, 0.2, 0.7]``) and ``multi:softmax``
+as the class index as a float (``2.0``). Linear Learner answers as in real time.
+
+Batch requests are large (up to MaxPayloadInMB of records), so CSV goes through pandas' C parser; anything it
+refuses is parsed again by the container-exact parser, whose error message is the answer.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+from ..algorithms import ModelInvocationError, Predictor, algorithm_version, load_predictor
+
+# What the XGBoost container's GET /execution-parameters answers (its defaults; workers = CPU count).
+XGBOOST_MAX_PAYLOAD_MB = 6
+
+
+def model_container(model_record: dict[str, Any]) -> dict[str, Any]:
+    return model_record.get("PrimaryContainer") or (model_record.get("Containers") or [{}])[0]
+
+
+def predictor_for_model(model_record: dict[str, Any], model_dir: Path, *, batch: bool = True) -> Predictor:
+    """The Predictor of a model (a DescribeModel record) whose artifact is extracted in ``model_dir``."""
+    container = model_container(model_record)
+    predictor = load_predictor(Path(model_dir), algorithm_version(container["Image"]))
+    if batch and predictor.algorithm == "xgboost":
+        return XGBoostBatchPredictor(predictor)
+    return predictor
+
+
+def _delimiter(first_line: str) -> str:
+    # The container's csv.Sniffer settles on these for numeric rows; ',' when there is nothing to sniff.
+    for candidate in (",", "\t", ";", "|"):
+        if candidate in first_line:
+            return candidate
+    return " " if " " in first_line.strip() else ","
+
+
+class XGBoostBatchPredictor(Predictor):
+    """The built-in XGBoost container under batch transform (``SAGEMAKER_BATCH=true``)."""
+
+    algorithm = "xgboost"
+
+    def __init__(self, realtime: Any):
+        self.realtime = realtime  # the loaded real-time predictor: its booster and container-exact parsers
+        self.feature_count = realtime.feature_count
+
+    @staticmethod
+    def execution_parameters() -> dict[str, Any]:
+        return {
+            "MaxConcurrentTransforms": os.cpu_count() or 1,
+            "BatchStrategy": "MULTI_RECORD",
+            "MaxPayloadInMB": XGBOOST_MAX_PAYLOAD_MB,
+        }
+
+    def _fast_csv(self, body: bytes) -> Any:
+        import numpy as np
+        import pandas as pd
+
+        text_start = body[:4096].split(b"\n", 1)[0].decode("utf-8", "replace")
+        try:
+            frame = pd.read_csv(io.BytesIO(body), header=None, sep=_delimiter(text_start), dtype=np.float32, engine="c")
+        except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
+            return None
+        return frame.to_numpy()
+
+    def invoke(self, body: bytes, content_type: str | None, accept: str | None, multi_model: bool) -> tuple[bytes, str]:
+        realtime = self.realtime
+        media = (content_type or "").split(";", 1)[0].strip().lower()
+        answer_type = (accept or "").split(";", 1)[0].strip() or "text/csv"
+        if not body.strip():
+            return b"", answer_type
+        if media in ("application/x-recordio-protobuf", "recordio-protobuf"):
+            x = realtime._parse_recordio(body)
+        elif media in ("text/csv", "csv"):
+            x = self._fast_csv(body)
+            # The container's own parser explains what pandas refused (and pads nothing that it would not).
+            x = realtime._check_width(x, "csv") if x is not None else realtime._parse_text(body, media, content_type)
+        else:
+            x = realtime._parse_text(body, media, content_type)
+        try:
+            preds = realtime.booster.inplace_predict(x, validate_features=False)
+        except Exception as exc:
+            raise ModelInvocationError(400, f"Unable to evaluate payload provided: {exc}") from None
+        return ("\n".join(map(str, preds.tolist())) + "\n").encode(), answer_type
