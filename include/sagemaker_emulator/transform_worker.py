@@ -378,7 +378,7 @@ def _transform_object(
         except ModelInvocationError as exc:
             last = request.first + request.count - 1
             where = f"record {request.first}" if request.count == 1 else f"records {request.first}-{last}"
-            raise ObjectFailed(f"{where}: ClientError: {exc.status_code}: {exc.message}") from None
+            raise ObjectFailed(f"{where}: the model container answered {exc.status_code}: {exc.message}") from None
         if plan.needs_records:
             return b"\n".join(joined_lines(request, body, plan, output_filter)) + b"\n"
         if plan.assemble == "Line" and body and not body.endswith(b"\n"):
