@@ -246,6 +246,7 @@ class TransformRunner(JobRunner):
                 "SINGLE_RECORD" if record["BatchStrategy"] == "SingleRecord" else "MULTI_RECORD"
             )
         environment.update(record.get("Environment") or {})
+        staged = self._stage_code(container, job_dir)
         instances = []
         for index in range(count):
             instance_dir = job_dir / f"instance-{index + 1}"
@@ -277,10 +278,24 @@ class TransformRunner(JobRunner):
                 "join": processing.get("JoinSource") == "Input",
                 "environment": environment,
                 "objects": mine,
+                "region": record["_region"],
+                "staged": {uri: f"../{name}" for uri, name in staged.items()},
             }
             (instance_dir / "plan.json").write_text(json.dumps(plan))
             instances.append(instance_dir)
         return instances
+
+    def _stage_code(self, container: dict[str, Any], job_dir: Path) -> dict[str, str]:
+        """A script-mode model's code (SAGEMAKER_SUBMIT_DIRECTORY in S3), for the worker, which has no S3."""
+        uri = (container.get("Environment") or {}).get("SAGEMAKER_SUBMIT_DIRECTORY", "")
+        if not uri.startswith(("s3://", "https://")):
+            return {}
+        try:
+            bucket, key = split_s3_uri(uri, "SAGEMAKER_SUBMIT_DIRECTORY")
+            (job_dir / "sourcedir.tar.gz").write_bytes(self.moto.s3_get(bucket, key))
+        except MissingObject:
+            raise Failed(f"ClientError: The model's SAGEMAKER_SUBMIT_DIRECTORY {uri} does not exist.") from None
+        return {f"s3://{bucket}/{key}": "sourcedir.tar.gz"}
 
     def _upload(self, record: dict[str, Any], instances: list[Path], data_logs: list[LogShipper]) -> str | None:
         """Store every fully transformed object's output; the first failure (object and error), if any."""

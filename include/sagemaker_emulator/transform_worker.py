@@ -34,7 +34,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,10 @@ MAX_THREADS = 32
 
 class FilterError(ValueError):
     """A DataProcessing path that is not JSONPath."""
+
+
+class ModelLoadFailed(Exception):
+    """The model container could not load the model: the whole job fails."""
 
 
 class ObjectFailed(Exception):
@@ -112,6 +116,9 @@ class Plan:
     join: bool
     environment: dict[str, str]
     objects: list[dict[str, Any]]
+    region: str = "us-east-1"
+    # s3:// URI -> file in the instance directory, for what the model needs besides its artifact
+    staged: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> Plan:
@@ -309,6 +316,11 @@ def run_transform(instance_dir: str, server_pid: int | None = None) -> None:
 
         try:
             results = _transform_all(root, Plan.load(root / "plan.json"), emit, data_log)
+        except ModelLoadFailed as exc:
+            reason = f"AlgorithmError: {exc}"
+            emit(reason)
+            (root / "failure").write_text(reason)
+            sys.exit(2)
         except Exception as exc:
             reason = f"AlgorithmError: {type(exc).__name__}: {exc}"
             emit(traceback.format_exc())
@@ -320,10 +332,43 @@ def run_transform(instance_dir: str, server_pid: int | None = None) -> None:
 
 
 def _transform_all(root: Path, plan: Plan, emit: Callable[[str], None], data_log: Any) -> dict[str, Any]:
+    from .algorithms import ModelInvocationError
     from .serving import predictor_for_model
 
     os.environ.update(plan.environment)
-    predictor = predictor_for_model(plan.model_record, root / "model", batch=True)
+
+    def staged(bucket: str, key: str) -> bytes:
+        # The worker has no S3: what the model needs besides its artifact was downloaded by the server.
+        name = plan.staged.get(f"s3://{bucket}/{key}")
+        if name is None:
+            raise ModelInvocationError(500, f"s3://{bucket}/{key} was not staged for this transform job")
+        return (root / name).read_bytes()
+
+    try:
+        predictor = predictor_for_model(
+            plan.model_record,
+            root / "model",
+            batch=True,
+            s3_get=staged,
+            log_line=emit,
+            environment=plan.environment,
+            region=plan.region,
+        )
+    except ModelInvocationError as exc:
+        raise ModelLoadFailed(
+            f"Model container failed to respond to ping (the model did not load: {exc.message})"
+        ) from None
+    try:
+        return _transform_objects(root, plan, predictor, emit, data_log)
+    finally:
+        close = getattr(predictor, "close", None)
+        if close is not None:
+            close()
+
+
+def _transform_objects(
+    root: Path, plan: Plan, predictor: Any, emit: Callable[[str], None], data_log: Any
+) -> dict[str, Any]:
     defaults = getattr(predictor, "execution_parameters", dict)()
     if plan.concurrency is None:
         plan.concurrency = defaults.get("MaxConcurrentTransforms", 1)

@@ -343,3 +343,66 @@ def test_a_manifest_file_names_the_objects(sm, s3, xgb_model) -> None:
     assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
     assert _keys(s3, f"out/{name}/") == [f"out/{name}/x.csv.out"]
     assert _read(s3, f"out/{name}/x.csv.out") == "".join(f"{p}\n" for p in _expected(xgb_model["booster"], rows))
+
+
+def test_gzip_whole_objects_and_recordio_records(sm, s3, xgb_model) -> None:
+    import gzip
+
+    from include.formats import recordio
+
+    rows = _rows(20, 10)
+    expected = "".join(f"{p}\n" for p in _expected(xgb_model["booster"], rows))
+    name = unique("tr-gzip")
+    s3.put_object(Bucket=BUCKET, Key=f"in/{name}/rows.csv.gz", Body=gzip.compress(_csv(rows)))
+    job = _run(
+        sm,
+        _request(
+            name,
+            xgb_model["current"],
+            f"s3://{BUCKET}/in/{name}/",
+            f"s3://{BUCKET}/out/{name}/",
+            TransformInput={"SplitType": "None", "CompressionType": "Gzip"},
+            TransformOutput={"AssembleWith": "None", "Accept": "application/json"},  # batch: Accept is ignored
+        ),
+    )
+    assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
+    assert _read(s3, f"out/{name}/rows.csv.gz.out") == expected
+
+    name = unique("tr-recordio")
+    parsed = np.array([[float(f"{v:g}") for v in row] for row in rows], dtype=np.float32)
+    s3.put_object(Bucket=BUCKET, Key=f"in/{name}/rows.rec", Body=recordio.dense_tensor_bytes(parsed))
+    job = _run(
+        sm,
+        _request(
+            name,
+            xgb_model["current"],
+            f"s3://{BUCKET}/in/{name}/",
+            f"s3://{BUCKET}/out/{name}/",
+            TransformInput={"SplitType": "RecordIO", "ContentType": "application/x-recordio-protobuf"},
+            BatchStrategy="MultiRecord",
+        ),
+    )
+    assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
+    assert _read(s3, f"out/{name}/rows.rec.out") == expected
+
+
+def test_a_model_that_cannot_load_or_download_fails_the_job(sm, s3) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        junk = b"this is not a model"
+        info = tarfile.TarInfo("xgboost-model")
+        info.size = len(junk)
+        tar.addfile(info, io.BytesIO(junk))
+    s3.put_object(Bucket=BUCKET, Key="models/junk/model.tar.gz", Body=buffer.getvalue())
+    junk_model, gone_model = unique("junk"), unique("gone")
+    create_model(sm, junk_model, f"s3://{BUCKET}/models/junk/model.tar.gz", image=XGB_IMAGE)
+    create_model(sm, gone_model, f"s3://{BUCKET}/models/gone/model.tar.gz", image=XGB_IMAGE)
+    name = unique("tr-load")
+    s3.put_object(Bucket=BUCKET, Key=f"in/{name}/rows.csv", Body=_csv(_rows(3, 11)))
+    for model, reason in (
+        (junk_model, "AlgorithmError: Model container failed to respond to ping (the model did not load"),
+        (gone_model, f'ClientError: Failed to download model data from URL: "s3://{BUCKET}/models/gone/'),
+    ):
+        job = _run(sm, _request(unique("tr-load"), model, f"s3://{BUCKET}/in/{name}/", f"s3://{BUCKET}/out/{name}/"))
+        assert job["TransformJobStatus"] == "Failed" and job["FailureReason"].startswith(reason), job
+    assert _keys(s3, f"out/{name}/") == []

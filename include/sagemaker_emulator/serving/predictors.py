@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,26 @@ def model_container(model_record: dict[str, Any]) -> dict[str, Any]:
     return model_record.get("PrimaryContainer") or (model_record.get("Containers") or [{}])[0]
 
 
-def predictor_for_model(model_record: dict[str, Any], model_dir: Path, *, batch: bool = True) -> Predictor:
-    """The Predictor of a model (a DescribeModel record) whose artifact is extracted in ``model_dir``."""
-    container = model_container(model_record)
+def predictor_for_model(
+    model_record: dict[str, Any],
+    model_dir: Path,
+    *,
+    batch: bool = True,
+    s3_get: Callable[[str, str], bytes] | None = None,
+    log_line: Callable[[str], None] | None = None,
+    environment: dict[str, str] | None = None,
+    region: str = "us-east-1",
+) -> Predictor:
+    """The Predictor of a model (a DescribeModel record) whose artifact is extracted in ``model_dir``.
+
+    ``s3_get``, ``log_line``, ``environment`` and ``region`` are for models whose container needs more than its
+    artifact (script mode: the code in SAGEMAKER_SUBMIT_DIRECTORY); the built-in algorithms use none of them.
+    """
+    return builtin_predictor(model_container(model_record), Path(model_dir), batch=batch)
+
+
+def builtin_predictor(container: dict[str, Any], model_dir: Path, *, batch: bool) -> Predictor:
+    """A built-in algorithm's predictor; under batch transform XGBoost answers in its SAGEMAKER_BATCH format."""
     predictor = load_predictor(Path(model_dir), algorithm_version(container["Image"]))
     if batch and predictor.algorithm == "xgboost":
         return XGBoostBatchPredictor(predictor)
