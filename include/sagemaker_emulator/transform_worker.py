@@ -425,7 +425,10 @@ def _transform_object(
             where = f"record {request.first}" if request.count == 1 else f"records {request.first}-{last}"
             raise ObjectFailed(f"{where}: the model container answered {exc.status_code}: {exc.message}") from None
         if plan.needs_records:
-            return b"\n".join(joined_lines(request, body, plan, output_filter)) + b"\n"
+            try:
+                return b"\n".join(joined_lines(request, body, plan, output_filter)) + b"\n"
+            except (ValueError, TypeError) as exc:  # an answer or input record that is not what it says it is
+                raise ObjectFailed(f"records {request.first}-{request.first + request.count - 1}: {exc}") from None
         if plan.assemble == "Line" and body and not body.endswith(b"\n"):
             return body + b"\n"
         return body
