@@ -8,6 +8,7 @@ import io
 import json
 import tarfile
 import tempfile
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,8 @@ def xgb_model(emulator) -> dict:
     with tempfile.TemporaryDirectory() as tmp, tarfile.open(fileobj=io.BytesIO(raw)) as tar:
         tar.extractall(tmp, filter="data")
         booster = xgb.Booster()
-        booster.load_model(str(Path(tmp) / "xgboost-model"))
+        native = Path(tmp) / "xgboost-model"
+        booster.load_model(str(native.rename(native.with_suffix(".ubj"))))  # the extension names the format
     current, old = unique("xgb-current"), unique("xgb-old")
     create_model(sm, current, url, image=XGB_IMAGE)
     create_model(sm, old, url, image=OLD_XGB_IMAGE)
@@ -134,6 +136,11 @@ def test_xgboost_multi_record_writes_one_out_per_object(emulator, sm, s3, xgb_mo
         logGroupName="/aws/sagemaker/TransformJobs", logStreamNamePrefix=f"{name}/"
     )["logStreams"]
     assert streams and all(s["logStreamName"].startswith(f"{name}/i-") for s in streams)
+    # The emulator's read-only page shows the job as DescribeTransformJob does.
+    page = f"{emulator.url}/_emulator/resources/transform-job/{name}?format=json"
+    with urllib.request.urlopen(page, timeout=10) as answer:
+        shown = json.loads(answer.read())
+    assert shown["TransformJobStatus"] == "Completed" and shown["TransformJobArn"] == job["TransformJobArn"]
 
 
 def test_old_image_single_record_answers_newline_separated(sm, s3, xgb_model) -> None:

@@ -97,7 +97,7 @@ class XGBoostBatchPredictor(Predictor):
             return b"", answer_type
         if media in ("application/x-recordio-protobuf", "recordio-protobuf"):
             x = realtime._parse_recordio(body)
-        elif media in ("text/csv", "csv") and b"\n" in body.strip():
+        elif media in ("text/csv", "csv") and body.find(b"\n", 0, len(body) - 1) >= 0:  # more than one row
             x = self._fast_csv(body)
             # The container's own parser explains what pandas refused (and pads nothing that it would not).
             x = realtime._check_width(x, "csv") if x is not None else realtime._parse_text(body, media, content_type)
