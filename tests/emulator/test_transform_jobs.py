@@ -117,6 +117,7 @@ def test_xgboost_multi_record_writes_one_out_per_object(emulator, sm, s3, xgb_mo
             BatchStrategy="MultiRecord",
             MaxPayloadInMB=1,
             MaxConcurrentTransforms=2,
+            TransformResources={"InstanceCount": 2},
             Tags=[{"Key": "team", "Value": "ml"}],
         ),
     )
@@ -135,7 +136,9 @@ def test_xgboost_multi_record_writes_one_out_per_object(emulator, sm, s3, xgb_mo
     streams = client(emulator, "logs").describe_log_streams(
         logGroupName="/aws/sagemaker/TransformJobs", logStreamNamePrefix=f"{name}/"
     )["logStreams"]
-    assert streams and all(s["logStreamName"].startswith(f"{name}/i-") for s in streams)
+    # One stream per instance (each transformed one of the two objects), named <job>/<instance-id>-<epoch>.
+    instances = [s["logStreamName"] for s in streams if not s["logStreamName"].endswith("/data-log")]
+    assert len(instances) == 2 and all(s.startswith(f"{name}/i-") for s in instances)
     # The emulator's read-only page shows the job as DescribeTransformJob does.
     page = f"{emulator.url}/_emulator/resources/transform-job/{name}?format=json"
     with urllib.request.urlopen(page, timeout=10) as answer:
