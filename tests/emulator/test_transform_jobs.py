@@ -416,3 +416,35 @@ def test_a_model_that_cannot_load_or_download_fails_the_job(sm, s3) -> None:
         job = _run(sm, _request(unique("tr-load"), model, f"s3://{BUCKET}/in/{name}/", f"s3://{BUCKET}/out/{name}/"))
         assert job["TransformJobStatus"] == "Failed" and job["FailureReason"].startswith(reason), job
     assert _keys(s3, f"out/{name}/") == []
+
+
+def test_the_providers_transform_operator_and_sensor_run_unchanged(emulator, s3) -> None:
+    """The Amazon provider's SageMakerTransformOperator, model-creation path included, and its sensor."""
+    from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTransformOperator
+    from airflow.providers.amazon.aws.sensors.sagemaker import SageMakerTransformSensor
+
+    url = upload_xgboost(s3, BUCKET, "models/provider/model.tar.gz")
+    name, model = unique("tr-provider"), unique("provider-model")
+    rows = _rows(8, 12)
+    s3.put_object(Bucket=BUCKET, Key=f"in/{name}/rows.csv", Body=_csv(rows))
+    request = _request(name, model, f"s3://{BUCKET}/in/{name}/", f"s3://{BUCKET}/out/{name}/")
+    transform = SageMakerTransformOperator(
+        task_id="transform",
+        config={
+            "Model": {
+                "ModelName": model,
+                "PrimaryContainer": {"Image": XGB_IMAGE, "ModelDataUrl": url},
+                "ExecutionRoleArn": ROLE,
+            },
+            "Transform": request,
+        },
+        wait_for_completion=True,
+        check_interval=1,
+        deferrable=False,
+    )
+    result = transform.execute(context={})
+    assert result["Transform"]["TransformJobStatus"] == "Completed"
+    assert result["Model"]["ModelName"] == model
+    assert _keys(s3, f"out/{name}/") == [f"out/{name}/rows.csv.out"]
+    sensor = SageMakerTransformSensor(task_id="sense", job_name=name, poke_interval=1)
+    assert sensor.poke(context={}) is True
