@@ -448,3 +448,28 @@ def test_the_providers_transform_operator_and_sensor_run_unchanged(emulator, s3)
     assert _keys(s3, f"out/{name}/") == [f"out/{name}/rows.csv.out"]
     sensor = SageMakerTransformSensor(task_id="sense", job_name=name, poke_interval=1)
     assert sensor.poke(context={}) is True
+
+
+def test_the_providers_deferrable_transform_waits_in_its_trigger(emulator, s3, xgb_model) -> None:
+    import asyncio
+
+    from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTransformOperator
+    from airflow.sdk.exceptions import TaskDeferred
+
+    name = unique("tr-deferred")
+    s3.put_object(Bucket=BUCKET, Key=f"in/{name}/rows.csv", Body=_csv(_rows(6, 13)))
+    request = _request(name, xgb_model["current"], f"s3://{BUCKET}/in/{name}/", f"s3://{BUCKET}/out/{name}/")
+    transform = SageMakerTransformOperator(
+        task_id="transform", config=request, deferrable=True, check_interval=1, max_attempts=120
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        transform.execute(context={})
+
+    async def first_event():
+        return await anext(deferred.value.trigger.run())
+
+    event = asyncio.run(first_event())
+    assert event.payload["status"] == "success", event.payload
+    result = transform.execute_complete(context={}, event=event.payload)
+    assert result["Transform"]["TransformJobStatus"] == "Completed"
+    assert _keys(s3, f"out/{name}/") == [f"out/{name}/rows.csv.out"]
