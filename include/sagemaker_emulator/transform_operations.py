@@ -138,6 +138,17 @@ def create_transform_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str,
                 f"Job name must be unique within an AWS account and region, and a job with this name already "
                 f"exists ({job_arn})",
             )
+        in_use = emulator.transform.instances_in_use()
+        limit = emulator.config.max_transform_instances
+        wanted = int(resources.get("InstanceCount", 1))
+        if in_use + wanted > limit:
+            raise AwsError(
+                "ResourceLimitExceeded",
+                f"The account-level service limit '{resources['InstanceType']} for transform job usage' is {limit} "
+                f"Instances, with current utilization of {in_use} Instances and a request delta of {wanted} "
+                "Instances. Please use AWS Service Quotas to request an increase for this quota. If AWS Service "
+                "Quotas is not available, contact AWS support to request an increase for this quota.",
+            )
         record: dict[str, Any] = {
             "TransformJobName": name,
             "TransformJobArn": job_arn,

@@ -308,7 +308,7 @@ def test_duplicate_name_and_missing_input(sm, s3, xgb_model) -> None:
 def test_stop_stores_no_output_and_a_restart_fails_what_was_running(tmp_path) -> None:
     """A time-scaled emulator holds jobs in their start-up (120 s x 0.5), so Stop and a kill -9 come first."""
     data_dir = tmp_path / "data"
-    emu = EmulatorProcess(data_dir=data_dir, time_scale=0.5).start()
+    emu = EmulatorProcess(data_dir=data_dir, time_scale=0.5, extra_args=["--max-transform-instances", "3"]).start()
     try:
         sm, s3 = client(emu, "sagemaker"), client(emu, "s3")
         ensure_bucket(s3, BUCKET)
@@ -319,9 +319,16 @@ def test_stop_stores_no_output_and_a_restart_fails_what_was_running(tmp_path) ->
         s3.put_object(Bucket=BUCKET, Key="in/rows.csv", Body=_csv(_rows(5, 8)))
         for name in ("stopped", "interrupted"):
             sm.create_transform_job(**_request(name, "m", f"s3://{BUCKET}/in/", f"s3://{BUCKET}/out/{name}/"))
+        two = _request("two-instances", "m", f"s3://{BUCKET}/in/", f"s3://{BUCKET}/out/two/")
+        two["TransformResources"]["InstanceCount"] = 2
+        with pytest.raises(ClientError) as quota:  # 2 running + 2 asked > 3 instances
+            sm.create_transform_job(**two)
+        assert quota.value.response["Error"]["Code"] == "ResourceLimitExceeded"
+        assert "current utilization of 2 Instances and a request delta of 2" in quota.value.response["Error"]["Message"]
         sm.stop_transform_job(TransformJobName="stopped")
         assert sm.describe_transform_job(TransformJobName="stopped")["TransformJobStatus"] in ("Stopping", "Stopped")
         sm.get_waiter("transform_job_completed_or_stopped").wait(TransformJobName="stopped", WaiterConfig=WAITER)
+        sm.create_transform_job(**two)  # the stopped job's instance is free again
         assert sm.describe_transform_job(TransformJobName="stopped")["TransformJobStatus"] == "Stopped"
         with pytest.raises(ClientError) as again:
             sm.stop_transform_job(TransformJobName="stopped")
@@ -333,6 +340,7 @@ def test_stop_stores_no_output_and_a_restart_fails_what_was_running(tmp_path) ->
         job = sm.describe_transform_job(TransformJobName="interrupted")
         assert job["TransformJobStatus"] == "Failed"
         assert "emulator stopped while this transform job was running" in job["FailureReason"]
+        assert sm.describe_transform_job(TransformJobName="two-instances")["TransformJobStatus"] == "Failed"
         assert sm.describe_transform_job(TransformJobName="stopped")["TransformJobStatus"] == "Stopped"
     finally:
         emu.stop()
