@@ -77,14 +77,6 @@ def output_relative(key: str, prefix: str) -> str:
 class TransformRunner(JobRunner):
     kind = TRANSFORM
 
-    def instances_in_use(self) -> int:
-        """Instances of the jobs still running (InProgress or Stopping), for the account quota."""
-        return sum(
-            int(job["TransformResources"].get("InstanceCount", 1))
-            for job in self.store.list("transform-job")
-            if job["TransformJobStatus"] in ("InProgress", "Stopping")
-        )
-
     def _interrupted(self, name: str) -> None:
         self._finish(name, "Failed", failure=INTERRUPTED_REASON)
 

@@ -11,12 +11,36 @@ from __future__ import annotations
 
 from typing import Any
 
-from .control_plane import RequestContext, check_tags, get_model, list_page, now, operation, paged, save_tags
-from .errors import AwsError, validation_error
-from .jobs import TERMINAL
-from .store import public
+from .control_plane import Handler, RequestContext, check_tags, get_model, now
+from .errors import validation_error
+from .job_operations import JobOperations
+from .transform import TRANSFORM
 from .transform_worker import FilterError, compile_filter
-from .validation import arn, check_name, require, split_s3_uri
+from .validation import check_name, require, split_s3_uri
+
+TRANSFORM_JOBS = JobOperations(
+    kind=TRANSFORM,
+    noun="transform job",
+    arn_key="TransformJobArn",
+    summaries_key="TransformJobSummaries",
+    summary_keys=(
+        "TransformJobName",
+        "TransformJobArn",
+        "CreationTime",
+        "TransformEndTime",
+        "LastModifiedTime",
+        "TransformJobStatus",
+        "FailureReason",
+    ),
+    instance_count=lambda job: int(job["TransformResources"].get("InstanceCount", 1)),
+    quota_setting="max_transform_instances",
+    duplicate_message=(
+        "Job name must be unique within an AWS account and region, and a job with this name already exists ({arn})"
+    ),
+    runner=lambda emulator: emulator.transform,
+    # ValidationException, as AWS answers: botocore's TransformJobCompletedOrStopped waiter stops on it.
+    missing=lambda name: validation_error(f"Could not find requested job with name {name}"),
+)
 
 # SageMaker's limits: one request's payload, and the payload of every concurrent request together.
 MAX_PAYLOAD_MB = 100
@@ -110,7 +134,6 @@ def _check_data_processing(body: dict[str, Any], split: str, assemble: str) -> d
     return {"InputFilter": "$", "OutputFilter": "$", **processing, "JoinSource": join}
 
 
-@operation("CreateTransformJob")
 def create_transform_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
     name = check_name(body.get("TransformJobName"), "transformJobName")
     model_name = require(body, "ModelName")
@@ -127,101 +150,40 @@ def create_transform_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str,
     tags = check_tags(body.get("Tags"))
     container = _check_model(ctx, model_name)
 
-    emulator = ctx.emulator
-    job_arn = arn(ctx.region, "transform-job", name)
     created = now()
-    store = emulator.store
-    with store.locked():
-        if store.get("transform-job", name) is not None:
-            raise AwsError(
-                "ResourceInUse",
-                f"Job name must be unique within an AWS account and region, and a job with this name already "
-                f"exists ({job_arn})",
-            )
-        in_use = emulator.transform.instances_in_use()
-        limit = emulator.config.max_transform_instances
-        wanted = int(resources.get("InstanceCount", 1))
-        if in_use + wanted > limit:
-            raise AwsError(
-                "ResourceLimitExceeded",
-                f"The account-level service limit '{resources['InstanceType']} for transform job usage' is {limit} "
-                f"Instances, with current utilization of {in_use} Instances and a request delta of {wanted} "
-                "Instances. Please use AWS Service Quotas to request an increase for this quota. If AWS Service "
-                "Quotas is not available, contact AWS support to request an increase for this quota.",
-            )
-        record: dict[str, Any] = {
-            "TransformJobName": name,
-            "TransformJobArn": job_arn,
-            "TransformJobStatus": "InProgress",
-            "ModelName": model_name,
-            "TransformInput": transform_input,
-            "TransformOutput": output,
-            "TransformResources": resources,
-            "CreationTime": created,
-            "LastModifiedTime": created,
-            # What the job runs is fixed now: deleting or replacing the model later does not change it.
-            "_container": container,
-            "_region": ctx.region,
-            "_epoch": int(created),
-        }
-        if processing is not None:
-            record["DataProcessing"] = processing
-        for optional in (
-            "MaxConcurrentTransforms",
-            "MaxPayloadInMB",
-            "BatchStrategy",
-            "ModelClientConfig",
-            "Environment",
-            "ExperimentConfig",
-        ):
-            if body.get(optional) is not None:
-                record[optional] = body[optional]
-        store.put("transform-job", name, record)
-    if tags:
-        save_tags(ctx, job_arn, tags)
-    emulator.transform.submit(name)
-    return {"TransformJobArn": job_arn}
+    record: dict[str, Any] = {
+        "TransformJobName": name,
+        "TransformJobArn": TRANSFORM_JOBS.arn(ctx, name),
+        "TransformJobStatus": "InProgress",
+        "ModelName": model_name,
+        "TransformInput": transform_input,
+        "TransformOutput": output,
+        "TransformResources": resources,
+        "CreationTime": created,
+        "LastModifiedTime": created,
+        # What the job runs is fixed now: deleting or replacing the model later does not change it.
+        "_container": container,
+        "_region": ctx.region,
+        "_epoch": int(created),
+    }
+    if processing is not None:
+        record["DataProcessing"] = processing
+    for optional in (
+        "MaxConcurrentTransforms",
+        "MaxPayloadInMB",
+        "BatchStrategy",
+        "ModelClientConfig",
+        "Environment",
+        "ExperimentConfig",
+    ):
+        if body.get(optional) is not None:
+            record[optional] = body[optional]
+    return TRANSFORM_JOBS.create(ctx, record, instance_type=resources["InstanceType"], tags=tags)
 
 
-def _get_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
-    name = require(body, "TransformJobName")
-    record = ctx.emulator.store.get("transform-job", name)
-    if record is None:
-        # ValidationException, as AWS answers: botocore's TransformJobCompletedOrStopped waiter stops on it.
-        raise validation_error(f"Could not find requested job with name {name}")
-    return record
-
-
-@operation("DescribeTransformJob")
-def describe_transform_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
-    return public(_get_job(ctx, body))
-
-
-@operation("StopTransformJob")
-def stop_transform_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
-    record = _get_job(ctx, body)
-    status = record["TransformJobStatus"]
-    if status in TERMINAL:
-        raise validation_error(f"The request was rejected because the transform job is in status {status}.")
-    ctx.emulator.transform.stop(record["TransformJobName"])
-    return {}
-
-
-@operation("ListTransformJobs")
-def list_transform_jobs(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
-    page, token = list_page(
-        ctx.emulator.store.list("transform-job"),
-        body,
-        name_key="TransformJobName",
-        status_key="TransformJobStatus",
-    )
-    keys = (
-        "TransformJobName",
-        "TransformJobArn",
-        "CreationTime",
-        "TransformEndTime",
-        "LastModifiedTime",
-        "TransformJobStatus",
-        "FailureReason",
-    )
-    return paged("TransformJobSummaries", [{k: r[k] for k in keys if k in r} for r in page], token)
+HANDLERS: dict[str, Handler] = {
+    "CreateTransformJob": create_transform_job,
+    "DescribeTransformJob": TRANSFORM_JOBS.describe,
+    "StopTransformJob": TRANSFORM_JOBS.stop,
+    "ListTransformJobs": TRANSFORM_JOBS.list,
+}

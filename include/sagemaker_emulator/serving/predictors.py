@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..algorithms import ModelInvocationError, Predictor, algorithm_version, load_predictor
+from ..algorithms.xgboost_algo.spec import LEGACY_TEXT_ONLY_VERSIONS
 
 # What the XGBoost container's GET /execution-parameters answers (its defaults; workers = CPU count).
 XGBOOST_MAX_PAYLOAD_MB = 6
@@ -96,6 +97,8 @@ class XGBoostBatchPredictor(Predictor):
         if not body.strip():
             return b"", answer_type
         if media in ("application/x-recordio-protobuf", "recordio-protobuf"):
+            if realtime.version in LEGACY_TEXT_ONLY_VERSIONS:  # xgboost:1 (0.72) reads CSV and libsvm only
+                raise ModelInvocationError(415, f"Content-type {content_type} is not supported.")
             x = realtime._parse_recordio(body)
         elif media in ("text/csv", "csv") and body.find(b"\n", 0, len(body) - 1) >= 0:  # more than one row
             x = self._fast_csv(body)
