@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,12 +39,37 @@ def predictor_for_model(
     environment: dict[str, str] | None = None,
     region: str = "us-east-1",
 ) -> Predictor:
-    """The Predictor of a model (a DescribeModel record) whose artifact is extracted in ``model_dir``.
+    """The Predictor of a CreateModel record whose model.tar.gz is extracted in ``model_dir``.
 
-    ``s3_get``, ``log_line``, ``environment`` and ``region`` are for models whose container needs more than its
-    artifact (script mode: the code in SAGEMAKER_SUBMIT_DIRECTORY); the built-in algorithms use none of them.
+    Built-in images: the algorithm's predictor (XGBoost in its SAGEMAKER_BATCH format when ``batch``).
+    Script mode (a scikit-learn image with SAGEMAKER_PROGRAM): serving workers running the user's script,
+    with ``SAGEMAKER_BATCH=true`` when ``batch`` and ``environment`` (e.g. the transform job's) added; the
+    code comes from SAGEMAKER_SUBMIT_DIRECTORY through ``s3_get(bucket, key)`` or from ``model_dir/code``.
+    Raises ModelInvocationError when the model cannot be loaded. Call ``close()`` on a script-mode result
+    when done.
     """
-    return builtin_predictor(model_container(model_record), Path(model_dir), batch=batch)
+    from ..validation import split_s3_uri
+    from . import script_mode
+
+    container = model_container(model_record)
+    source = script_mode.script_source(container)
+    if source is None:
+        return builtin_predictor(container, Path(model_dir), batch=batch)
+    code_raw = None
+    if source.submit_directory is not None:
+        if s3_get is None:
+            raise ValueError("predictor_for_model needs s3_get for a model whose code is in S3")
+        code_raw = s3_get(*split_s3_uri(source.submit_directory, "SAGEMAKER_SUBMIT_DIRECTORY"))
+    return script_mode.start_predictor(
+        source,
+        workdir=Path(tempfile.mkdtemp(prefix="sm-script-")),
+        model_dir=Path(model_dir),
+        code_raw=code_raw,
+        log_line=log_line or (lambda line: None),
+        region=region,
+        batch=batch,
+        extra_env=environment,
+    )
 
 
 def builtin_predictor(container: dict[str, Any], model_dir: Path, *, batch: bool) -> Predictor:
