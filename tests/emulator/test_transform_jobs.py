@@ -481,3 +481,51 @@ def test_the_providers_deferrable_transform_waits_in_its_trigger(emulator, s3, x
     result = transform.execute_complete(context={}, event=event.payload)
     assert result["Transform"]["TransformJobStatus"] == "Completed"
     assert _keys(s3, f"out/{name}/") == [f"out/{name}/rows.csv.out"]
+
+
+def test_a_script_mode_model_transforms_through_its_own_handlers(emulator, sm, s3) -> None:
+    """The seed's sklearn_rf.py (model_fn only, the container's default handlers), code in S3 as the SDK puts it."""
+    import joblib
+    from sklearn.ensemble import RandomForestClassifier
+
+    from tests.emulator.test_script_mode_serving import SCRIPTS, SKLEARN_IMAGE, _tar
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(200, 4))
+    forest = RandomForestClassifier(n_estimators=10, random_state=0).fit(x, (x[:, 0] + x[:, 1] > 0).astype(float))
+    buffer = io.BytesIO()
+    joblib.dump(forest, buffer)
+    name = unique("tr-script")
+    ensure_bucket(s3, BUCKET)
+    s3.put_object(Bucket=BUCKET, Key=f"{name}/model.tar.gz", Body=_tar({"model.joblib": buffer.getvalue()}))
+    code = _tar({"sklearn_rf.py": (SCRIPTS / "sklearn_rf.py").read_bytes()})
+    s3.put_object(Bucket=BUCKET, Key=f"{name}/sourcedir.tar.gz", Body=code)
+    sm.create_model(
+        ModelName=name,
+        PrimaryContainer={
+            "Image": SKLEARN_IMAGE,
+            "ModelDataUrl": f"s3://{BUCKET}/{name}/model.tar.gz",
+            "Environment": {
+                "SAGEMAKER_PROGRAM": "sklearn_rf.py",
+                "SAGEMAKER_SUBMIT_DIRECTORY": f"s3://{BUCKET}/{name}/sourcedir.tar.gz",
+            },
+        },
+        ExecutionRoleArn=ROLE,
+    )
+    rows = rng.normal(size=(30, 4))
+    text = "".join(",".join(repr(float(v)) for v in row) + "\n" for row in rows)
+    s3.put_object(Bucket=BUCKET, Key=f"in/{name}/rows.csv", Body=text.encode())
+    job = _run(
+        sm,
+        _request(
+            name,
+            name,
+            f"s3://{BUCKET}/in/{name}/",
+            f"s3://{BUCKET}/out/{name}/",
+            TransformOutput={"Accept": "text/csv"},
+            BatchStrategy="MultiRecord",
+        ),
+    )
+    assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
+    # The default output_fn writes one prediction per line (sagemaker-containers' array_to_csv).
+    assert _read(s3, f"out/{name}/rows.csv.out") == "".join(f"{p}\n" for p in forest.predict(rows))
