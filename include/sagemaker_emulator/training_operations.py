@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from . import script_mode
 from .aws import MissingObject
 from .control_plane import Handler, RequestContext, check_tags, now
 from .errors import constraint_error, not_found, validation_error
@@ -91,7 +92,7 @@ def _check_channels(ctx: RequestContext, body: dict[str, Any], role: str) -> lis
 
 
 def create_training_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
-    from .algorithms import DEFAULT_METRIC_DEFINITIONS, UnsupportedImageError, algorithm_for_image, algorithm_version
+    from .algorithms import UnsupportedImageError, algorithm_for_image, algorithm_version, default_metric_definitions
 
     name = check_name(body.get("TrainingJobName"), "trainingJobName")
     spec = require(body, "AlgorithmSpecification")
@@ -100,10 +101,19 @@ def create_training_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str, 
         raise validation_error(
             "AlgorithmSpecification.TrainingImage is required (algorithm resources are not emulated)."
         )
-    try:
-        algorithm = algorithm_for_image(image)
-    except UnsupportedImageError as exc:
-        raise validation_error(f"Requested image {image} not found. {exc}") from exc
+    raw_hyperparameters = body.get("HyperParameters") or {}
+    script = script_mode.framework_for(image, raw_hyperparameters if isinstance(raw_hyperparameters, dict) else {})
+    if script is not None:
+        algorithm = script_mode.SCRIPT
+    else:
+        try:
+            algorithm = algorithm_for_image(image)
+        except UnsupportedImageError as exc:
+            raise validation_error(
+                f"Requested image {image} not found. {exc} Script mode: sagemaker-scikit-learn:<"
+                f"{'|'.join(script_mode.sklearn_versions())}>[-cpu-py3], or sagemaker-xgboost with the "
+                "hyperparameter sagemaker_program."
+            ) from exc
     input_mode = require(spec, "TrainingInputMode")
     if input_mode not in ("File", "Pipe", "FastFile"):
         raise constraint_error(
@@ -139,6 +149,12 @@ def create_training_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str, 
     for key, value in hyperparameters.items():
         if not isinstance(value, str):
             raise constraint_error(value, f"hyperParameters.{key}", "Member must be a string")
+    script_settings = None
+    if script is not None:
+        try:
+            script_settings = script_mode.check_request(image, hyperparameters, ctx.emulator.moto.s3_etag)
+        except script_mode.ScriptRequestError as exc:
+            raise validation_error(str(exc)) from None
     channels = _check_channels(ctx, body, role)
     tags = check_tags(body.get("Tags"))
 
@@ -153,7 +169,8 @@ def create_training_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str, 
         "HyperParameters": hyperparameters,
         "AlgorithmSpecification": {
             **spec,
-            "MetricDefinitions": spec.get("MetricDefinitions") or DEFAULT_METRIC_DEFINITIONS.get(algorithm, []),
+            "MetricDefinitions": spec.get("MetricDefinitions")
+            or ([] if script else default_metric_definitions(algorithm, algorithm_version(image))),
             "EnableSageMakerMetricsTimeSeries": spec.get("EnableSageMakerMetricsTimeSeries", False),
         },
         "RoleArn": role,
@@ -171,8 +188,10 @@ def create_training_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str, 
         "EnableManagedSpotTraining": bool(body.get("EnableManagedSpotTraining", False)),
         "_algorithm": algorithm,
         # The container version decides validation and early-stopping rules (e.g. `silent` only in 1.0-1).
-        "_algorithm_version": algorithm_version(image),
+        "_algorithm_version": script[1] if script else algorithm_version(image),
         "_region": ctx.region,
+        # Script mode: {"framework", "program", "submit_directory"} (script_mode.py runs it).
+        "_script": {"framework": script[0], **script_settings} if script and script_settings else None,
         "_log_stream": f"{name}/algo-1-{int(created)}",
     }
     for optional in (
