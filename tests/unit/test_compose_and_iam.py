@@ -640,6 +640,16 @@ def test_resource_patterns_cover_the_names_the_dags_use_and_nothing_else() -> No
         # The churn_processing_pipeline's processing jobs (retry-safe names churn-..., -r1, ...).
         ("sagemaker:CreateProcessingJob", "processing-job"): ["churn-preprocessing-20261123", "churn-x-r1"],
         ("sagemaker:StopProcessingJob", "processing-job"): ["churn-preprocessing-20261123"],
+        # SageMakerRetrySafeTransformOperator's batch transform jobs of the digits, Boston A/B and churn DAGs.
+        ("sagemaker:CreateTransformJob", "transform-job"): [
+            "digits-batch-20261123",
+            "boston-score-20261123-r1",
+            "housing-ab-20261123-score",
+            "churn-score-20261123",
+        ],
+        ("sagemaker:DescribeTransformJob", "transform-job"): ["digits-batch-20261123"],
+        ("sagemaker:StopTransformJob", "transform-job"): ["churn-score-20261123"],
+        ("sagemaker:AddTags", "transform-job"): ["boston-score-20261123"],
     }
     # digits_xgboost_multiclass: both training jobs (and their retry attempts), the hosted model, config, endpoint.
     from include.digits.pipeline import build_plan as digits_plan
@@ -658,9 +668,8 @@ def test_resource_patterns_cover_the_names_the_dags_use_and_nothing_else() -> No
     expected[("sagemaker:AddTags", "endpoint")] = [digits["endpoint_name"]]
     # Batch transform jobs of the A/B rollout (one per role) and of the digits DAG.
     transform_jobs = [sagemaker_name(prefix, "challenger", "transform"), digits["transform_job_name"]]
-    expected[("sagemaker:CreateTransformJob", "transform-job")] = transform_jobs
-    expected[("sagemaker:StopTransformJob", "transform-job")] = transform_jobs
-    expected[("sagemaker:AddTags", "transform-job")] = transform_jobs
+    for action in ("sagemaker:CreateTransformJob", "sagemaker:StopTransformJob", "sagemaker:AddTags"):
+        expected[(action, "transform-job")] = [*expected.get((action, "transform-job"), []), *transform_jobs]
     for (action, kind), names in expected.items():
         for name in names:
             assert allows(AIRFLOW_POLICY, action, sagemaker_arn(kind, name)), f"{action} on {kind}/{name}"
