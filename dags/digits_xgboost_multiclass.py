@@ -48,13 +48,13 @@ import logging
 import os
 from typing import Any
 
-from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTransformOperator
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
 from include.digits.pipeline import DEFAULTS, IMAGE_VERSIONS, INSTANCE_COUNTS, INSTANCE_TYPE_PATTERN, LIMITS
 from sagemaker_fleet.operators.deploy import SageMakerDeployEndpointOperator
 from sagemaker_fleet.operators.teardown import SageMakerTeardownOperator
 from sagemaker_fleet.operators.training import SageMakerRetrySafeTrainingOperator
+from sagemaker_fleet.operators.transform import SageMakerRetrySafeTransformOperator
 from sagemaker_fleet.run_settings import environment_setting
 from sagemaker_fleet.run_settings import run_date as run_date_of
 
@@ -315,11 +315,10 @@ def digits_xgboost_multiclass() -> None:
         check_interval=CHECK_INTERVAL,
     )
     scored = score(plan, deploy.output)
-    transform = SageMakerTransformOperator.partial(
+    # Retry-safe: a retry re-attaches to (or returns) its own job instead of scoring the test set again.
+    transform = SageMakerRetrySafeTransformOperator.partial(
         task_id="batch_transform",
         check_interval=CHECK_INTERVAL,
-        deferrable=True,
-        action_if_job_exists="timestamp",
     ).expand(config=transform_config(plan, deploy.output))
     summary = report(plan, uploaded["data"], trained["single"].output, trained["distributed"].output, scored)
     transform >> summary

@@ -56,7 +56,6 @@ import logging
 import os
 from typing import Any
 
-from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTransformOperator
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
 from include.housing.locations import LOCATION_PATTERN, SEED_LOCATIONS
@@ -82,6 +81,7 @@ from sagemaker_fleet.operators.deploy import SageMakerDeployEndpointOperator, Sa
 from sagemaker_fleet.operators.teardown import SageMakerTeardownOperator
 from sagemaker_fleet.operators.traffic import SageMakerShiftTrafficOperator
 from sagemaker_fleet.operators.training import SageMakerRetrySafeTrainingOperator
+from sagemaker_fleet.operators.transform import SageMakerRetrySafeTransformOperator
 from sagemaker_fleet.run_settings import environment_setting
 from sagemaker_fleet.run_settings import run_date as run_date_of
 from sagemaker_fleet.sensors.endpoint import SageMakerEndpointStateSensor
@@ -504,11 +504,10 @@ def housing_ab_rollout() -> None:
     spec = ab_spec(plan, train_champion.output, train_challenger.output)
     before >> spec
     models = register_models(spec)
-    transforms = SageMakerTransformOperator.partial(
+    # Retry-safe: a retry re-attaches to (or returns) its own job instead of scoring the test set again.
+    transforms = SageMakerRetrySafeTransformOperator.partial(
         task_id="batch_transform",
         check_interval=CHECK_INTERVAL,
-        deferrable=True,
-        action_if_job_exists="timestamp",
     ).expand(config=transform_configs(plan, data, models))
     offline = transform_scores(plan, data)
     # After every transform (runs even when none was mapped: batch_transform off skips the mapped task).
