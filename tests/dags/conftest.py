@@ -152,20 +152,3 @@ def dag_runner(airflow_home: dict[str, str]) -> Callable[..., DagRunResult]:
         return DagRunResult(result["state"], result["run_id"], tasks, result["tasks"], seconds, output)
 
     return run
-
-
-def emulator_has_transform_jobs(emulator: Any) -> bool:
-    """Whether the emulator serves batch transform jobs (they arrive in parallel work; a DAG test that
-    needs them runs its transform step only then, and says so)."""
-    from botocore.exceptions import ClientError
-
-    from tests.conftest import client
-
-    try:
-        client(emulator, "sagemaker").list_transform_jobs(MaxResults=1)
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") != "UnknownOperationException":
-            raise
-        print(f"The emulator has no batch transform jobs yet ({error}): the transform step is left off")
-        return False
-    return True

@@ -15,7 +15,6 @@ import pytest
 
 from include.digits.pipeline import run_prefix
 from tests.conftest import client, inject_fault
-from tests.dags.conftest import emulator_has_transform_jobs
 
 pytestmark = pytest.mark.usefixtures("emulator")
 
@@ -42,8 +41,7 @@ def serving_resources(emulator, prefix: str) -> dict[str, set[str]]:
 
 
 def test_defaults_follow_the_notebook_and_tear_down(emulator, run_dag) -> None:
-    batch_transform = emulator_has_transform_jobs(emulator)
-    result = run_dag(DAG_ID, {"batch_transform": batch_transform}, logical_date=DAY, env=ENV)
+    result = run_dag(DAG_ID, {}, logical_date=DAY, env=ENV)
     print(f"default run: {result.seconds:.1f} s")
     assert result.state == "success", result.log[-8000:]
     assert result.tasks["teardown"] == "success"
@@ -100,12 +98,13 @@ def test_defaults_follow_the_notebook_and_tear_down(emulator, run_dag) -> None:
     assert [sum(row[d] for row in counts) for d in range(10)] == [labels.count(d) for d in range(10)]
 
     # The batch transform of the same rows through the same model: the same error rate, row for row.
-    if batch_transform:
-        transform = report["transform"]
-        assert transform["test_rows"] == 360 and transform["matches_endpoint"], transform
-        assert transform["error_rate_percent"] == endpoint["error_rate_percent"]
-        assert [state for task, state in result.tasks.items() if task.startswith("batch_transform")] == ["success"]
-        assert "Batch transform" in result.log
+    transform = report["transform"]
+    assert transform["test_rows"] == 360 and transform["matches_endpoint"], transform
+    assert transform["error_rate_percent"] == endpoint["error_rate_percent"]
+    assert [state for task, state in result.tasks.items() if task.startswith("batch_transform")] == ["success"]
+    described = client(emulator, "sagemaker").describe_transform_job(TransformJobName=transform["job_name"])
+    assert described["TransformJobStatus"] == "Completed" and described["ModelName"] == f"{prefix}-distrib-mod"
+    assert "Batch transform" in result.log
 
     png = s3_object(emulator, report["report_uris"]["png"])
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
