@@ -329,7 +329,10 @@ def churn_processing_pipeline() -> None:
         hook = _hook()
 
         def invoke(body: str) -> bytes:
-            return hook.invoke_endpoint(deployed["endpoint_name"], body, content_type="text/csv")["body"]
+            # Accept as in the transform (the scikit-learn container's default answer is JSON).
+            return hook.invoke_endpoint(deployed["endpoint_name"], body, content_type="text/csv", accept="text/csv")[
+                "body"
+            ]
 
         batch = read_transform_scores(hook.s3_client, plan, reported["winner"])
         result = check(hook.s3_client, invoke, plan, reported["winner"], batch["scores"])
