@@ -3,8 +3,9 @@ notebook's preprocessing.py, real XGBoost 0.90-2 and script-mode RandomForest tr
 a real endpoint for the winner.
 
 Two runs: the defaults (the notebook's 3,333 customers, 50 trees), whose report must hold both models' accuracy,
-AUC and confusion matrix and whose endpoint must be gone afterwards; and a run whose preprocessing fails on
-every try (injected), which must fail with the job's reason and leave nothing serving.
+AUC and confusion matrix and whose endpoint must be gone afterwards; and a run with other Params whose
+RandomForest training fails on every try (injected), which must fail with the job's reason and delete the
+XGBoost model the run had already created.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ BUCKET = "sagemaker-fleet-local"
 ENV = {"CHURN_RETRY_DELAY_SECONDS": "1"}
 DAY = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
 FAILED_DAY = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
-INJECTED_REASON = "ClientError: injected churn preprocessing failure"
+INJECTED_REASON = "AlgorithmError: injected churn RandomForest failure"
 NOTEBOOK_XGBOOST = {"max_depth": "5", "subsample": "0.8", "num_round": "600", "eta": "0.2", "gamma": "4",
                     "min_child_weight": "6", "silent": "0", "objective": "binary:logistic"}  # fmt: skip
 
@@ -103,19 +104,25 @@ def test_defaults_train_both_models_score_report_deploy_and_tear_down(emulator, 
     assert serving_resources(emulator, prefix) == NOTHING
 
 
-def test_failed_preprocessing_fails_the_run_with_its_reason_and_leaves_nothing(emulator, run_dag) -> None:
-    # Every try fails: the first attempt and the two retries (each a new -rN attempt of the job).
-    inject_fault(emulator, {"type": "processing_failure", "name_contains": "churn-20261124", "count": 3,
+def test_failed_random_forest_fails_the_run_with_its_reason_and_tears_down_what_was_created(emulator, run_dag) -> None:
+    # Non-default Params, and the RandomForest's training fails on every try (the first attempt and two retries,
+    # each a new -rN attempt); the XGBoost branch goes on to create its model and run its transform.
+    inject_fault(emulator, {"type": "training_failure", "name_contains": "-rf", "count": 3,
                             "reason": INJECTED_REASON})  # fmt: skip
-    result = run_dag(DAG_ID, {"rows": 800, "n_estimators": 10, "train_test_split_ratio": 0.3}, logical_date=FAILED_DAY,
-                     env=ENV)  # fmt: skip
+    conf = {"rows": 800, "n_estimators": 10, "train_test_split_ratio": 0.3, "deploy_best": False, "seed": 5}
+    result = run_dag(DAG_ID, conf, logical_date=FAILED_DAY, env=ENV)
     print(f"failed run: {result.seconds:.1f} s")
     assert result.state == "failed", (result.tasks, result.log[-6000:])
-    assert result.tasks["preprocess"] == "failed"
-    assert result.tasks["train_xgboost"] == "upstream_failed" and result.tasks["report"] == "upstream_failed"
+    assert result.tasks["preprocess"] == "success" and result.tasks["train_random_forest"] == "failed"
+    assert result.tasks["transform_xgboost"] == "success"
+    assert result.tasks["report"] == "upstream_failed" and result.tasks["deploy_best"] == "upstream_failed"
     assert result.tasks["teardown"] == "success"
     assert INJECTED_REASON in result.log
     prefix = run_prefix(result.run_id, FAILED_DAY.date())
+    sm = client(emulator, "sagemaker")
+    processing = sm.describe_processing_job(ProcessingJobName=f"{prefix}-preprocessing")
+    assert processing["AppSpecification"]["ContainerArguments"] == ["--train-test-split-ratio", "0.3", "--no-header"]
+    jobs = sm.list_training_jobs(NameContains=f"{prefix}-rf")["TrainingJobSummaries"]
+    assert {j["TrainingJobStatus"] for j in jobs} == {"Failed"} and len(jobs) == 3
+    # The XGBoost model the run created for its transform is gone too; no endpoint was ever made.
     assert serving_resources(emulator, prefix) == NOTHING
-    jobs = client(emulator, "sagemaker").list_processing_jobs(NameContains=prefix)["ProcessingJobSummaries"]
-    assert {j["ProcessingJobStatus"] for j in jobs} == {"Failed"} and len(jobs) == 3
