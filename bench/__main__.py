@@ -21,6 +21,7 @@ BENCHMARKS = [
     "bench.bench_distributed",
     "bench.bench_durability",
     "bench.bench_processing",
+    "bench.bench_script_mode",
 ]
 RESULTS = Path(__file__).resolve().parent / "results.json"
 

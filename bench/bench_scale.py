@@ -26,16 +26,12 @@ import argparse
 import datetime as dt
 import json
 import os
-import secrets
-import signal
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -44,15 +40,13 @@ if __package__ in (None, ""):
 
 from bench.common import print_table, rss_mb
 from include.housing.locations import SEED_LOCATIONS, US_STATE_CODES
-from include.sagemaker_emulator.process import EmulatorProcess, free_port
+from include.local_stack import LocalAirflow
+from include.sagemaker_emulator.process import EmulatorProcess
 
 ROOT = Path(__file__).resolve().parents[1]
-AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 DAG_ID = "housing_mme_nightly"
 ENDPOINT = "housing-mme"  # the DAG's default endpoint_name
-USERNAME = "admin"
 BUCKET = "bench-scale"
-COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 # Common US town names; with the 51 state codes, 510 valid CamelCaseCity_ST names after the seed's ten.
 _TOWNS = ("Springfield", "Riverside", "Franklin", "Greenville", "Bristol", "Clinton", "Fairview", "Salem",
           "Madison", "Georgetown")  # fmt: skip
@@ -68,114 +62,18 @@ def location_names(count: int) -> list[str]:
     return names[:count]
 
 
-def airflow_env(home: Path, api_port: int, emulator_url: str, password_file: Path, parallelism: int) -> dict:
-    api = f"http://127.0.0.1:{api_port}"
+def bench_settings(parallelism: int) -> dict[str, str]:
+    """What the bench sets on top of the private stack's environment (:mod:`include.local_stack`)."""
     return {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")]),
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db?timeout=60",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": str(parallelism),
         # A mapped task expands to one instance per location: let a whole run's mapped tasks be scheduled.
         "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "1024",
         "AIRFLOW__CORE__MAX_MAP_LENGTH": "4096",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
-        "AIRFLOW__API__BASE_URL": api,
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(api_port),
-        "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(password_file),
-        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "60",
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "120",
-        "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
-            {"conn_type": "aws", "extra": {"endpoint_url": emulator_url, "region_name": "us-east-1"}}
-        ),
-        "AWS_ENDPOINT_URL": emulator_url,
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_DEFAULT_REGION": "us-east-1",
         "AIRFLOW_VAR_HOUSING_BUCKET": BUCKET,
         "HOUSING_RETRY_DELAY_SECONDS": "5",
     }
-
-
-class Stack:
-    """The Airflow components this bench started (own process groups) and the REST API."""
-
-    def __init__(self, env: dict[str, str], logs: Path, password: str) -> None:
-        self.env, self.logs, self.password = env, logs, password
-        self.api = f"http://127.0.0.1:{env['AIRFLOW__API__PORT']}"
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
-        self._token: str | None = None
-
-    def cli(self, *args: str, timeout: float = 600) -> None:
-        subprocess.run([AIRFLOW, *args], cwd=ROOT, env=self.env, check=True, capture_output=True, timeout=timeout)
-
-    def start(self) -> None:
-        for name in COMPONENTS:
-            with open(self.logs / f"{name}.log", "ab") as log:
-                self.processes[name] = subprocess.Popen(
-                    [AIRFLOW, name], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )  # fmt: skip
-
-    def check_alive(self) -> None:
-        for name, process in self.processes.items():
-            if process.poll() is not None:
-                tail = (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
-                raise RuntimeError(f"{name} exited with {process.returncode}:\n{tail}")
-
-    def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        for process in self.processes.values():
-            try:
-                process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-
-    def call(self, method: str, path: str, body: Any = None, auth: bool = True) -> Any:
-        headers = {"Content-Type": "application/json"}
-        if auth:
-            if self._token is None:
-                self._token = self.call(
-                    "POST", "/auth/token", {"username": USERNAME, "password": self.password}, auth=False
-                )["access_token"]
-            headers["Authorization"] = f"Bearer {self._token}"
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.api + path, data=data, method=method, headers=headers)
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return json.loads(response.read() or b"null")
-
-    def wait_for(self, what: str, check: Any, timeout: float) -> Any:
-        deadline = time.monotonic() + timeout
-        last: Exception | None = None
-        while time.monotonic() < deadline:
-            self.check_alive()
-            try:
-                if result := check():
-                    return result
-            except (OSError, ValueError, KeyError) as error:
-                last = error
-            time.sleep(2)
-        raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what} ({last})")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -202,24 +100,21 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
-def run_nightly(stack: Stack, locations: list[str], day: dt.date, houses: int, timeout: float) -> dict[str, Any]:
+def run_nightly(stack: LocalAirflow, locations: list[str], day: dt.date, houses: int, timeout: float) -> dict[str, Any]:
     """Trigger one nightly run for ``day`` and wait for it; wall seconds and the scheduler's CPU over it."""
     logical = dt.datetime.combine(day, dt.time(2), tzinfo=dt.UTC).isoformat()
-    scheduler = stack.processes["scheduler"].pid
+    scheduler = stack.pid("scheduler")
     cpu_before, tasks_before = cpu_seconds(scheduler), tree_cpu_seconds(scheduler)
     started = time.perf_counter()
-    run = stack.call(
-        "POST",
+    run = stack.post(
         f"/api/v2/dags/{DAG_ID}/dagRuns",
         {"logical_date": logical, "conf": {"locations": locations, "houses_per_location": houses}},
     )
     run_id = run["dag_run_id"]
     quoted = urllib.parse.quote(run_id, safe="")
-    state = stack.wait_for(
+    state = stack.wait_until(
         f"run {run_id} ({len(locations)} locations)",
-        lambda: (
-            (s := stack.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{quoted}")["state"]) in ("success", "failed") and s
-        ),
+        lambda: (s := stack.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{quoted}")["state"]) in ("success", "failed") and s,
         timeout,
     )
     wall = time.perf_counter() - started
@@ -298,35 +193,24 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
     loads = ["/".join(f"{x:.1f}" for x in os.getloadavg())]
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         root = Path(tmp)
-        home, logs = root / "airflow", root / "logs"
-        home.mkdir()
-        logs.mkdir()
-        password = secrets.token_urlsafe(12)
-        (home / "passwords.json").write_text(json.dumps({USERNAME: password}))
         emulator_args = ["--log-level", "WARNING", "--mme-cache-size", str(args.mme_cache_size),
                          "--max-training-jobs", str(max(args.pool_slots, 8))]  # fmt: skip
-        with EmulatorProcess(root / "emulator", extra_args=emulator_args, log_path=logs / "emulator.log") as emu:
-            env = airflow_env(home, free_port(), emu.url, home / "passwords.json", args.parallelism)
-            stack = Stack(env, logs, password)
-            try:
-                started = time.perf_counter()
-                stack.cli("db", "migrate")
-                stack.cli("pools", "set", "sagemaker_training", str(args.pool_slots), "bench", "--include-deferred")
-                stack.start()
-                stack.wait_for("the api-server", lambda: stack.call("GET", "/api/v2/version"), 300)
-                stack.wait_for(f"{DAG_ID} parsed", lambda: stack.call("GET", f"/api/v2/dags/{DAG_ID}"), 300)
-                setup_s = time.perf_counter() - started
-                print(f"stack up in {setup_s:.0f} s (logs in {logs}); baseline run: {len(baseline)} locations")
-                small = run_nightly(stack, baseline, FIRST_DATE - dt.timedelta(days=1), args.houses, args.timeout)
-                print(f"  {small['state']} in {small['wall_s']:.0f} s; big run: {len(locations)} locations")
-                big = run_nightly(stack, locations, FIRST_DATE, args.houses, args.timeout)
-                print(f"  {big['state']} in {big['wall_s']:.0f} s")
-                loads.append("/".join(f"{x:.1f}" for x in os.getloadavg()))
-                outcomes = [task_outcomes(home / "airflow.db", run["run_id"]) for run in (small, big)]
-                latencies = invoke_all(emu.url, BUCKET, locations, args.invoke_rounds)
-                emulator_rss = rss_mb(emu.proc.pid, children=True)
-            finally:
-                stack.stop()
+        with (
+            EmulatorProcess(root / "emulator", extra_args=emulator_args, log_path=root / "emulator.log") as emu,
+            LocalAirflow(root, emu.url, settings=bench_settings(args.parallelism)) as stack,
+        ):
+            started = time.perf_counter()
+            stack.start([DAG_ID], pools={"sagemaker_training": args.pool_slots}, timeout=300)
+            setup_s = time.perf_counter() - started
+            print(f"stack up in {setup_s:.0f} s (logs in {stack.logs}); baseline run: {len(baseline)} locations")
+            small = run_nightly(stack, baseline, FIRST_DATE - dt.timedelta(days=1), args.houses, args.timeout)
+            print(f"  {small['state']} in {small['wall_s']:.0f} s; big run: {len(locations)} locations")
+            big = run_nightly(stack, locations, FIRST_DATE, args.houses, args.timeout)
+            print(f"  {big['state']} in {big['wall_s']:.0f} s")
+            loads.append("/".join(f"{x:.1f}" for x in os.getloadavg()))
+            outcomes = [task_outcomes(stack.home / "airflow.db", run["run_id"]) for run in (small, big)]
+            latencies = invoke_all(emu.url, BUCKET, locations, args.invoke_rounds)
+            emulator_rss = rss_mb(emu.proc.pid, children=True)
     n, b = len(locations), len(baseline)
     figures = {
         f"scale.locations_{n}_s": round(big["wall_s"], 1),

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FAST_FRAMEWORKS", "image_uri"]
+__all__ = ["FAST_FRAMEWORKS", "framework_versions", "image_uri"]
 
 # Built-in algorithms and the scikit-learn/XGBoost framework images: plain "<repository>:<tag>" configs,
 # which the SDK resolves without framework-specific code paths (no Neuron, HuggingFace or CUDA tags).
@@ -157,3 +157,10 @@ def image_uri(
     tag = "-".join(part for part in (tag_prefix, processor, py_version) if part)
     repository = version_config["repository"] + (f":{tag}" if tag else "")
     return _SDK_TEMPLATE.format(registry=registries[region], hostname=_ecr_hostname(region), repository=repository)
+
+
+def framework_versions(framework: str, image_scope: str = "training") -> list[str]:
+    """The versions sagemaker-core's image config lists for a framework and scope, in its order."""
+    config = _config(framework)
+    scoped = config if "versions" in config else config.get(image_scope) or {}
+    return list(scoped.get("versions", {}))

@@ -16,7 +16,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from . import control_plane, pages, processing_operations, training_operations  # noqa: F401  (importing registers the operations)
+from . import operations, pages
 from .control_plane import RequestContext
 from .emulator import Emulator
 from .errors import AwsError
@@ -164,7 +164,7 @@ class EmulatorApp:
                 raise AwsError("UnknownOperationException", f"Missing or unknown X-Amz-Target {target!r}.")
             request = parse_json(body or b"{}")
             ctx = RequestContext(self.emulator, region, operation)
-            result = await asyncio.to_thread(control_plane.dispatch, ctx, request)
+            result = await asyncio.to_thread(operations.dispatch, ctx, request)
             await _send_json(send, 200, result, [*JSON_11, (b"x-amzn-requestid", request_id)])
         except AwsError as err:
             await _send_json(

@@ -1,5 +1,6 @@
-"""The SageMaker control plane (awsJson1_1): the operation registry, listing, tags, models and endpoint
-configurations. Training jobs live in ``training.py`` and endpoints in ``serving/``; both register here."""
+"""The SageMaker control plane (awsJson1_1): the request context, listing, tags, models and endpoint
+configurations. The operation table that names every handler is ``operations.py``; job operations live in
+``training_operations.py`` and ``processing_operations.py``, endpoint operations in ``serving/endpoints.py``."""
 
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import AwsError, constraint_error, validation_error
-from .shapes import check_request
+from .errors import constraint_error, validation_error
 from .store import public
 from .validation import MODEL_NAME, arn, check_max_results, check_name, check_role, require, split_s3_uri
 
@@ -30,15 +30,6 @@ class RequestContext:
 
 
 Handler = Callable[[RequestContext, dict[str, Any]], dict[str, Any]]
-OPERATIONS: dict[str, Handler] = {}
-
-
-def operation(name: str) -> Callable[[Handler], Handler]:
-    def register(handler: Handler) -> Handler:
-        OPERATIONS[name] = handler
-        return handler
-
-    return register
 
 
 def now() -> float:
@@ -178,7 +169,6 @@ def _tagged_resource(ctx: RequestContext, resource_arn: str) -> None:
         raise validation_error(f"Resource {resource_arn} not found")
 
 
-@operation("AddTags")
 def add_tags(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
     resource_arn = require(body, "ResourceArn")
     tags = check_tags(require(body, "Tags"))
@@ -187,7 +177,6 @@ def add_tags(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
     return {"Tags": tags}
 
 
-@operation("ListTags")
 def list_tags(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
     resource_arn = require(body, "ResourceArn")
     _tagged_resource(ctx, resource_arn)
@@ -195,7 +184,6 @@ def list_tags(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
     return {"Tags": tags}
 
 
-@operation("DeleteTags")
 def delete_tags(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
     resource_arn = require(body, "ResourceArn")
     keys = set(require(body, "TagKeys"))
@@ -231,7 +219,6 @@ def _check_container(ctx: RequestContext, container: dict[str, Any], member: str
     return {**container, "Mode": mode}
 
 
-@operation("CreateModel")
 def create_model(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
     name = check_name(body.get("ModelName"), "modelName", MODEL_NAME)
     if body.get("ExecutionRoleArn") is not None:
@@ -279,12 +266,10 @@ def get_model(ctx: RequestContext, name: str) -> dict[str, Any]:
     return record
 
 
-@operation("DescribeModel")
 def describe_model(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
     return public(get_model(ctx, require(body, "ModelName")))
 
 
-@operation("DeleteModel")
 def delete_model(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
     name = require(body, "ModelName")
     get_model(ctx, name)
@@ -292,7 +277,6 @@ def delete_model(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-@operation("ListModels")
 def list_models(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
     page, token = list_page(ctx.emulator.store.list("model"), body, name_key="ModelName")
     items = [{k: r[k] for k in ("ModelName", "ModelArn", "CreationTime")} for r in page]
@@ -327,7 +311,6 @@ def _check_variant(ctx: RequestContext, variant: Any, index: int) -> dict[str, A
     return checked
 
 
-@operation("CreateEndpointConfig")
 def create_endpoint_config(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
     name = check_name(body.get("EndpointConfigName"), "endpointConfigName")
     variants = body.get("ProductionVariants")
@@ -366,12 +349,10 @@ def get_endpoint_config(ctx: RequestContext, name: str) -> dict[str, Any]:
     return record
 
 
-@operation("DescribeEndpointConfig")
 def describe_endpoint_config(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
     return public(get_endpoint_config(ctx, require(body, "EndpointConfigName")))
 
 
-@operation("DeleteEndpointConfig")
 def delete_endpoint_config(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
     name = require(body, "EndpointConfigName")
     get_endpoint_config(ctx, name)
@@ -379,20 +360,22 @@ def delete_endpoint_config(ctx: RequestContext, body: dict[str, Any]) -> dict[st
     return {}
 
 
-@operation("ListEndpointConfigs")
 def list_endpoint_configs(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
     page, token = list_page(ctx.emulator.store.list("endpoint-config"), body, name_key="EndpointConfigName")
     items = [{k: r[k] for k in ("EndpointConfigName", "EndpointConfigArn", "CreationTime")} for r in page]
     return paged("EndpointConfigs", items, token)
 
 
-def dispatch(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
-    from .validation import unknown_operation
-
-    handler = OPERATIONS.get(ctx.operation)
-    if handler is None:
-        raise unknown_operation(ctx.operation)
-    fault = ctx.emulator.faults.take("throttle", operation=ctx.operation)
-    if fault is not None:
-        raise AwsError("ThrottlingException", "Rate exceeded")
-    return handler(ctx, check_request(ctx.operation, body))
+HANDLERS: dict[str, Handler] = {
+    "AddTags": add_tags,
+    "ListTags": list_tags,
+    "DeleteTags": delete_tags,
+    "CreateModel": create_model,
+    "DescribeModel": describe_model,
+    "DeleteModel": delete_model,
+    "ListModels": list_models,
+    "CreateEndpointConfig": create_endpoint_config,
+    "DescribeEndpointConfig": describe_endpoint_config,
+    "DeleteEndpointConfig": delete_endpoint_config,
+    "ListEndpointConfigs": list_endpoint_configs,
+}

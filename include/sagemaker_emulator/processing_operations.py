@@ -13,12 +13,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .control_plane import RequestContext, check_tags, list_page, now, operation, paged, save_tags
-from .errors import AwsError, validation_error
-from .jobs import TERMINAL
-from .processing import local_relative
-from .store import public
-from .validation import arn, check_name, check_role, require, split_s3_uri
+from .control_plane import Handler, RequestContext, check_tags, now
+from .errors import validation_error
+from .job_operations import JobOperations
+from .processing import PROCESSING, local_relative
+from .validation import check_name, check_role, require, split_s3_uri
 
 SKLEARN_VERSIONS = ("0.20.0", "0.23-1", "1.0-1", "1.2-1", "1.4-2", "1.4-2-py312", "1.9-0")
 SKLEARN_IMAGE = re.compile(
@@ -26,6 +25,31 @@ SKLEARN_IMAGE = re.compile(
     r"(-arm64)?(-cpu-py3)?$"
 )
 PYTHON_IMAGE = re.compile(r"(^|/)python(:[A-Za-z0-9_.\-]+)?$")
+
+PROCESSING_JOBS = JobOperations(
+    kind=PROCESSING,
+    noun="processing job",
+    arn_key="ProcessingJobArn",
+    summaries_key="ProcessingJobSummaries",
+    summary_keys=(
+        "ProcessingJobName",
+        "ProcessingJobArn",
+        "CreationTime",
+        "ProcessingEndTime",
+        "LastModifiedTime",
+        "ProcessingJobStatus",
+        "FailureReason",
+        "ExitMessage",
+    ),
+    instance_count=lambda job: int(job["ProcessingResources"]["ClusterConfig"].get("InstanceCount", 1)),
+    quota_setting="max_concurrent_processing_jobs",
+    duplicate_message=(
+        "Job name must be unique within an AWS account and region, and a job with this name already exists ({arn})"
+    ),
+    runner=lambda emulator: emulator.processing,
+    # ValidationException, as AWS answers: botocore's ProcessingJobCompletedOrStopped waiter stops on it.
+    missing=lambda name: validation_error(f"Could not find requested job with name {name}"),
+)
 
 
 def image_kind(image: str) -> str:
@@ -143,7 +167,6 @@ def _check_outputs(body: dict[str, Any]) -> dict[str, Any] | None:
     return {**config, "Outputs": outputs}
 
 
-@operation("CreateProcessingJob")
 def create_processing_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
     name = check_name(body.get("ProcessingJobName"), "processingJobName")
     app = require(body, "AppSpecification")
@@ -170,95 +193,35 @@ def create_processing_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str
     outputs = _check_outputs(body)
     tags = check_tags(body.get("Tags"))
 
-    emulator = ctx.emulator
-    job_arn = arn(ctx.region, "processing-job", name)
+    job_arn = PROCESSING_JOBS.arn(ctx, name)
     created = now()
-    store = emulator.store
-    with store.locked():
-        if store.get("processing-job", name) is not None:
-            raise AwsError(
-                "ResourceInUse",
-                f"Job name must be unique within an AWS account and region, and a job with this name already "
-                f"exists ({job_arn})",
-            )
-        running = emulator.processing.running()
-        limit = emulator.config.max_concurrent_processing_jobs
-        if running >= limit:
-            raise AwsError(
-                "ResourceLimitExceeded",
-                f"The account-level service limit '{cluster['InstanceType']} for processing job usage' is {limit} "
-                f"Instances, with current utilization of {running} Instances and a request delta of 1 Instances. "
-                "Please use AWS Service Quotas to request an increase for this quota. If AWS Service Quotas is not "
-                "available, contact AWS support to request an increase for this quota.",
-            )
-        record: dict[str, Any] = {
-            "ProcessingJobName": name,
-            "ProcessingJobArn": job_arn,
-            "ProcessingJobStatus": "InProgress",
-            "AppSpecification": app,
-            "ProcessingResources": body["ProcessingResources"],
-            "StoppingCondition": {**stopping, "MaxRuntimeInSeconds": max_runtime},
-            "RoleArn": role,
-            "CreationTime": created,
-            "LastModifiedTime": created,
-            "_image": kind,
-            "_region": ctx.region,
-            "_log_stream": f"{name}/algo-1-{int(created)}",
-        }
-        if inputs:
-            record["ProcessingInputs"] = inputs
-        if outputs is not None:
-            record["ProcessingOutputConfig"] = outputs
-        for optional in ("Environment", "NetworkConfig", "ExperimentConfig"):
-            if body.get(optional) is not None:
-                record[optional] = body[optional]
-        store.put("processing-job", name, record)
-    if tags:
-        save_tags(ctx, job_arn, tags)
-    emulator.processing.submit(name)
-    return {"ProcessingJobArn": job_arn}
+    record: dict[str, Any] = {
+        "ProcessingJobName": name,
+        "ProcessingJobArn": job_arn,
+        "ProcessingJobStatus": "InProgress",
+        "AppSpecification": app,
+        "ProcessingResources": body["ProcessingResources"],
+        "StoppingCondition": {**stopping, "MaxRuntimeInSeconds": max_runtime},
+        "RoleArn": role,
+        "CreationTime": created,
+        "LastModifiedTime": created,
+        "_image": kind,
+        "_region": ctx.region,
+        "_log_stream": f"{name}/algo-1-{int(created)}",
+    }
+    if inputs:
+        record["ProcessingInputs"] = inputs
+    if outputs is not None:
+        record["ProcessingOutputConfig"] = outputs
+    for optional in ("Environment", "NetworkConfig", "ExperimentConfig"):
+        if body.get(optional) is not None:
+            record[optional] = body[optional]
+    return PROCESSING_JOBS.create(ctx, record, instance_type=cluster["InstanceType"], tags=tags)
 
 
-def _get_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
-    name = require(body, "ProcessingJobName")
-    record = ctx.emulator.store.get("processing-job", name)
-    if record is None:
-        # ValidationException, as AWS answers: botocore's ProcessingJobCompletedOrStopped waiter stops on it.
-        raise validation_error(f"Could not find requested job with name {name}")
-    return record
-
-
-@operation("DescribeProcessingJob")
-def describe_processing_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
-    return public(_get_job(ctx, body))
-
-
-@operation("StopProcessingJob")
-def stop_processing_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
-    record = _get_job(ctx, body)
-    status = record["ProcessingJobStatus"]
-    if status in TERMINAL:
-        raise validation_error(f"The request was rejected because the processing job is in status {status}.")
-    ctx.emulator.processing.stop(record["ProcessingJobName"])
-    return {}
-
-
-@operation("ListProcessingJobs")
-def list_processing_jobs(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
-    page, token = list_page(
-        ctx.emulator.store.list("processing-job"),
-        body,
-        name_key="ProcessingJobName",
-        status_key="ProcessingJobStatus",
-    )
-    keys = (
-        "ProcessingJobName",
-        "ProcessingJobArn",
-        "CreationTime",
-        "ProcessingEndTime",
-        "LastModifiedTime",
-        "ProcessingJobStatus",
-        "FailureReason",
-        "ExitMessage",
-    )
-    return paged("ProcessingJobSummaries", [{k: r[k] for k in keys if k in r} for r in page], token)
+HANDLERS: dict[str, Handler] = {
+    "CreateProcessingJob": create_processing_job,
+    "DescribeProcessingJob": PROCESSING_JOBS.describe,
+    "StopProcessingJob": PROCESSING_JOBS.stop,
+    "ListProcessingJobs": PROCESSING_JOBS.list,
+}

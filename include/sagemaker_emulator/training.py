@@ -23,6 +23,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from . import script_mode
+from .aws import MissingObject
 from .control_plane import now
 from .jobs import Failed as _Failed
 from .jobs import JobKind, JobRunner, LogShipper, Stopped
@@ -180,7 +182,7 @@ class TrainingRunner(JobRunner):
             self.wait(self.config.scaled(NOMINAL_SECONDS["Starting"]), stop)
             self._transition(name, "Downloading")
             cluster = self._prepare(record, job_dir, hosts)
-            if record["ResourceConfig"]["InstanceCount"] > 1 and cluster is None:
+            if record["ResourceConfig"]["InstanceCount"] > 1 and cluster is None and not record.get("_script"):
                 logs.add(
                     f"{record['_algorithm']}: the local emulator trains on host algo-1 with the data of all "
                     f"{record['ResourceConfig']['InstanceCount']} instances (distributed training is emulated "
@@ -197,11 +199,17 @@ class TrainingRunner(JobRunner):
             ship_all()
             if failed_host is not None:
                 failure_file = _host_dir(job_dir, failed_host) / "output" / "failure"
-                reason = (
-                    failure_file.read_text()
-                    if failure_file.exists()
-                    else f"AlgorithmError: the algorithm process exited with code {exitcode}"
-                )
+                if record.get("_script"):
+                    reason = script_mode.failure_reason(
+                        _host_dir(job_dir, failed_host),
+                        exitcode,
+                        self._script_argv(record),
+                        host_logs[failed_host].lines,
+                    )
+                elif failure_file.exists():
+                    reason = failure_file.read_text()
+                else:
+                    reason = f"AlgorithmError: the algorithm process exited with code {exitcode}"
                 if len(hosts) > 1:
                     kind, _, detail = reason.partition(": ")
                     reason = f"{kind}: Host {failed_host}: {detail}"
@@ -283,13 +291,10 @@ class TrainingRunner(JobRunner):
             config_dir = _host_dir(job_dir, host) / "input" / "config"
             (config_dir / "hyperparameters.json").write_text(json.dumps(record["HyperParameters"]))
             (config_dir / "inputdataconfig.json").write_text(json.dumps(input_config))
-            resource = {
-                "current_host": host,
-                "current_instance_type": record["ResourceConfig"]["InstanceType"],
-                "hosts": hosts,
-                "network_interface_name": "eth0",
-            }
-            (config_dir / "resourceconfig.json").write_text(json.dumps(resource))
+            (config_dir / "resourceconfig.json").write_text(json.dumps(_resource_config(record, host, hosts)))
+        if record.get("_script"):
+            self._stage_script(record, job_dir, hosts)
+            return None  # every host runs the script; no xgboost collective
         if len(hosts) == 1:
             return None
         needed = {"train"} | ({"validation"} if "validation" in input_config else set())
@@ -311,6 +316,8 @@ class TrainingRunner(JobRunner):
         """One worker process per host, forked from the pool; returns (the first host that failed, its exit
         code) or (None, 0). A failure on any host stops the others, as SageMaker stops the whole cluster."""
         assert self.pool is not None
+        if record.get("_script"):
+            return self._run_script(record, job_dir, hosts, stop, host_logs, started, max_runtime)
         workers = {}
         for host in hosts:
             log_path = _host_dir(job_dir, host) / "output" / f"{host}.log"
@@ -325,6 +332,92 @@ class TrainingRunner(JobRunner):
                     host,
                     cluster,
                 ),
+            )
+            workers[host] = (worker, log_path, host_logs[host])
+        return self.supervise_all(workers, stop, started, max_runtime)
+
+    # -- script mode ------------------------------------------------------------------------------------------
+    def _script_base(self, host_dir: Path) -> str:
+        """Where the script sees its /opt/ml: the real path in a private mount namespace, else the job dir."""
+        if self.config.processing_isolation != "lock" and script_mode.private_opt_ml_works():
+            return script_mode.CONTAINER_ROOT
+        return str(host_dir)
+
+    @staticmethod
+    def _script_argv(record: dict[str, Any]) -> list[str]:
+        decoded = script_mode.decode_hyperparameters(record["HyperParameters"])
+        user = {k: v for k, v in decoded.items() if not k.startswith("sagemaker_")}
+        return script_mode.command(record["_script"]["program"], script_mode.user_args(user))
+
+    def _stage_script(self, record: dict[str, Any], job_dir: Path, hosts: list[str]) -> None:
+        """sourcedir.tar.gz into every host's /opt/ml/code, and requirements.txt checked, before training."""
+        uri = record["_script"]["submit_directory"]
+        bucket, key = split_s3_uri(uri)
+        try:
+            archive = self.moto.s3_get(bucket, key)
+        except MissingObject:
+            raise _Failed(
+                f"ClientError: The source archive {uri} (sagemaker_submit_directory) does not exist."
+            ) from None
+        for host in hosts:
+            host_dir = _host_dir(job_dir, host)
+            code_dir = host_dir / "code"
+            script_mode.extract_source(archive, code_dir, uri)
+            program = code_dir / record["_script"]["program"]
+            if record["_script"]["program"].endswith((".py", ".sh")) and not (
+                program.is_file() and inside(code_dir, program)
+            ):
+                raise _Failed(
+                    f"ClientError: sagemaker_program {record['_script']['program']!r} is not a file in the source "
+                    f"archive {uri}."
+                )
+            if program.suffix == ".sh":
+                program.chmod(0o755)  # the toolkit makes the entry point executable before running it
+            with open(host_dir / "output" / f"{host}.log", "a") as log_file:
+                script_mode.check_requirements(code_dir, lambda line, out=log_file: out.write(line + "\n"))
+
+    def _run_script(
+        self,
+        record: dict[str, Any],
+        job_dir: Path,
+        hosts: list[str],
+        stop: threading.Event,
+        host_logs: dict[str, LogShipper],
+        started: float,
+        max_runtime: int,
+    ) -> tuple[str | None, int]:
+        """The user's script as its own process on every host (each with its own resourceconfig.json)."""
+        assert self.pool is not None
+        shims = self.jobs_root.parent / "script-bin"
+        script_mode.write_shims(shims)
+        argv = self._script_argv(record)
+        workers = {}
+        for host in hosts:
+            host_dir = _host_dir(job_dir, host)
+            base = self._script_base(host_dir)
+            config_dir = host_dir / "input" / "config"
+            toolkit = script_mode.toolkit_environment(
+                record,
+                framework=record["_script"]["framework"],
+                host=host,
+                hosts=hosts,
+                base=base,
+                input_config=json.loads((config_dir / "inputdataconfig.json").read_text()),
+                resource_config=json.loads((config_dir / "resourceconfig.json").read_text()),
+            )
+            for folder in ("output/intermediate", "input/data"):
+                (host_dir / folder).mkdir(parents=True, exist_ok=True)
+            log_path = host_dir / "output" / f"{host}.log"
+            shown = " ".join("python" if part == sys.executable else part for part in argv)
+            with open(log_path, "a") as log_file:
+                log_file.write(f"Invoking user script\nTraining Env:\n\n{toolkit['SM_TRAINING_ENV']}\n\n")
+                log_file.write(f"Invoking script with the following command:\n\n{shown}\n\n")
+            prefix = script_mode.namespace_prefix(host_dir) if base == script_mode.CONTAINER_ROOT else []
+            worker = self.pool.spawn(
+                [*prefix, *argv],
+                env=script_mode.process_environment(toolkit, shims, record),
+                cwd=host_dir / "code",
+                log_path=log_path,
             )
             workers[host] = (worker, log_path, host_logs[host])
         return self.supervise_all(workers, stop, started, max_runtime)
@@ -355,11 +448,27 @@ class TrainingRunner(JobRunner):
 
 
 def _hosts(record: dict[str, Any]) -> list[str]:
-    """algo-1..N for a distributed XGBoost job; other algorithms train on algo-1 (a logged note says so)."""
+    """algo-1..N for a distributed XGBoost job and a script-mode job (one process per host); other algorithms
+    train on algo-1 (a logged note says so)."""
     count = int(record["ResourceConfig"].get("InstanceCount", 1))
-    if record["_algorithm"] != "xgboost":
+    if record["_algorithm"] not in ("xgboost", script_mode.SCRIPT):
         return ["algo-1"]
     return [f"algo-{i}" for i in range(1, count + 1)]
+
+
+def _resource_config(record: dict[str, Any], host: str, hosts: list[str]) -> dict[str, Any]:
+    """/opt/ml/input/config/resourceconfig.json of one host, as SageMaker writes it."""
+    instance_type = record["ResourceConfig"]["InstanceType"]
+    return {
+        "current_host": host,
+        "current_instance_type": instance_type,
+        "current_group_name": "homogeneousCluster",
+        "hosts": hosts,
+        "instance_groups": [
+            {"instance_group_name": "homogeneousCluster", "instance_type": instance_type, "hosts": hosts}
+        ],
+        "network_interface_name": "eth0",
+    }
 
 
 def _host_dir(job_dir: Path, host: str) -> Path:

@@ -6,15 +6,40 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from . import script_mode
 from .aws import MissingObject
-from .control_plane import RequestContext, check_tags, list_page, now, operation, paged, save_tags
-from .errors import AwsError, constraint_error, not_found, validation_error
-from .jobs import TERMINAL
-from .store import public
-from .training import STATUS_MESSAGES
-from .validation import arn, check_name, check_role, require, split_s3_uri
+from .control_plane import Handler, RequestContext, check_tags, now
+from .errors import constraint_error, not_found, validation_error
+from .job_operations import JobOperations
+from .training import STATUS_MESSAGES, TRAINING
+from .validation import check_name, check_role, require, split_s3_uri
 
 CHANNEL_NAME = re.compile(r"^[A-Za-z0-9\.\-_]+$")
+
+TRAINING_JOBS = JobOperations(
+    kind=TRAINING,
+    noun="training job",
+    arn_key="TrainingJobArn",
+    summaries_key="TrainingJobSummaries",
+    summary_keys=(
+        "TrainingJobName",
+        "TrainingJobArn",
+        "CreationTime",
+        "TrainingEndTime",
+        "LastModifiedTime",
+        "TrainingJobStatus",
+        "SecondaryStatus",
+    ),
+    # The quota counts instances: a 2-instance job takes two.
+    instance_count=lambda job: int(job["ResourceConfig"].get("InstanceCount", 1)),
+    quota_setting="max_concurrent_training_jobs",
+    duplicate_message=(
+        "Training job names must be unique within an AWS account and region, and a training job with "
+        "this name already exists ({arn})"
+    ),
+    runner=lambda emulator: emulator.training,
+    missing=lambda name: not_found(),
+)
 
 
 def _check_channels(ctx: RequestContext, body: dict[str, Any], role: str) -> list[dict[str, Any]]:
@@ -66,9 +91,8 @@ def _check_channels(ctx: RequestContext, body: dict[str, Any], role: str) -> lis
     return checked
 
 
-@operation("CreateTrainingJob")
 def create_training_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
-    from .algorithms import DEFAULT_METRIC_DEFINITIONS, UnsupportedImageError, algorithm_for_image, algorithm_version
+    from .algorithms import UnsupportedImageError, algorithm_for_image, algorithm_version, default_metric_definitions
 
     name = check_name(body.get("TrainingJobName"), "trainingJobName")
     spec = require(body, "AlgorithmSpecification")
@@ -77,10 +101,19 @@ def create_training_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str, 
         raise validation_error(
             "AlgorithmSpecification.TrainingImage is required (algorithm resources are not emulated)."
         )
-    try:
-        algorithm = algorithm_for_image(image)
-    except UnsupportedImageError as exc:
-        raise validation_error(f"Requested image {image} not found. {exc}") from exc
+    raw_hyperparameters = body.get("HyperParameters") or {}
+    script = script_mode.framework_for(image, raw_hyperparameters if isinstance(raw_hyperparameters, dict) else {})
+    if script is not None:
+        algorithm = script_mode.SCRIPT
+    else:
+        try:
+            algorithm = algorithm_for_image(image)
+        except UnsupportedImageError as exc:
+            raise validation_error(
+                f"Requested image {image} not found. {exc} Script mode: sagemaker-scikit-learn:<"
+                f"{'|'.join(script_mode.sklearn_versions())}>[-cpu-py3], or sagemaker-xgboost with the "
+                "hyperparameter sagemaker_program."
+            ) from exc
     input_mode = require(spec, "TrainingInputMode")
     if input_mode not in ("File", "Pipe", "FastFile"):
         raise constraint_error(
@@ -116,118 +149,68 @@ def create_training_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str, 
     for key, value in hyperparameters.items():
         if not isinstance(value, str):
             raise constraint_error(value, f"hyperParameters.{key}", "Member must be a string")
+    script_settings = None
+    if script is not None:
+        try:
+            script_settings = script_mode.check_request(image, hyperparameters, ctx.emulator.moto.s3_etag)
+        except script_mode.ScriptRequestError as exc:
+            raise validation_error(str(exc)) from None
     channels = _check_channels(ctx, body, role)
     tags = check_tags(body.get("Tags"))
 
-    emulator = ctx.emulator
-    job_arn = arn(ctx.region, "training-job", name)
+    job_arn = TRAINING_JOBS.arn(ctx, name)
     created = now()
-    store = emulator.store
-    with store.locked():
-        if store.get("training-job", name) is not None:
-            raise AwsError(
-                "ResourceInUse",
-                "Training job names must be unique within an AWS account and region, and a training job with "
-                f"this name already exists ({job_arn})",
-            )
-        # The quota counts instances: a 2-instance job takes two.
-        running = sum(
-            int(j["ResourceConfig"].get("InstanceCount", 1))
-            for j in store.list("training-job")
-            if j["TrainingJobStatus"] in ("InProgress", "Stopping")
-        )
-        limit = emulator.config.max_concurrent_training_jobs
-        if running + count > limit:
-            raise AwsError(
-                "ResourceLimitExceeded",
-                f"The account-level service limit '{resources['InstanceType']} for training job usage' is {limit} "
-                f"Instances, with current utilization of {running} Instances and a request delta of {count} Instances. "
-                "Please use AWS Service Quotas to request an increase for this quota. If AWS Service Quotas is not "
-                "available, contact AWS support to request an increase for this quota.",
-            )
-        record = {
-            "TrainingJobName": name,
-            "TrainingJobArn": job_arn,
-            "ModelArtifacts": {"S3ModelArtifacts": ""},
-            "TrainingJobStatus": "InProgress",
-            "SecondaryStatus": "Starting",
-            "HyperParameters": hyperparameters,
-            "AlgorithmSpecification": {
-                **spec,
-                "MetricDefinitions": spec.get("MetricDefinitions") or DEFAULT_METRIC_DEFINITIONS.get(algorithm, []),
-                "EnableSageMakerMetricsTimeSeries": spec.get("EnableSageMakerMetricsTimeSeries", False),
-            },
-            "RoleArn": role,
-            "InputDataConfig": channels,
-            "OutputDataConfig": {"KmsKeyId": "", "CompressionType": "GZIP", **body["OutputDataConfig"]},
-            "ResourceConfig": resources,
-            "StoppingCondition": {**stopping, "MaxRuntimeInSeconds": max_runtime},
-            "CreationTime": created,
-            "LastModifiedTime": created,
-            "SecondaryStatusTransitions": [
-                {"Status": "Starting", "StartTime": created, "StatusMessage": STATUS_MESSAGES["Starting"]}
-            ],
-            "EnableNetworkIsolation": bool(body.get("EnableNetworkIsolation", False)),
-            "EnableInterContainerTrafficEncryption": bool(body.get("EnableInterContainerTrafficEncryption", False)),
-            "EnableManagedSpotTraining": bool(body.get("EnableManagedSpotTraining", False)),
-            "_algorithm": algorithm,
-            # The container version decides validation and early-stopping rules (e.g. `silent` only in 1.0-1).
-            "_algorithm_version": algorithm_version(image),
-            "_region": ctx.region,
-            "_log_stream": f"{name}/algo-1-{int(created)}",
-        }
-        for optional in (
-            "VpcConfig",
-            "CheckpointConfig",
-            "DebugHookConfig",
-            "Environment",
-            "RetryStrategy",
-            "ExperimentConfig",
-            "ProfilerConfig",
-        ):
-            if body.get(optional) is not None:
-                record[optional] = body[optional]
-        store.put("training-job", name, record)
-    if tags:
-        save_tags(ctx, job_arn, tags)
-    emulator.training.submit(name)
-    return {"TrainingJobArn": job_arn}
+    record = {
+        "TrainingJobName": name,
+        "TrainingJobArn": job_arn,
+        "ModelArtifacts": {"S3ModelArtifacts": ""},
+        "TrainingJobStatus": "InProgress",
+        "SecondaryStatus": "Starting",
+        "HyperParameters": hyperparameters,
+        "AlgorithmSpecification": {
+            **spec,
+            "MetricDefinitions": spec.get("MetricDefinitions")
+            or ([] if script else default_metric_definitions(algorithm, algorithm_version(image))),
+            "EnableSageMakerMetricsTimeSeries": spec.get("EnableSageMakerMetricsTimeSeries", False),
+        },
+        "RoleArn": role,
+        "InputDataConfig": channels,
+        "OutputDataConfig": {"KmsKeyId": "", "CompressionType": "GZIP", **body["OutputDataConfig"]},
+        "ResourceConfig": resources,
+        "StoppingCondition": {**stopping, "MaxRuntimeInSeconds": max_runtime},
+        "CreationTime": created,
+        "LastModifiedTime": created,
+        "SecondaryStatusTransitions": [
+            {"Status": "Starting", "StartTime": created, "StatusMessage": STATUS_MESSAGES["Starting"]}
+        ],
+        "EnableNetworkIsolation": bool(body.get("EnableNetworkIsolation", False)),
+        "EnableInterContainerTrafficEncryption": bool(body.get("EnableInterContainerTrafficEncryption", False)),
+        "EnableManagedSpotTraining": bool(body.get("EnableManagedSpotTraining", False)),
+        "_algorithm": algorithm,
+        # The container version decides validation and early-stopping rules (e.g. `silent` only in 1.0-1).
+        "_algorithm_version": script[1] if script else algorithm_version(image),
+        "_region": ctx.region,
+        # Script mode: {"framework", "program", "submit_directory"} (script_mode.py runs it).
+        "_script": {"framework": script[0], **script_settings} if script and script_settings else None,
+        "_log_stream": f"{name}/algo-1-{int(created)}",
+    }
+    for optional in (
+        "VpcConfig",
+        "CheckpointConfig",
+        "DebugHookConfig",
+        "Environment",
+        "RetryStrategy",
+        "ExperimentConfig",
+        "ProfilerConfig",
+    ):
+        if body.get(optional) is not None:
+            record[optional] = body[optional]
+    return TRAINING_JOBS.create(ctx, record, instance_type=resources["InstanceType"], tags=tags)
 
 
-def _get_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
-    record = ctx.emulator.store.get("training-job", require(body, "TrainingJobName"))
-    if record is None:
-        raise not_found()
-    return record
-
-
-@operation("DescribeTrainingJob")
-def describe_training_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
-    return public(_get_job(ctx, body))
-
-
-@operation("StopTrainingJob")
-def stop_training_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
-    record = _get_job(ctx, body)
-    status = record["TrainingJobStatus"]
-    if status in TERMINAL:
-        raise validation_error(f"The request was rejected because the training job is in status {status}.")
-    ctx.emulator.training.stop(record["TrainingJobName"])
-    return {}
-
-
-@operation("ListTrainingJobs")
-def list_training_jobs(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
-    page, token = list_page(
-        ctx.emulator.store.list("training-job"), body, name_key="TrainingJobName", status_key="TrainingJobStatus"
-    )
-    keys = (
-        "TrainingJobName",
-        "TrainingJobArn",
-        "CreationTime",
-        "TrainingEndTime",
-        "LastModifiedTime",
-        "TrainingJobStatus",
-        "SecondaryStatus",
-    )
-    return paged("TrainingJobSummaries", [{k: r[k] for k in keys if k in r} for r in page], token)
+HANDLERS: dict[str, Handler] = {
+    "CreateTrainingJob": create_training_job,
+    "DescribeTrainingJob": TRAINING_JOBS.describe,
+    "StopTrainingJob": TRAINING_JOBS.stop,
+    "ListTrainingJobs": TRAINING_JOBS.list,
+}

@@ -39,7 +39,7 @@ def get_provider_info() -> dict[str, Any]:
             "operators", ["ab_evaluation", "deploy", "mme", "processing", "teardown", "traffic", "training"]
         ),
         "sensors": modules("sensors", ["endpoint", "mme"]),
-        "triggers": modules("triggers", ["endpoint", "training"]),
+        "triggers": modules("triggers", ["endpoint", "jobs", "training"]),
         "extra-links": list(EXTRA_LINKS),
         "config": {
             "sagemaker_fleet": {

@@ -4,8 +4,8 @@ output paths as path-style ``https://s3-<region>.amazonaws.com/<bucket>/...`` UR
 a 2-instance job with ShardedByS3Key on both channels, hosting from an https ``ModelDataUrl``, then batches
 of 100 libsvm rows whose answers are parsed with ``result.split(',')``.
 
-The notebook's ``xgboost:1`` image is the legacy 0.72 container (another issue adds it); until then the
-newest image that answers as it does (comma-joined CSV, ``silent`` accepted) stands in: 1.0-1.
+The notebook's image is what ``get_image_uri(region, 'xgboost')`` returned: the legacy ``xgboost:1`` (XGBoost
+0.72) container, which answers comma-joined CSV and accepts ``silent``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tests.emulator.helpers import ROLE_ARN, unique
 REGION = "us-east-1"
 BUCKET = "digits-notebook"
 PREFIX = "sagemaker/DEMO-xgboost-multiclass-classification"
-CONTAINER = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.0-1-cpu-py3"
+CONTAINER = "811284229777.dkr.ecr.us-east-1.amazonaws.com/xgboost:1"
 FAST = {"Delay": 1, "MaxAttempts": 300}  # the notebook's waiters, polling every second
 BUCKET_PATH = f"https://s3-{REGION}.amazonaws.com/{BUCKET}"  # the notebook's bucket_path
 

@@ -106,7 +106,7 @@ def test_duplicate_name_is_resource_in_use(sm, channels):
         (
             {
                 "AlgorithmSpecification": {
-                    "TrainingImage": "123.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:0.90-1",
+                    "TrainingImage": "123.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.1-1",
                     "TrainingInputMode": "File",
                 }
             },

@@ -151,7 +151,7 @@ def test_first_poll_waits_the_delay_before_any_describe():
 
     original = EndpointStateTrigger("ep", poll_interval=1, timeout_seconds=30, first_poll_delay=4)
     with (
-        mock.patch("sagemaker_fleet.triggers.endpoint.asyncio.sleep", sleep),
+        mock.patch("sagemaker_fleet.triggers.base.asyncio.sleep", sleep),
         mock.patch.object(original, "hook", hook),
         pytest.raises(RuntimeError, match="stop here"),
     ):

@@ -12,9 +12,12 @@ from pathlib import Path
 
 import pytest
 from airflow.exceptions import AirflowException
+from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
 from airflow.sdk.exceptions import TaskDeferred
 
 from sagemaker_fleet.operators.processing import SageMakerRetrySafeProcessingOperator, prepare_processing_config
+from sagemaker_fleet.triggers.base import FIRST_POLL_DELAY_SECONDS
+from sagemaker_fleet.triggers.jobs import ProcessingJobTrigger
 from tests.dags.conftest import _airflow_env, dag_runner
 from tests.emulator.helpers import unique
 from tests.emulator.processing_helpers import (
@@ -95,14 +98,17 @@ def test_a_failed_attempt_is_followed_by_the_next_one(emulator, sm, s3) -> None:
     assert attempts(sm, name) == [name, f"{name}-r1"]
 
 
-def test_deferrable_uses_the_providers_processing_trigger(emulator, sm, s3) -> None:
+def test_deferrable_uses_the_processing_job_trigger(emulator, sm, s3) -> None:
     name = unique("proc-defer")
     task = operator(job_config(s3, name), deferrable=True, check_interval=1)
     with pytest.raises(TaskDeferred) as deferred:
         task.execute(context={})
-    trigger = deferred.value.trigger
-    classpath, kwargs = trigger.serialize()
-    assert classpath.endswith("SageMakerTrigger") and kwargs["job_type"] == "processing"
+    classpath, kwargs = deferred.value.trigger.serialize()
+    # The provider's SageMakerTrigger underneath (its ProcessingJobComplete waiter), with a first-poll delay.
+    assert classpath == "sagemaker_fleet.triggers.jobs.ProcessingJobTrigger"
+    assert isinstance(deferred.value.trigger, SageMakerTrigger) and deferred.value.trigger.job_type == "processing"
+    assert kwargs["job_name"] == name and kwargs["first_poll_delay"] == FIRST_POLL_DELAY_SECONDS
+    trigger = ProcessingJobTrigger(**{**kwargs, "first_poll_delay": 0})
 
     async def first_event() -> dict:
         async for event in trigger.run():

@@ -133,7 +133,7 @@ def test_first_poll_waits_the_delay_before_any_describe():
 
     trigger = TrainingJobTrigger("job", poll_interval=2, timeout_seconds=60, first_poll_delay=3)
     with (
-        mock.patch("sagemaker_fleet.triggers.training.asyncio.sleep", sleep),
+        mock.patch("sagemaker_fleet.triggers.base.asyncio.sleep", sleep),
         mock.patch.object(SageMakerTrigger, "run", provider_run),
     ):
         assert first_event(trigger) == {"status": "success", "job_name": "job"}

@@ -18,8 +18,9 @@ import shlex
 
 import pytest
 
+from include.launcher import ROOT as REPO
 from sagemaker_fleet.operators.mme import live_version_on
-from tests.scheduler.conftest import BUCKET, REPO, AirflowStack
+from tests.scheduler.conftest import BUCKET, AirflowStack
 
 # The A/B rollout run starts first and runs alongside these (another DAG); its test checks it at the end.
 pytestmark = pytest.mark.usefixtures("ab_rollout_run")

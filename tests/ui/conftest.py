@@ -1,20 +1,19 @@
 """A stack started like ``make run`` for the browser test, private to the session: the emulator and Airflow 3
 (api-server with the UI, scheduler, dag-processor, triggerer; LocalExecutor on SQLite in a tmp AIRFLOW_HOME)
-on free loopback ports, built with the scheduler suite's harness (the same environment as the launcher's,
-minus the nightly schedule, so no ten-location catch-up run competes with the one the test triggers).
+on free loopback ports, built with the scheduler suite's harness (``include/local_stack.py``: the launcher's
+environment minus the nightly schedule, so no ten-location catch-up run competes with the one the test
+triggers).
 Chromium is Debian's (/usr/bin/chromium, installed by ``make test-ui``), driven by Playwright."""
 
 from __future__ import annotations
 
-import json
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from include.sagemaker_emulator.process import EmulatorProcess, free_port
-from tests.scheduler.conftest import AIRFLOW, COMPONENTS, USERNAME, AirflowStack, _airflow_env, _wait
+from include.sagemaker_emulator.process import EmulatorProcess
+from tests.scheduler.conftest import AirflowStack
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -33,27 +32,12 @@ CHROMIUM_ARGS = [
 @pytest.fixture(scope="session")
 def ui_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
     root = tmp_path_factory.mktemp("ui_stack")
-    home, logs = root / "airflow", root / "logs"
-    home.mkdir()
-    logs.mkdir()
-    password = secrets.token_urlsafe(12)
-    password_file = home / "passwords.json"
-    password_file.write_text(json.dumps({USERNAME: password}))
-    with EmulatorProcess(data_dir=root / "emulator", log_path=logs / "emulator.log") as emulator:
-        api_port = free_port()
-        env = _airflow_env(home, api_port, emulator.url, password_file)
-        stack = AirflowStack(env=env, api_url=f"http://127.0.0.1:{api_port}", emulator=emulator, logs=logs,
-                             password=password)  # fmt: skip
-        try:
-            stack.cli("db", "migrate", timeout=600)
-            stack.cli("pools", "set", "sagemaker_training", "4", "SageMaker training-job quota", "--include-deferred")
-            for name in COMPONENTS:
-                stack.start(name, [AIRFLOW, name])
-            _wait("the api-server", lambda: stack.get("/api/v2/version"), 240, stack)
-            _wait("housing_mme_nightly to be parsed", lambda: stack.get("/api/v2/dags/housing_mme_nightly"), 240, stack)
-            yield stack
-        finally:
-            stack.stop()
+    with (
+        EmulatorProcess(data_dir=root / "emulator", log_path=root / "emulator.log") as emulator,
+        AirflowStack(root, emulator) as stack,
+    ):
+        stack.start(["housing_mme_nightly"], pools={"sagemaker_training": 4})
+        yield stack
 
 
 @pytest.fixture(scope="session")

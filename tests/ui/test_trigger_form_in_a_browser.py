@@ -9,7 +9,8 @@ import time
 import urllib.error
 import urllib.parse
 
-from tests.scheduler.conftest import USERNAME, AirflowStack
+from include.launcher import USERNAME
+from tests.scheduler.conftest import AirflowStack
 from tests.ui.conftest import SCREENSHOTS
 
 DAG_ID = "housing_mme_nightly"

@@ -86,6 +86,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[pathlib.Path, lis
         ("683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1", "xgboost", "1.7-1"),
         ("246618743249.dkr.ecr.us-west-2.amazonaws.com/sagemaker-xgboost:1.5-1-cpu-py3", "xgboost", "1.5-1"),
         ("sagemaker-xgboost:1.0-1", "xgboost", "1.0-1"),
+        ("683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:0.90-2-cpu-py3", "xgboost", "0.90-2"),
+        ("811284229777.dkr.ecr.us-east-1.amazonaws.com/xgboost:1", "xgboost", "1"),
+        ("433757028032.dkr.ecr.us-west-2.amazonaws.com/xgboost:latest", "xgboost", "1"),
         ("382416733822.dkr.ecr.us-east-1.amazonaws.com/linear-learner:1", "linear-learner", None),
     ],
 )
@@ -94,7 +97,7 @@ def test_algorithm_for_image(uri: str, algo: str, version: str | None) -> None:
     assert algorithm_version(uri) == version
 
 
-@pytest.mark.parametrize("uri", ["x.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:0.90-1",
+@pytest.mark.parametrize("uri", ["x.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.1-1", "xgboost:0.72",
                                  "sagemaker-xgboost:3.0-5", "123.dkr.ecr.eu-west-1.amazonaws.com/my-image:latest"])  # fmt: skip
 def test_unsupported_images(uri: str) -> None:
     with pytest.raises(UnsupportedImageError) as err:

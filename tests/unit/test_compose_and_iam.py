@@ -595,6 +595,10 @@ def test_airflow_policy_grants_exactly_the_sagemaker_calls_the_code_makes() -> N
     source = project_sources()
     resources = r"training_jobs?|processing_jobs?|transform_jobs?|models?|endpoint_configs?|endpoints?|endpoint_weights_and_capacities|tags"
     calls = set(re.findall(rf"\b((?:create|describe|delete|update|stop|list|invoke)_(?:{resources}))\b", source))
+    # The retry-safe job operators and triggers name the call by their kind: f"create_{self.job_type}_job".
+    job_types = set(re.findall(r"^\s+job_type = \"(\w+)\"", source, flags=re.MULTILINE))
+    for verb in re.findall(r"f\"(create|describe|stop)_\{self\.job_type\}_job\"", source):
+        calls |= {f"{verb}_{job_type}_job" for job_type in job_types}
     used = {"sagemaker:" + "".join(word.capitalize() for word in call.split("_")) for call in calls}
     assert {"sagemaker:CreateTrainingJob", "sagemaker:InvokeEndpoint", "sagemaker:UpdateEndpoint"} <= used
     granted_actions = {

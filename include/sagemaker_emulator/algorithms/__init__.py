@@ -4,8 +4,9 @@ Pure Python (xgboost, scikit-learn, numpy); no HTTP, boto3 or Airflow. The emula
 ``/opt/ml``-like job directory and calls :func:`train`; for endpoints it extracts ``model.tar.gz`` and
 calls :func:`load_predictor`, then ``Predictor.invoke`` per request.
 
-Supported images: ``sagemaker-xgboost:<1.0-1|1.2-1|1.2-2|1.3-1|1.5-1|1.7-1>[-...]`` (algorithm mode) and
-``linear-learner:<tag>``. Model formats are documented in :mod:`.xgboost_algo` (``xgboost-model``, the
+Supported images: ``sagemaker-xgboost:<0.90-1|0.90-2|1.0-1|1.2-1|1.2-2|1.3-1|1.5-1|1.7-1>[-...]`` and the
+legacy ``xgboost:1`` (XGBoost 0.72) (algorithm mode), and
+``linear-learner:<tag>``. Model formats are documented in :mod:`.xgboost_algo` (package: spec, training, predictor; ``xgboost-model``, the
 native xgboost format loadable with ``xgb.Booster().load_model``) and :mod:`.linear_learner`
 (``model_algo-1``, an emulator-specific JSON document).
 """
@@ -34,6 +35,7 @@ __all__ = [
     "UnsupportedImageError",
     "algorithm_for_image",
     "algorithm_version",
+    "default_metric_definitions",
     "load_predictor",
     "train",
 ]
@@ -48,8 +50,9 @@ _XGB_VERSION_RE = re.compile(r"^(?P<version>\d+\.\d+-\d+)(?:-.*)?$")
 def _parse_image(image_uri: str) -> tuple[str, str | None, str | None]:
     """Return (algorithm, version, tag) or raise UnsupportedImageError."""
     supported = (
-        f"supported: sagemaker-xgboost:<{'|'.join(xgboost_algo.SUPPORTED_VERSIONS)}> "
-        "(e.g. 683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1) and linear-learner:<tag> "
+        f"supported: sagemaker-xgboost:<{'|'.join(xgboost_algo.FRAMEWORK_VERSIONS)}>[-cpu-py3] "
+        "(e.g. 683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1), the legacy xgboost:1 "
+        "(e.g. 811284229777.dkr.ecr.us-east-1.amazonaws.com/xgboost:1) and linear-learner:<tag> "
         "(e.g. 382416733822.dkr.ecr.us-east-1.amazonaws.com/linear-learner:1)"
     )
     match = _IMAGE_RE.match((image_uri or "").strip())
@@ -59,13 +62,20 @@ def _parse_image(image_uri: str) -> tuple[str, str | None, str | None]:
     if repo == "sagemaker-xgboost":
         version_match = _XGB_VERSION_RE.match(tag or "")
         version = version_match.group("version") if version_match else None
-        if version not in xgboost_algo.SUPPORTED_VERSIONS:
+        if version not in xgboost_algo.FRAMEWORK_VERSIONS:
             raise UnsupportedImageError(
                 f"Image {image_uri!r}: XGBoost version {tag or '(no tag)'} is not supported by the local "
                 f"emulator; supported XGBoost algorithm-mode versions are "
-                f"{', '.join(xgboost_algo.SUPPORTED_VERSIONS)}."
+                f"{', '.join(xgboost_algo.FRAMEWORK_VERSIONS)} (and the legacy xgboost:1)."
             )
         return XGBOOST, version, tag
+    if repo == "xgboost":
+        if tag not in ("1", "latest"):
+            raise UnsupportedImageError(
+                f"Image {image_uri!r}: the legacy XGBoost image exists only as xgboost:1 (alias latest, "
+                f"XGBoost 0.72); {supported}."
+            )
+        return XGBOOST, xgboost_algo.LEGACY_IMAGE_VERSION, tag
     if repo == "linear-learner":
         return LINEAR_LEARNER, None, tag
     raise UnsupportedImageError(f"Image {image_uri!r} is not supported by the local emulator; {supported}.")
@@ -77,7 +87,8 @@ def algorithm_for_image(image_uri: str) -> str:
 
 
 def algorithm_version(image_uri: str) -> str | None:
-    """The XGBoost container version of an image (``"1.7-1"``), None for Linear Learner.
+    """The XGBoost container version of an image (``"1.7-1"``; ``"1"`` for the legacy xgboost:1 image, XGBoost
+    0.72), None for Linear Learner.
 
     Pass it to :func:`train` as ``version=`` to get version-specific behaviour (``silent`` only in 1.0-1,
     pre-1.3 early stopping and default metrics); without it 1.7-1 behaviour is used.
@@ -85,10 +96,9 @@ def algorithm_version(image_uri: str) -> str | None:
     return _parse_image(image_uri)[1]
 
 
-def _xgb_definitions() -> list[dict[str, str]]:
+def _xgb_definitions(version: str = xgboost_algo.DEFAULT_VERSION) -> list[dict[str, str]]:
     number = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
-    metrics = ["rmse", "mae", "logloss", "error", "auc", "merror", "mlogloss", "ndcg", "map", "aucpr",
-               "mse", "mape", "rmsle", "accuracy", "f1", "r2"]  # fmt: skip
+    metrics = xgboost_algo.tuning_metric_names(version)
     out = []
     for metric in metrics:
         for channel in ("train", "validation"):
@@ -120,6 +130,13 @@ DEFAULT_METRIC_DEFINITIONS: dict[str, list[dict[str, str]]] = {
     XGBOOST: _xgb_definitions(),
     LINEAR_LEARNER: _ll_definitions(),
 }
+
+
+def default_metric_definitions(algorithm: str, version: str | None = None) -> list[dict[str, str]]:
+    """The MetricDefinitions SageMaker fills in for a built-in image (XGBoost's depend on the image version)."""
+    if algorithm == XGBOOST:
+        return _xgb_definitions(version or xgboost_algo.DEFAULT_VERSION)
+    return DEFAULT_METRIC_DEFINITIONS.get(algorithm, [])
 
 
 def train(

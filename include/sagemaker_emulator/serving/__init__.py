@@ -1,12 +1,8 @@
-"""The emulator's serving plane: endpoints (control plane) and InvokeEndpoint (runtime).
-
-Importing this package registers CreateEndpoint, DescribeEndpoint, ListEndpoints, UpdateEndpoint,
-DeleteEndpoint and UpdateEndpointWeightsAndCapacities with the control plane.
-"""
+"""The emulator's serving plane: endpoints (control plane, ``endpoints.HANDLERS`` in the operation table)
+and InvokeEndpoint (runtime)."""
 
 from __future__ import annotations
 
-from . import endpoints  # noqa: F401  (registers the endpoint operations)
 from .plane import ServingPlane
 
 __all__ = ["ServingPlane"]

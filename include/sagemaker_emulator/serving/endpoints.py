@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..control_plane import (
+    Handler,
     RequestContext,
     check_tags,
     get_endpoint_config,
     list_page,
     now,
-    operation,
     paged,
     save_tags,
 )
@@ -86,7 +86,6 @@ def check_deployment_config(config: Any) -> dict[str, Any] | None:
     return config
 
 
-@operation("CreateEndpoint")
 def create_endpoint(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
     name = check_name(body.get("EndpointName"), "endpointName")
     config_name = check_name(body.get("EndpointConfigName"), "endpointConfigName")
@@ -122,12 +121,10 @@ def create_endpoint(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]
     return {"EndpointArn": endpoint_arn}
 
 
-@operation("DescribeEndpoint")
 def describe_endpoint(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
     return public(get_endpoint(ctx, require(body, "EndpointName")))
 
 
-@operation("ListEndpoints")
 def list_endpoints(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
     page, token = list_page(
         ctx.emulator.store.list("endpoint"), body, name_key="EndpointName", status_key="EndpointStatus"
@@ -147,7 +144,6 @@ def _check_updatable(ctx: RequestContext, record: dict[str, Any]) -> None:
         )
 
 
-@operation("UpdateEndpoint")
 def update_endpoint(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
     name = require(body, "EndpointName")
     config_name = check_name(body.get("EndpointConfigName"), "endpointConfigName")
@@ -193,7 +189,6 @@ def update_endpoint(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]
     return {"EndpointArn": record["EndpointArn"]}
 
 
-@operation("UpdateEndpointWeightsAndCapacities")
 def update_weights(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
     name = require(body, "EndpointName")
     desired = require(body, "DesiredWeightsAndCapacities")
@@ -255,7 +250,6 @@ def update_weights(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
     return {"EndpointArn": record["EndpointArn"]}
 
 
-@operation("DeleteEndpoint")
 def delete_endpoint(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
     name = require(body, "EndpointName")
     store = ctx.emulator.store
@@ -271,3 +265,13 @@ def delete_endpoint(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]
         store.update("endpoint", name, mark)
     _plane(ctx).begin_delete(record["EndpointName"])
     return {}
+
+
+HANDLERS: dict[str, Handler] = {
+    "CreateEndpoint": create_endpoint,
+    "DescribeEndpoint": describe_endpoint,
+    "ListEndpoints": list_endpoints,
+    "UpdateEndpoint": update_endpoint,
+    "UpdateEndpointWeightsAndCapacities": update_weights,
+    "DeleteEndpoint": delete_endpoint,
+}

@@ -20,6 +20,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ __all__ = ["DEFAULT_RETRIES", "FLEET_WAITERS_PATH", "SageMakerFleetHook", "fleet
 
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 PROCESSING_LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
+TRANSFORM_LOG_GROUP = "/aws/sagemaker/TransformJobs"
 # botocore's standard mode: exponential backoff with jitter on throttling, 5xx and connection errors.
 DEFAULT_RETRIES = {"mode": "standard", "max_attempts": 10}
 # AWS publishes endpoint invocation metrics as 1-minute aggregates, 1-3 minutes after the requests.
@@ -54,6 +56,19 @@ def is_not_found(error: ClientError) -> bool:
     return code == "ValidationException" and (
         "could not find" in message or "not found" in message or "does not exist" in message
     )
+
+
+@dataclass(frozen=True)
+class _JobType:
+    title: str  # as log lines name the kind: "Training"
+    name_key: str  # the request member naming one job: "TrainingJobName"
+
+
+_JOB_TYPES = {
+    "training": _JobType("Training", "TrainingJobName"),
+    "processing": _JobType("Processing", "ProcessingJobName"),
+    "transform": _JobType("Transform", "TransformJobName"),
+}
 
 
 @cache
@@ -172,52 +187,55 @@ class SageMakerFleetHook(SageMakerHook):
         """The connection's SageMaker endpoint_url (set for the emulator, None on AWS)."""
         return self.conn_config.get_service_endpoint_url(service_name="sagemaker")
 
-    # -- training jobs ---------------------------------------------------------------------------------
-    def stop_training_job(self, name: str) -> None:
-        """Ask SageMaker to stop ``name``; a job that already finished is left alone."""
+    # -- jobs (training, processing, transform) ------------------------------------------------------------
+    def stop_job(self, job_type: str, name: str) -> None:
+        """Ask SageMaker to stop the ``job_type`` job ``name``; a job that already finished is left alone."""
+        kind = _JOB_TYPES[job_type]
         try:
-            self.get_conn().stop_training_job(TrainingJobName=name)
+            getattr(self.get_conn(), f"stop_{job_type}_job")(**{kind.name_key: name})
         except ClientError as error:
             message = error.response.get("Error", {}).get("Message", "")
             if error.response.get("Error", {}).get("Code") == "ValidationException" and "status" in message.lower():
-                self.log.info("Training job %s is not running, nothing to stop: %s", name, message)
+                self.log.info("%s job %s is not running, nothing to stop: %s", kind.title, name, message)
                 return
             raise
 
-    def describe_training_job_or_none(self, name: str) -> dict | None:
+    def describe_job_or_none(self, job_type: str, name: str) -> dict | None:
+        """The ``job_type`` job ``name``'s description, or None when there is no such job."""
         try:
-            return self.get_conn().describe_training_job(TrainingJobName=name)
+            return getattr(self.get_conn(), f"describe_{job_type}_job")(**{_JOB_TYPES[job_type].name_key: name})
         except ClientError as error:
             if is_not_found(error):
                 return None
             raise
+
+    def stop_training_job(self, name: str) -> None:
+        self.stop_job("training", name)
+
+    def describe_training_job_or_none(self, name: str) -> dict | None:
+        return self.describe_job_or_none("training", name)
 
     def training_log_lines(self, job_name: str, *, limit: int = 10_000) -> Iterator[str]:
         """The job's CloudWatch log lines (all streams ``<job>/...``, in stream order)."""
         return self.job_log_lines(TRAINING_LOG_GROUP, job_name, limit=limit)
 
-    # -- processing jobs -------------------------------------------------------------------------------
     def stop_processing_job(self, name: str) -> None:
-        """Ask SageMaker to stop ``name``; a job that already finished is left alone."""
-        try:
-            self.get_conn().stop_processing_job(ProcessingJobName=name)
-        except ClientError as error:
-            message = error.response.get("Error", {}).get("Message", "")
-            if error.response.get("Error", {}).get("Code") == "ValidationException" and "status" in message.lower():
-                self.log.info("Processing job %s is not running, nothing to stop: %s", name, message)
-                return
-            raise
+        self.stop_job("processing", name)
 
     def describe_processing_job_or_none(self, name: str) -> dict | None:
-        try:
-            return self.get_conn().describe_processing_job(ProcessingJobName=name)
-        except ClientError as error:
-            if is_not_found(error):
-                return None
-            raise
+        return self.describe_job_or_none("processing", name)
 
     def processing_log_lines(self, job_name: str, *, limit: int = 10_000) -> Iterator[str]:
         return self.job_log_lines(PROCESSING_LOG_GROUP, job_name, limit=limit)
+
+    def stop_transform_job(self, name: str) -> None:
+        self.stop_job("transform", name)
+
+    def describe_transform_job_or_none(self, name: str) -> dict | None:
+        return self.describe_job_or_none("transform", name)
+
+    def transform_log_lines(self, job_name: str, *, limit: int = 10_000) -> Iterator[str]:
+        return self.job_log_lines(TRANSFORM_LOG_GROUP, job_name, limit=limit)
 
     def job_log_lines(self, group: str, job_name: str, *, limit: int = 10_000) -> Iterator[str]:
         """A job's CloudWatch log lines in ``group`` (all streams ``<job>/...``, in stream order)."""

@@ -2,7 +2,8 @@
 
 The provider's ``SageMakerTrainingOperator`` renames a job whose name exists (``-<epoch>``), so a retried or
 cleared task starts a second job and the model path moves. Here the caller picks a deterministic base name
-(from dag_id, location and run date, say) and the operator decides from what SageMaker already has:
+(from dag_id, location and run date, say) and the operator decides from what SageMaker already has, as every
+job operator of the package does (:mod:`sagemaker_fleet.operators.retry_safe`):
 
 ========================  ===================================================
 newest attempt            what execute does
@@ -18,26 +19,20 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from airflow.exceptions import AirflowException
-from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
-from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
-
-from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook
 from sagemaker_fleet.links.sagemaker import SageMakerTrainingJobLink
-from sagemaker_fleet.utils.config import default_deferrable
-from sagemaker_fleet.utils.tags import merge_tags, run_tags
+from sagemaker_fleet.operators.retry_safe import (
+    MAX_ATTEMPTS,
+    NON_TERMINAL,
+    SageMakerRetrySafeJobOperator,
+    attempt_name,
+    cast_int_fields,
+)
+from sagemaker_fleet.triggers.training import TrainingJobTrigger
 
-if TYPE_CHECKING:
-    from airflow.sdk import Context
+__all__ = ["MAX_ATTEMPTS", "NON_TERMINAL", "SageMakerRetrySafeTrainingOperator", "attempt_name"]
 
-__all__ = ["SageMakerRetrySafeTrainingOperator", "attempt_name"]
-
-MAX_NAME_LENGTH = 63
-MAX_ATTEMPTS = 99
-NON_TERMINAL = {"InProgress", "Stopping"}
 # CreateTrainingJob integer members a Jinja template renders as strings.
 _INT_FIELDS = (
     ("ResourceConfig", "InstanceCount"),
@@ -46,14 +41,6 @@ _INT_FIELDS = (
     ("StoppingCondition", "MaxWaitTimeInSeconds"),
     ("StoppingCondition", "MaxPendingTimeInSeconds"),
 )
-
-
-def attempt_name(base: str, attempt: int) -> str:
-    """``base`` for attempt 0, else ``<base>-r<attempt>`` with the base cut so the whole fits 63 chars."""
-    if attempt == 0:
-        return base
-    suffix = f"-r{attempt}"
-    return base[: MAX_NAME_LENGTH - len(suffix)].rstrip("-") + suffix
 
 
 def _is_valid_name(name: object) -> bool:
@@ -75,13 +62,7 @@ def prepare_training_config(config: Any) -> dict:
     for missing in ("AlgorithmSpecification", "RoleArn", "OutputDataConfig", "ResourceConfig", "StoppingCondition"):
         if missing not in prepared:
             raise ValueError(f"config is missing {missing!r} (a CreateTrainingJob request needs it)")
-    for section, member in _INT_FIELDS:
-        block = prepared.get(section)
-        if isinstance(block, dict) and member in block and block[member] is not None:
-            try:
-                block[member] = int(str(block[member]).strip())
-            except ValueError:
-                raise ValueError(f"config[{section!r}][{member!r}] must be an integer, got {block[member]!r}") from None
+    cast_int_fields(prepared, _INT_FIELDS)
     hyperparameters = prepared.get("HyperParameters")
     if hyperparameters is not None:
         if not isinstance(hyperparameters, dict):
@@ -97,7 +78,7 @@ def _fmt_time(value: Any) -> str:
     return value.isoformat(timespec="seconds") if isinstance(value, dt.datetime) else str(value)
 
 
-class SageMakerRetrySafeTrainingOperator(AwsBaseOperator[SageMakerFleetHook]):
+class SageMakerRetrySafeTrainingOperator(SageMakerRetrySafeJobOperator):
     """Start (or re-attach to) a SageMaker training job under a deterministic name and wait for it.
 
     :param config: a whole CreateTrainingJob request (templated, JSON-rendered); its ``TrainingJobName``
@@ -119,103 +100,21 @@ class SageMakerRetrySafeTrainingOperator(AwsBaseOperator[SageMakerFleetHook]):
         )
     """
 
-    aws_hook_class = SageMakerFleetHook
-    template_fields = aws_template_fields("config", "tags")
-    template_fields_renderers = {"config": "json"}
+    job_type = "training"
+    name_key = "TrainingJobName"
+    status_key = "TrainingJobStatus"
+    job_link = SageMakerTrainingJobLink
     operator_extra_links = (SageMakerTrainingJobLink(),)
     ui_color = "#f0eee4"
+    _transitions_seen = 0  # SecondaryStatusTransitions already logged while polling
 
-    def __init__(
-        self,
-        *,
-        config: dict,
-        deferrable: bool = default_deferrable(),
-        check_interval: float = 5,
-        max_wait_seconds: int = 6 * 3600,
-        print_log: bool = True,
-        tags: dict[str, str] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.tags = tags
-        if float(check_interval) <= 0:
-            raise ValueError(f"check_interval must be > 0, got {check_interval}")
-        if int(max_wait_seconds) <= 0:
-            raise ValueError(f"max_wait_seconds must be > 0, got {max_wait_seconds}")
-        self.config = config
-        self.deferrable = deferrable
-        self.check_interval = float(check_interval)
-        self.max_wait_seconds = int(max_wait_seconds)
-        self.print_log = print_log
-        self._job_name: str | None = None
+    def prepare_config(self, config: Any) -> dict:
+        return prepare_training_config(config)
 
-    # -- deciding ----------------------------------------------------------------------------------------
-    def find_latest_attempt(self, base: str) -> tuple[int, dict | None]:
-        """The newest existing attempt of ``base`` and its description, or ``(0, None)`` when none exists.
+    def trigger(self, job_name: str) -> TrainingJobTrigger:
+        return TrainingJobTrigger(job_name, **self.trigger_settings())
 
-        Describes by exact name (one call per attempt) instead of paginating ListTrainingJobs, which gets
-        throttled in accounts with many jobs (apache/airflow #16299).
-        """
-        found: tuple[int, dict | None] = (0, None)
-        for attempt in range(MAX_ATTEMPTS + 1):
-            description = self.hook.describe_training_job_or_none(attempt_name(base, attempt))
-            if description is None:
-                return found
-            found = (attempt, description)
-        raise AirflowException(f"{base} already has {MAX_ATTEMPTS} failed attempts; refusing to start another")
-
-    def execute(self, context: Context) -> dict:
-        config = prepare_training_config(self.config)
-        # Set at creation only: a re-attached or returned job keeps the tags of the try that created it.
-        config["Tags"] = merge_tags(config.get("Tags"), run_tags(context, self.tags))
-        base = config["TrainingJobName"]
-        attempt, description = self.find_latest_attempt(base)
-        status = description["TrainingJobStatus"] if description else None
-        if description is None:
-            job_name = self._create(config, base)
-        elif status in NON_TERMINAL:
-            job_name = description["TrainingJobName"]
-            self.log.info("Re-attaching to training job %s (%s); no new job is started", job_name, status)
-            self._warn_if_config_differs(description, config)
-        elif status == "Completed":
-            job_name = description["TrainingJobName"]
-            self.log.info("Training job %s already Completed; returning it without starting a new job", job_name)
-            self._warn_if_config_differs(description, config)
-        else:
-            job_name = attempt_name(base, attempt + 1)
-            self.log.warning(
-                "Newest attempt %s ended %s (%s); starting attempt %s",
-                description["TrainingJobName"],
-                status,
-                description.get("FailureReason", "no reason given"),
-                job_name,
-            )
-            job_name = self._create(config, job_name)
-
-        self._job_name = job_name
-        SageMakerTrainingJobLink.persist_for(context, self, name=job_name)
-        if status == "Completed":
-            return self._finish(job_name)
-        if self.deferrable:
-            # Look once more before deferring: a job that already ended returns here, without a trigger that
-            # could fire before the scheduler has recorded the deferral (apache/airflow#71580).
-            latest = self.hook.describe_training_job_or_none(job_name)
-            if latest is not None and latest["TrainingJobStatus"] not in NON_TERMINAL:
-                return self._finish(job_name)
-            self._defer(job_name)
-        return self._wait(job_name)
-
-    def _create(self, config: dict, job_name: str) -> str:
-        request = {**config, "TrainingJobName": job_name}
-        self.log.info("Creating training job %s", job_name)
-        try:
-            self.hook.get_conn().create_training_job(**request)
-        except self.hook.get_conn().exceptions.ResourceInUse:
-            # Another try of this task (a zombie, a concurrent clear) created it a moment ago: attach to it.
-            self.log.warning("Training job %s was created concurrently; attaching to it", job_name)
-        return job_name
-
-    def _warn_if_config_differs(self, description: dict, config: dict) -> None:
+    def warn_if_config_differs(self, description: dict, config: dict) -> None:
         existing = description.get("HyperParameters") or {}
         wanted = config.get("HyperParameters") or {}
         changed = {k for k in set(existing) | set(wanted) if existing.get(k) != wanted.get(k)}
@@ -227,85 +126,16 @@ class SageMakerRetrySafeTrainingOperator(AwsBaseOperator[SageMakerFleetHook]):
                 sorted(changed),
             )
 
-    # -- waiting -----------------------------------------------------------------------------------------
-    def _defer(self, job_name: str) -> None:
-        from sagemaker_fleet.triggers.training import TrainingJobTrigger
-
-        self.defer(
-            trigger=TrainingJobTrigger(
-                job_name,
-                poll_interval=self.check_interval,
-                timeout_seconds=self.max_wait_seconds,
-                aws_conn_id=self.aws_conn_id,
-                region_name=self.region_name,
-                verify=self.verify,
-                botocore_config=self.botocore_config,
-            ),
-            method_name="execute_complete",
-            # A backstop only: the trigger reports its own timeout with a clearer message.
-            timeout=dt.timedelta(seconds=self.max_wait_seconds + 5 * self.check_interval + 60),
-        )
-
-    def _wait(self, job_name: str) -> dict:
-        deadline = time.monotonic() + self.max_wait_seconds
-        seen = 0
-        while True:
-            description = self.hook.describe_training_job(job_name)
-            transitions = description.get("SecondaryStatusTransitions", [])
-            for transition in transitions[seen:]:
-                self.log.info("%s: %s - %s", job_name, transition["Status"], transition.get("StatusMessage", ""))
-            seen = len(transitions)
-            if description["TrainingJobStatus"] not in NON_TERMINAL:
-                return self._finish(job_name)
-            if time.monotonic() >= deadline:
-                raise AirflowException(
-                    f"Training job {job_name} still {description['TrainingJobStatus']} after {self.max_wait_seconds} s; "
-                    "it keeps running and a retry of this task re-attaches to it"
-                )
-            time.sleep(self.check_interval)
-
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict:
-        if not event or "job_name" not in event:
-            raise AirflowException(f"Training trigger returned no usable event: {event!r}")
-        job_name = event["job_name"]
-        self._job_name = job_name
-        if event.get("status") == "success":
-            return self._finish(job_name)
-        # Re-describe: the event is a summary, the job's own FailureReason is the truth.
-        description = self.hook.describe_training_job_or_none(job_name) or {}
-        self._log_job(job_name, description)
-        reason = description.get("FailureReason")
-        raise AirflowException(
-            f"Training job {job_name} {event.get('status')}: {event.get('message')}"
-            + (f" (FailureReason: {reason})" if reason else "")
-        )
-
-    # -- finishing ---------------------------------------------------------------------------------------
-    def _finish(self, job_name: str) -> dict:
-        description = self.hook.describe_training_job(job_name)
-        self._log_job(job_name, description)
-        status = description["TrainingJobStatus"]
-        if status != "Completed":
-            raise AirflowException(
-                f"Training job {job_name} ended {status}: {description.get('FailureReason', 'no FailureReason given')}"
+    def log_progress(self, description: dict) -> None:
+        transitions = description.get("SecondaryStatusTransitions", [])
+        for transition in transitions[self._transitions_seen :]:
+            self.log.info(
+                "%s: %s - %s", description["TrainingJobName"], transition["Status"], transition.get("StatusMessage", "")
             )
-        metrics = {m["MetricName"]: float(m["Value"]) for m in description.get("FinalMetricDataList", [])}
-        billable = description.get("BillableTimeInSeconds")
-        if billable is None and description.get("TrainingStartTime") and description.get("TrainingEndTime"):
-            billable = self.hook.count_billable_seconds(
-                description["TrainingStartTime"],
-                description["TrainingEndTime"],
-                int(description.get("ResourceConfig", {}).get("InstanceCount", 1)),
-            )
-        return {
-            "job_name": job_name,
-            "model_artifact": description["ModelArtifacts"]["S3ModelArtifacts"],
-            "metrics": metrics,
-            "status": status,
-            "billable_seconds": int(billable) if billable is not None else None,
-        }
+        self._transitions_seen = len(transitions)
 
-    def _log_job(self, job_name: str, description: dict) -> None:
+    def log_finished(self, description: dict) -> None:
+        job_name = description.get("TrainingJobName", self._job_name)
         for transition in description.get("SecondaryStatusTransitions", []):
             self.log.info(
                 "%s %s: %s - %s",
@@ -316,16 +146,20 @@ class SageMakerRetrySafeTrainingOperator(AwsBaseOperator[SageMakerFleetHook]):
             )
         for metric in description.get("FinalMetricDataList", []):
             self.log.info("%s final metric %s = %s", job_name, metric["MetricName"], metric["Value"])
-        if self.print_log:
-            # The triggerer cannot stream logs into the task log, so they are printed once at the end.
-            try:
-                for line in self.hook.training_log_lines(job_name):
-                    self.log.info("%s", line)
-            except Exception as error:  # the logs are a convenience; never fail a finished job for them
-                self.log.warning("Could not read CloudWatch logs of %s: %s", job_name, error)
 
-    def on_kill(self) -> None:
-        """The task was killed while waiting on the worker: stop the job so it does not run on unowned."""
-        if self._job_name:
-            self.log.info("Stopping training job %s", self._job_name)
-            self.hook.stop_training_job(self._job_name)
+    def result(self, description: dict) -> dict:
+        metrics = {m["MetricName"]: float(m["Value"]) for m in description.get("FinalMetricDataList", [])}
+        billable = description.get("BillableTimeInSeconds")
+        if billable is None and description.get("TrainingStartTime") and description.get("TrainingEndTime"):
+            billable = self.hook.count_billable_seconds(
+                description["TrainingStartTime"],
+                description["TrainingEndTime"],
+                int(description.get("ResourceConfig", {}).get("InstanceCount", 1)),
+            )
+        return {
+            "job_name": description["TrainingJobName"],
+            "model_artifact": description["ModelArtifacts"]["S3ModelArtifacts"],
+            "metrics": metrics,
+            "status": description["TrainingJobStatus"],
+            "billable_seconds": int(billable) if billable is not None else None,
+        }

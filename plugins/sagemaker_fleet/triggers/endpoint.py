@@ -12,8 +12,6 @@ polling paths of every operator decide alike.
 
 from __future__ import annotations
 
-import asyncio
-import math
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -25,20 +23,19 @@ from airflow.providers.common.compat.sdk import AirflowException
 from airflow.triggers.base import TriggerEvent
 
 from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook
+from sagemaker_fleet.triggers.base import FIRST_POLL_DELAY_SECONDS, WaitWindow, waiter_max_attempts
 from sagemaker_fleet.utils.naming import is_valid_sagemaker_name
 
-__all__ = ["EndpointStateTrigger", "endpoint_outcome", "wait_for_endpoint", "waiter_max_attempts"]
+# FIRST_POLL_DELAY_SECONDS and waiter_max_attempts live in triggers/base.py; kept importable from here.
+__all__ = [
+    "FIRST_POLL_DELAY_SECONDS",
+    "EndpointStateTrigger",
+    "endpoint_outcome",
+    "wait_for_endpoint",
+    "waiter_max_attempts",
+]
 
 FIRST_POLL_SECONDS = 0.25
-# A trigger that fires before the scheduler has recorded the deferral makes Airflow 3.3 kill the task
-# ("Task killed!", a failed try; apache/airflow#71580). The operators describe once before deferring, so
-# a resource that is already done never defers; the triggers wait this long before their first poll.
-FIRST_POLL_DELAY_SECONDS = 5.0
-
-
-def waiter_max_attempts(timeout_seconds: float, poll_interval: float) -> int:
-    """Attempts a waiter needs to cover ``timeout_seconds`` at one describe per ``poll_interval``."""
-    return max(1, math.ceil(timeout_seconds / poll_interval) + 1)
 
 
 def backoff_delays(poll_interval: float):
@@ -125,7 +122,7 @@ def wait_for_endpoint(
         time.sleep(min(next(delays), remaining))
 
 
-class EndpointStateTrigger(AwsBaseWaiterTrigger):
+class EndpointStateTrigger(WaitWindow, AwsBaseWaiterTrigger):
     """Wait until an endpoint leaves Creating/Updating/SystemUpdating/RollingBack/Deleting.
 
     Yields one ``TriggerEvent`` with ``status`` ``success`` (InService on the expected config), ``failed``
@@ -157,21 +154,12 @@ class EndpointStateTrigger(AwsBaseWaiterTrigger):
         verify: bool | str | None = None,
         botocore_config: dict | None = None,
     ) -> None:
-        if not float(poll_interval) > 0:
-            raise ValueError(f"poll_interval must be > 0, got {poll_interval}")
-        if not float(timeout_seconds) > 0:
-            raise ValueError(f"timeout_seconds must be > 0, got {timeout_seconds}")
         # The name is put into the waiter's JMESPath acceptors: only a valid SageMaker name may go there.
         if expected_config_name is not None and not is_valid_sagemaker_name(expected_config_name):
             raise ValueError(f"expected_config_name {expected_config_name!r} is not a valid SageMaker name")
-        if not float(first_poll_delay) >= 0:
-            raise ValueError(f"first_poll_delay must be >= 0, got {first_poll_delay}")
+        attempts = self.set_wait_window(poll_interval, timeout_seconds, first_poll_delay)
         self.endpoint_name = endpoint_name
         self.expected_config_name = expected_config_name
-        self.poll_interval = float(poll_interval)
-        self.timeout_seconds = float(timeout_seconds)
-        # Never longer than the whole wait; the waiter still gets at least one attempt.
-        self.first_poll_delay = min(float(first_poll_delay), self.timeout_seconds)
         super().__init__(
             serialized_fields={"endpoint_name": endpoint_name, "expected_config_name": expected_config_name},
             waiter_name="EndpointInServiceOnConfig" if expected_config_name else "EndpointSettled",
@@ -182,8 +170,7 @@ class EndpointStateTrigger(AwsBaseWaiterTrigger):
             return_key="endpoint_name",
             return_value=endpoint_name,
             waiter_delay=self.poll_interval,  # type: ignore[arg-type]  # asyncio.sleep takes floats
-            # The first-poll delay counts against the timeout.
-            waiter_max_attempts=waiter_max_attempts(self.timeout_seconds - self.first_poll_delay, self.poll_interval),
+            waiter_max_attempts=attempts,
             aws_conn_id=aws_conn_id,
             region_name=region_name,
             verify=verify,
@@ -196,13 +183,7 @@ class EndpointStateTrigger(AwsBaseWaiterTrigger):
             {
                 "endpoint_name": self.endpoint_name,
                 "expected_config_name": self.expected_config_name,
-                "poll_interval": self.poll_interval,
-                "timeout_seconds": self.timeout_seconds,
-                "first_poll_delay": self.first_poll_delay,
-                "aws_conn_id": self.aws_conn_id,
-                "region_name": self.region_name,
-                "verify": self.verify,
-                "botocore_config": self.botocore_config,
+                **self.wait_window_fields(),
             },
         )
 
@@ -220,7 +201,7 @@ class EndpointStateTrigger(AwsBaseWaiterTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        await asyncio.sleep(self.first_poll_delay)
+        await self.first_poll_delay_elapsed()
         hook = self.hook()
         async with await hook.get_async_conn() as client:
             parameters = {"endpoint_config_name": self.expected_config_name} if self.expected_config_name else None

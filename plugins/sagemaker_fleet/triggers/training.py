@@ -1,134 +1,17 @@
-"""TrainingJobTrigger: the provider's ``SageMakerTrigger`` for training jobs, plus what it lacks.
+"""TrainingJobTrigger: :class:`~sagemaker_fleet.triggers.jobs.SageMakerJobTrigger` for training jobs.
 
-The wait itself is the provider's: its ``TrainingJobComplete`` botocore waiter run by ``AwsBaseWaiterTrigger``
-with aiobotocore in the triggerer, throttling retried by the provider's wait loop and by botocore's standard
-retry mode (:class:`~sagemaker_fleet.hooks.sagemaker.SageMakerFleetHook`). Added here:
-
-- ``on_kill``: a user who marks the deferred task failed or success, or clears it, also stops the job
-  (Airflow 3.3 calls ``BaseTrigger.on_kill`` only for such user actions, never on a triggerer restart);
-- a first-poll delay (``first_poll_delay``), so a fast job cannot fire the trigger before the scheduler has
-  recorded the deferral (apache/airflow#71580: the task is then killed and retried);
-- the wait is given in seconds (``timeout_seconds``), not as a number of attempts;
-- a timeout says that the job keeps running and that a retry re-attaches to it.
+It stays in this module so triggers serialized under ``sagemaker_fleet.triggers.training.TrainingJobTrigger``
+(deferred tasks in a running Airflow) resume after an upgrade.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
-
-from airflow.providers.amazon.aws.exceptions import WaiterMaxAttemptsError
-from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
-from airflow.triggers.base import TriggerEvent
-
-from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook
-from sagemaker_fleet.triggers.endpoint import FIRST_POLL_DELAY_SECONDS, waiter_max_attempts
+from sagemaker_fleet.triggers.jobs import DEFAULT_TIMEOUT_SECONDS, SageMakerJobTrigger
 
 __all__ = ["DEFAULT_TIMEOUT_SECONDS", "TrainingJobTrigger"]
 
-DEFAULT_TIMEOUT_SECONDS = 6 * 3600
 
+class TrainingJobTrigger(SageMakerJobTrigger):
+    """Wait until a training job is Completed, Failed or Stopped (see :class:`SageMakerJobTrigger`)."""
 
-class TrainingJobTrigger(SageMakerTrigger):
-    """Wait until a training job is Completed, Failed or Stopped.
-
-    Yields exactly one ``TriggerEvent`` with ``status`` ``success``, ``failed`` (with the job's
-    FailureReason), ``stopped``, ``timeout`` or ``error`` (the job does not exist, or DescribeTrainingJob
-    failed with an error that is not retried) and ``job_name``. The operator re-describes the job by name
-    on resume, so the event carries only what is needed to decide.
-
-    :param job_name: the training job to wait for
-    :param poll_interval: seconds between DescribeTrainingJob calls
-    :param timeout_seconds: give up (status ``timeout``) after this many seconds; the job keeps running
-    :param first_poll_delay: seconds before the first DescribeTrainingJob (counted in ``timeout_seconds``)
-    :param aws_conn_id, region_name, verify, botocore_config: same meaning as on the operator, kept so the
-        deferred half talks to the same account, region and endpoint as the worker half
-    """
-
-    def __init__(
-        self,
-        job_name: str,
-        *,
-        poll_interval: float = 5.0,
-        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
-        first_poll_delay: float = FIRST_POLL_DELAY_SECONDS,
-        aws_conn_id: str | None = "aws_default",
-        region_name: str | None = None,
-        verify: bool | str | None = None,
-        botocore_config: dict | None = None,
-    ) -> None:
-        if not float(poll_interval) > 0:
-            raise ValueError(f"poll_interval must be > 0, got {poll_interval}")
-        if not float(timeout_seconds) > 0:
-            raise ValueError(f"timeout_seconds must be > 0, got {timeout_seconds}")
-        if not float(first_poll_delay) >= 0:
-            raise ValueError(f"first_poll_delay must be >= 0, got {first_poll_delay}")
-        self.poll_interval = float(poll_interval)
-        self.timeout_seconds = float(timeout_seconds)
-        # Never longer than the whole wait; the waiter still gets at least one attempt.
-        self.first_poll_delay = min(float(first_poll_delay), self.timeout_seconds)
-        super().__init__(
-            job_name=job_name,
-            job_type="training",
-            waiter_delay=self.poll_interval,  # type: ignore[arg-type]  # asyncio.sleep takes floats
-            # The first-poll delay counts against the timeout.
-            waiter_max_attempts=waiter_max_attempts(self.timeout_seconds - self.first_poll_delay, self.poll_interval),
-            aws_conn_id=aws_conn_id,
-            region_name=region_name,
-            verify=verify,
-            botocore_config=botocore_config,
-        )
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "job_name": self.job_name,
-                "poll_interval": self.poll_interval,
-                "timeout_seconds": self.timeout_seconds,
-                "first_poll_delay": self.first_poll_delay,
-                "aws_conn_id": self.aws_conn_id,
-                "region_name": self.region_name,
-                "verify": self.verify,
-                "botocore_config": self.botocore_config,
-            },
-        )
-
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        # Not before the scheduler has recorded the deferral (apache/airflow#71580).
-        await asyncio.sleep(self.first_poll_delay)
-        async for event in super().run():
-            yield event
-
-    def hook(self) -> SageMakerFleetHook:
-        # The fleet hook: the provider's SageMakerHook with botocore's standard retry mode by default.
-        return SageMakerFleetHook(**self._hook_parameters)
-
-    def _event_from_exception(self, error: Exception) -> TriggerEvent:
-        if isinstance(error, WaiterMaxAttemptsError):
-            return TriggerEvent(
-                {
-                    "status": "timeout",
-                    "job_name": self.job_name,
-                    "message": f"Training job {self.job_name} still running after {self.timeout_seconds:.0f} s "
-                    "(it keeps running; a retry of the task re-attaches to it)",
-                }
-            )
-        return super()._event_from_exception(error)  # type: ignore[arg-type]
-
-    async def on_kill(self) -> None:
-        """The user killed the deferred task (mark failed/success, clear): stop the job too."""
-        from botocore.exceptions import ClientError
-
-        hook = self.hook()
-        async with await hook.get_async_conn() as client:
-            try:
-                await client.stop_training_job(TrainingJobName=self.job_name)
-            except ClientError as error:
-                # Stopping a job that already ended is a ValidationException; nothing is left to stop.
-                if error.response.get("Error", {}).get("Code") != "ValidationException":
-                    raise
-                self.log.info("Training job %s was not running: %s", self.job_name, error)
-                return
-        self.log.info("Asked SageMaker to stop training job %s", self.job_name)
+    job_type = "training"
