@@ -22,6 +22,7 @@ BENCHMARKS = [
     "bench.bench_durability",
     "bench.bench_processing",
     "bench.bench_script_mode",
+    "bench.bench_script_serving",
 ]
 RESULTS = Path(__file__).resolve().parent / "results.json"
 

@@ -200,15 +200,17 @@ def delete_tags(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
 # -- models -------------------------------------------------------------------------------------------
 def _check_container(ctx: RequestContext, container: dict[str, Any], member: str) -> dict[str, Any]:
     from .algorithms import UnsupportedImageError, algorithm_for_image
+    from .serving.script_mode import script_source
 
     image = container.get("Image")
     if not image:
         raise constraint_error(None, f"{member}.image", "Member must not be null")
-    try:
-        algorithm_for_image(image)
-    except UnsupportedImageError as exc:
-        raise validation_error(f"Requested image {image} not found. {exc}") from exc
     mode = container.get("Mode", "SingleModel")
+    if script_source({**container, "Mode": mode}, member) is None:  # script mode: the scikit-learn images
+        try:
+            algorithm_for_image(image)
+        except UnsupportedImageError as exc:
+            raise validation_error(f"Requested image {image} not found. {exc}") from exc
     if mode not in ("SingleModel", "MultiModel"):
         raise constraint_error(mode, f"{member}.mode", "Member must satisfy enum value set: [SingleModel, MultiModel]")
     data_url = container.get("ModelDataUrl")

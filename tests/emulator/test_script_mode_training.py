@@ -389,3 +389,22 @@ def test_a_shell_entry_point_gets_its_arguments_and_python3_is_the_emulators(sm,
     files = read_model_tar(s3, job["ModelArtifacts"]["S3ModelArtifacts"])
     assert files["args.txt"] == b"--depth 4 --mode fast\n"
     assert Path(files["python.txt"].decode().strip()).resolve() == Path(sys.executable).resolve()
+
+
+def test_the_providers_training_operator_runs_a_script_mode_job(emulator, s3, data) -> None:
+    """The Amazon provider's SageMakerTrainingOperator, unchanged, with the config the SDK's SKLearn estimator
+    builds for the seed's script; the task returns the described job, its model in S3."""
+    from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTrainingOperator
+
+    name = unique("provider-sklearn")
+    source = _upload_source(s3, name, {"sklearn_rf.py": (SCRIPTS / "sklearn_rf.py").read_text()})
+    train = SageMakerTrainingOperator(
+        task_id="train",
+        config=script_request(name, "sklearn_rf.py", source, {"train": data["train"]}, {"n_estimators": 10}),
+        wait_for_completion=True,
+        print_log=False,
+        check_interval=1,
+    )
+    result = train.execute(context={})
+    assert result["Training"]["TrainingJobStatus"] == "Completed"
+    assert "model.joblib" in read_model_tar(s3, result["Training"]["ModelArtifacts"]["S3ModelArtifacts"])

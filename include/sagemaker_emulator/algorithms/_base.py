@@ -13,6 +13,11 @@ class Predictor:
 
     algorithm: str = ""
     feature_count: int | None = None
+    # False when invoke blocks on another process (script mode): the runtime then calls it from a thread.
+    inline: bool = True
 
     def invoke(self, body: bytes, content_type: str | None, accept: str | None, multi_model: bool) -> tuple[bytes, str]:
         raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the predictor holds (script mode: stop its worker processes). Idempotent."""

@@ -79,16 +79,21 @@ def _within_space(scratch: str) -> Callable[[tarfile.TarInfo, str], tarfile.TarI
     return check
 
 
+def extract_archive(raw: bytes, dest: str | Path, source: str) -> None:
+    """Untar a .tar.gz held in memory into ``dest`` (files and directories only, inside ``dest``)."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(raw), mode="r:*") as tar:
+            tar.extractall(dest, filter=_within_space(str(dest)))
+    except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
+        raise ModelInvocationError(
+            500, f"Unable to load model: {source} is not a readable model.tar.gz archive ({exc})."
+        ) from None
+
+
 def load_archive(raw: bytes, source: str, version: str | None = None) -> Predictor:
     """Untar a model.tar.gz held in memory into a scratch directory and load it like the container."""
     with tempfile.TemporaryDirectory(prefix="sm-model-", dir=_TMP_ROOT) as tmp:
-        try:
-            with tarfile.open(fileobj=io.BytesIO(raw), mode="r:*") as tar:
-                tar.extractall(tmp, filter=_within_space(tmp))
-        except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
-            raise ModelInvocationError(
-                500, f"Unable to load model: {source} is not a readable model.tar.gz archive ({exc})."
-            ) from None
+        extract_archive(raw, tmp, source)
         try:
             return load_predictor(Path(tmp), version)
         except ModelInvocationError as exc:
@@ -186,6 +191,11 @@ class Variant:
 
     def target_url(self, target: str) -> str:
         return f"s3://{self._bucket}/{self._prefix}{target}"
+
+    def close(self) -> None:
+        """Stop what serves this variant (script mode: its worker processes)."""
+        if self.predictor is not None:
+            self.predictor.close()
 
     def load_target(self, target: str) -> Predictor:
         """Download and load one TargetModel (runs in a thread)."""
