@@ -23,6 +23,7 @@ BENCHMARKS = [
     "bench.bench_processing",
     "bench.bench_script_mode",
     "bench.bench_script_serving",
+    "bench.bench_transform",
 ]
 RESULTS = Path(__file__).resolve().parent / "results.json"
 

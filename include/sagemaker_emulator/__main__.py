@@ -49,6 +49,12 @@ def parse_args(argv: list[str] | None = None) -> EmulatorConfig:
         help="concurrent processing jobs before ResourceLimitExceeded, like an account quota",
     )
     parser.add_argument(
+        "--max-transform-instances",
+        type=int,
+        default=int(os.environ.get("EMULATOR_MAX_TRANSFORM_INSTANCES", "8")),
+        help="instances of running transform jobs before ResourceLimitExceeded, like an account quota",
+    )
+    parser.add_argument(
         "--processing-isolation",
         choices=("auto", "namespace", "lock"),
         default=os.environ.get("EMULATOR_PROCESSING_ISOLATION", "auto"),
@@ -92,6 +98,8 @@ def parse_args(argv: list[str] | None = None) -> EmulatorConfig:
         )
     if args.max_processing_jobs < 1:
         parser.error("--max-processing-jobs must be >= 1")
+    if args.max_transform_instances < 1:
+        parser.error("--max-transform-instances must be >= 1")
     return EmulatorConfig(
         host=args.host,
         port=args.port,
@@ -100,6 +108,7 @@ def parse_args(argv: list[str] | None = None) -> EmulatorConfig:
         min_transition_seconds=args.min_transition_seconds,
         max_concurrent_training_jobs=args.max_training_jobs,
         max_concurrent_processing_jobs=args.max_processing_jobs,
+        max_transform_instances=args.max_transform_instances,
         processing_isolation=args.processing_isolation,
         mme_cache_size=args.mme_cache_size,
         durability=args.durability,

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 INVOKE_PATH = re.compile(r"^/endpoints/([^/]+)/invocations$")
 CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
-RESOURCE_KINDS = ("training-job", "processing-job", "model", "endpoint-config", "endpoint")
+RESOURCE_KINDS = ("training-job", "processing-job", "transform-job", "model", "endpoint-config", "endpoint")
 JSON_11 = [(b"content-type", b"application/x-amz-json-1.1")]
 # The largest control-plane (and /_emulator) request body accepted; bigger ones are refused unread.
 MAX_CONTROL_PLANE_BODY = 1024 * 1024

@@ -28,6 +28,8 @@ class EmulatorConfig:
     max_concurrent_training_jobs: int = 8
     # The same quota for processing jobs (CreateProcessingJob beyond it answers ResourceLimitExceeded).
     max_concurrent_processing_jobs: int = 8
+    # The same for batch transform, counted in instances (a job of InstanceCount N takes N).
+    max_transform_instances: int = 8
     # How a processing script sees its own /opt/ml: "namespace" (a private mount namespace per job, root +
     # unshare), "lock" (one job at a time through /opt/ml under a machine-wide lock) or "auto" (namespace
     # when it works here, else lock).

@@ -130,7 +130,7 @@ def paged(result_key: str, items: list[dict[str, Any]], token: str | None) -> di
 
 
 # -- tags ---------------------------------------------------------------------------------------------
-TAGGABLE_KINDS = ("training-job", "processing-job", "model", "endpoint-config", "endpoint")
+TAGGABLE_KINDS = ("training-job", "processing-job", "transform-job", "model", "endpoint-config", "endpoint")
 
 
 def check_tags(tags: Any) -> list[dict[str, str]]:

@@ -14,6 +14,7 @@ from .jobs import WorkerPool
 from .processing import ProcessingRunner
 from .store import Store
 from .training import WORKER_PRELOAD, TrainingRunner
+from .transform import TransformRunner
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +35,12 @@ class Emulator:
         self.faults = FaultRegistry()
         self.serving: Any = _serving_plane(self)
         # One pool starts every job kind's workers; each runner gets only what it acts on.
-        self.workers = WorkerPool(WORKER_PRELOAD)
+        # Transform workers also parse CSV with pandas: preloaded once, not imported by every job.
+        self.workers = WorkerPool((*WORKER_PRELOAD, "pandas", "include.sagemaker_emulator.transform_worker"))
         needs = {"store": self.store, "moto": self.moto, "faults": self.faults, "config": config, "pool": self.workers}
         self.training = TrainingRunner(warm_after=getattr(self.serving, "restored", None), **needs)
         self.processing = ProcessingRunner(**needs)
+        self.transform = TransformRunner(**needs)
         self._stop = threading.Event()
         self._compactor: threading.Thread | None = None
 
@@ -45,6 +48,7 @@ class Emulator:
         self.moto.restore()
         self.training.start()
         self.processing.start()
+        self.transform.start()
         if self.serving is not None:
             self.serving.start()
         self._compactor = threading.Thread(
@@ -55,6 +59,7 @@ class Emulator:
     def shutdown(self) -> None:
         self.training.shutdown()
         self.processing.shutdown()
+        self.transform.shutdown()
         if self.serving is not None:
             self.serving.shutdown()
         self._stop.set()
@@ -72,6 +77,7 @@ class Emulator:
             "min_transition_seconds": self.config.min_transition_seconds,
             "training_jobs_in_progress": sum(1 for j in jobs if j["TrainingJobStatus"] == "InProgress"),
             "processing_jobs_in_progress": self.processing.running(),
+            "transform_jobs_in_progress": self.transform.running(),
             # How processing jobs see /opt/ml: "namespace" (private mount per job) or "lock" (one at a time).
             "processing_isolation": self.processing.isolation,
             "endpoints": len(self.store.list("endpoint")),

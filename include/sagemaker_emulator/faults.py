@@ -6,6 +6,8 @@ plus filters. Types:
 - ``training_failure``: the next matching training jobs end Failed (``name_contains``, ``reason``).
 - ``processing_failure``: the next matching processing jobs end Failed before their script runs
   (``name_contains``, ``reason``).
+- ``transform_failure``: the next matching transform jobs end Failed before any record is sent to the model
+  (``name_contains``, ``reason``).
 - ``deployment_failure``: the next matching endpoint create/update cannot load (``endpoint_name``).
 - ``throttle``: the next control-plane calls answer ThrottlingException (``operations``: list of names).
 - ``variant_latency``: adds ``latency_ms`` to a variant's answers (``endpoint_name``, ``variant_name``).
@@ -21,6 +23,7 @@ from typing import Any
 FAULT_TYPES = {
     "training_failure": {"name_contains", "reason"},
     "processing_failure": {"name_contains", "reason"},
+    "transform_failure": {"name_contains", "reason"},
     "deployment_failure": {"endpoint_name", "reason"},
     "throttle": {"operations"},
     "variant_latency": {"endpoint_name", "variant_name", "latency_ms"},

@@ -1,4 +1,4 @@
-"""What the operations of every job kind (training, processing; transform next) share: creating the record
+"""What the operations of every job kind (training, processing, transform) share: creating the record
 under the store's lock (a unique name, the account's instance quota), Describe, Stop and List with their
 status filter and paging. Each kind's module keeps what is its own: validation and the record's fields."""
 

@@ -1,4 +1,4 @@
-"""What every job kind (training, processing; transform next) shares: the runner that owns one watcher thread
+"""What every job kind (training, processing, transform) shares: the runner that owns one watcher thread
 per job, the worker pool that starts the job's process, and the log shipper that copies its output to
 CloudWatch Logs.
 

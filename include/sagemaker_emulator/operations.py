@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from . import control_plane, processing_operations, training_operations
+from . import control_plane, processing_operations, training_operations, transform_operations
 from .control_plane import Handler, RequestContext
 from .errors import AwsError
 from .shapes import check_request
@@ -44,6 +44,7 @@ OPERATIONS: dict[str, Handler] = build_table(
     control_plane.HANDLERS,
     training_operations.HANDLERS,
     processing_operations.HANDLERS,
+    transform_operations.HANDLERS,
     _endpoint_handlers(),
 )
 

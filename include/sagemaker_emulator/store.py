@@ -22,7 +22,7 @@ from typing import Any
 from .durability import Quarantine, describe_bytes, fsync_dir
 from .safe_paths import record_file_stem
 
-KINDS = ("training-job", "processing-job", "model", "endpoint-config", "endpoint", "tags")
+KINDS = ("training-job", "processing-job", "transform-job", "model", "endpoint-config", "endpoint", "tags")
 
 
 class Store:

@@ -6,14 +6,20 @@ from types import SimpleNamespace
 
 import pytest
 
-from include.sagemaker_emulator import control_plane, operations, processing_operations, training_operations
+from include.sagemaker_emulator import (
+    control_plane,
+    operations,
+    processing_operations,
+    training_operations,
+    transform_operations,
+)
 from include.sagemaker_emulator.control_plane import RequestContext
 from include.sagemaker_emulator.errors import AwsError
 from include.sagemaker_emulator.faults import FaultRegistry
 from include.sagemaker_emulator.serving import endpoints
 from include.sagemaker_emulator.shapes import operation_names
 
-MODULES = (control_plane, training_operations, processing_operations, endpoints)
+MODULES = (control_plane, training_operations, processing_operations, transform_operations, endpoints)
 
 
 def test_table_is_exactly_the_modules_handlers():
@@ -21,7 +27,7 @@ def test_table_is_exactly_the_modules_handlers():
     table = operations.OPERATIONS
     assert table == expected
     # The job kinds and endpoints are all there (a module dropped from the table would silently vanish).
-    for name in ("CreateTrainingJob", "ListProcessingJobs", "UpdateEndpoint", "AddTags", "DeleteEndpointConfig"):
+    for name in ("CreateTrainingJob", "ListProcessingJobs", "StopTransformJob", "UpdateEndpoint", "AddTags"):
         assert name in operations.OPERATIONS
 
 
