@@ -13,6 +13,7 @@ from typing import Any
 EXTRA_LINKS = (
     "sagemaker_fleet.links.sagemaker.SageMakerTrainingJobLink",
     "sagemaker_fleet.links.sagemaker.SageMakerProcessingJobLink",
+    "sagemaker_fleet.links.sagemaker.SageMakerTransformJobLink",
     "sagemaker_fleet.links.sagemaker.SageMakerEndpointLink",
     "sagemaker_fleet.links.sagemaker.MMEArtifactLink",
     "sagemaker_fleet.links.sagemaker.MMERegistryRecordLink",
@@ -36,7 +37,8 @@ def get_provider_info() -> dict[str, Any]:
         "integrations": [{"integration-name": INTEGRATION, "tags": ["aws"]}],
         "hooks": modules("hooks", ["sagemaker"]),
         "operators": modules(
-            "operators", ["ab_evaluation", "deploy", "mme", "processing", "teardown", "traffic", "training"]
+            "operators",
+            ["ab_evaluation", "deploy", "mme", "processing", "teardown", "traffic", "training", "transform"],
         ),
         "sensors": modules("sensors", ["endpoint", "mme"]),
         "triggers": modules("triggers", ["endpoint", "jobs", "training"]),

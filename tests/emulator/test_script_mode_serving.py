@@ -324,6 +324,11 @@ def test_server_stop_and_kill_leave_no_worker_and_a_restart_serves_again(tmp_pat
         assert len(workers) == 1, workers
     _wait_gone(workers)  # a clean stop
 
+    # The deployed endpoint serves from its private copies, as on AWS: the S3 objects may go.
+    with EmulatorProcess(data_dir=data_dir) as emu:
+        s3 = boto3.client("s3", endpoint_url=emu.url, region_name=REGION)
+        for key in ("sm-rf-lifeline/model.tar.gz", "sm-rf-lifeline/sourcedir.tar.gz"):
+            s3.delete_object(Bucket=BUCKET, Key=key)
     emu = EmulatorProcess(data_dir=data_dir).start()
     try:
         wait_status(boto3.client("sagemaker", endpoint_url=emu.url, region_name=REGION), "sm-rf-lifeline", "InService")
@@ -371,3 +376,48 @@ def test_predictor_for_model_serves_batch_transform_from_a_worker(tmp_path, fore
         predictor.close()
     _wait_gone([answer["pid"]])
     assert any("ready" in line for line in lines)
+
+
+def test_a_model_trained_by_the_seed_script_is_served_by_the_same_script(emulator, sm, s3, runtime, tmp_path):
+    """The notebook's path: a script-mode training job with sklearn_rf.py, then its model.tar.gz and the same
+    sourcedir.tar.gz deployed, as SKLearn(...).fit() then .deploy() do."""
+    from tests.emulator.test_script_mode_training import script_request
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(300, 5))
+    rows = np.column_stack([(x[:, 0] - x[:, 2] > 0).astype(int), x])
+    csv = "\n".join(",".join(f"{v:.6g}" for v in row) for row in rows).encode()
+    train = _upload(s3, "e2e/train/train.csv", csv)
+    code = _upload(s3, "e2e/source/sourcedir.tar.gz", _tar({"sklearn_rf.py": _script("sklearn_rf.py")}))
+    request = script_request("sm-rf-e2e", "sklearn_rf.py", code, {"train": train.rsplit("/", 1)[0] + "/"}, {})
+    request["HyperParameters"]["n_estimators"] = "15"
+    request["OutputDataConfig"]["S3OutputPath"] = f"s3://{BUCKET}/e2e/output"
+    sm.create_training_job(**request)
+    sm.get_waiter("training_job_completed_or_stopped").wait(
+        TrainingJobName="sm-rf-e2e", WaiterConfig={"Delay": 1, "MaxAttempts": 180}
+    )
+    job = sm.describe_training_job(TrainingJobName="sm-rf-e2e")
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    artifact = job["ModelArtifacts"]["S3ModelArtifacts"]
+
+    sm.create_model(
+        ModelName="sm-rf-e2e",
+        PrimaryContainer={
+            "Image": request["AlgorithmSpecification"]["TrainingImage"],
+            "ModelDataUrl": artifact,
+            "Environment": {"SAGEMAKER_PROGRAM": "sklearn_rf.py", "SAGEMAKER_SUBMIT_DIRECTORY": code},
+        },
+        ExecutionRoleArn=ROLE,
+    )
+    create_config(sm, "sm-rf-e2e", [("AllTraffic", "sm-rf-e2e", 1.0)])
+    assert deploy(sm, "sm-rf-e2e", "sm-rf-e2e")["EndpointStatus"] == "InService"
+
+    bucket, key = artifact[len("s3://") :].split("/", 1)
+    with tarfile.open(fileobj=io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read())) as tar:
+        trained = joblib.load(io.BytesIO(tar.extractfile("model.joblib").read()))
+    assert trained.n_estimators == 15  # the hyperparameter reached the script
+    features = x[:20]
+    body = "\n".join(",".join(f"{v:.6g}" for v in row) for row in features)
+    answer = runtime.invoke_endpoint(EndpointName="sm-rf-e2e", Body=body, ContentType="text/csv")
+    expected = trained.predict(np.array([[float(f"{v:.6g}") for v in row] for row in features], dtype=np.float32))
+    assert json.loads(answer["Body"].read()) == expected.tolist()

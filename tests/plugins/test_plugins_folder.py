@@ -72,5 +72,5 @@ def test_loads_from_the_plugins_folder(layout: str, tmp_path: Path) -> None:
     assert Path(report["file"]).is_relative_to(folder), report["file"]
     assert report["shadowed"] == [], f"package modules loaded as top-level plugin modules: {report['shadowed']}"
     links = plugin_links(report)
-    assert len(links) == 6 and any("SageMakerProcessingJobLink" in link for link in links), links
+    assert len(links) == 7 and any("SageMakerProcessingJobLink" in link for link in links), links
     assert any("S3ReportLink" in link for link in links), links

@@ -640,6 +640,16 @@ def test_resource_patterns_cover_the_names_the_dags_use_and_nothing_else() -> No
         # The churn_processing_pipeline's processing jobs (retry-safe names churn-..., -r1, ...).
         ("sagemaker:CreateProcessingJob", "processing-job"): ["churn-preprocessing-20261123", "churn-x-r1"],
         ("sagemaker:StopProcessingJob", "processing-job"): ["churn-preprocessing-20261123"],
+        # SageMakerRetrySafeTransformOperator's batch transform jobs of the digits, Boston A/B and churn DAGs.
+        ("sagemaker:CreateTransformJob", "transform-job"): [
+            "digits-batch-20261123",
+            "boston-score-20261123-r1",
+            "housing-ab-20261123-score",
+            "churn-score-20261123",
+        ],
+        ("sagemaker:DescribeTransformJob", "transform-job"): ["digits-batch-20261123"],
+        ("sagemaker:StopTransformJob", "transform-job"): ["churn-score-20261123"],
+        ("sagemaker:AddTags", "transform-job"): ["boston-score-20261123"],
     }
     for (action, kind), names in expected.items():
         for name in names:

@@ -72,4 +72,4 @@ def test_get_provider_info_imports_nothing_of_airflow() -> None:
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True, env=env)
     imported, name, links = json.loads(result.stdout)
     assert imported == [] and name == "airflow-provider-sagemaker-fleet"
-    assert len(links) == 6 and all(link.startswith("sagemaker_fleet.links.sagemaker.") for link in links)
+    assert len(links) == 7 and all(link.startswith("sagemaker_fleet.links.sagemaker.") for link in links)

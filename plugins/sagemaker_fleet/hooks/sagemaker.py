@@ -31,8 +31,8 @@ from botocore.exceptions import ClientError
 
 from sagemaker_fleet.utils.s3 import parse_s3_uri
 
-__all__ = ["DEFAULT_RETRIES", "FLEET_WAITERS_PATH", "SageMakerFleetHook", "fleet_waiter_names", "is_not_found",
-           "parse_s3_uri"]  # fmt: skip
+__all__ = ["DEFAULT_RETRIES", "FLEET_WAITERS_PATH", "JOB_CALLS", "JobCalls", "SageMakerFleetHook",
+           "fleet_waiter_names", "is_not_found", "parse_s3_uri"]  # fmt: skip
 
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 PROCESSING_LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
@@ -59,15 +59,47 @@ def is_not_found(error: ClientError) -> bool:
 
 
 @dataclass(frozen=True)
-class _JobType:
-    title: str  # as log lines name the kind: "Training"
+class JobCalls:
+    """One job kind's SageMaker calls, spelled out (tests/unit/test_compose_and_iam.py matches the code's
+    calls against the IAM policy by these names)."""
+
+    title: str  # as messages name the kind: "Training job"
     name_key: str  # the request member naming one job: "TrainingJobName"
+    status_key: str  # "TrainingJobStatus"
+    create: str
+    describe: str
+    stop: str
+    log_group: str
 
 
-_JOB_TYPES = {
-    "training": _JobType("Training", "TrainingJobName"),
-    "processing": _JobType("Processing", "ProcessingJobName"),
-    "transform": _JobType("Transform", "TransformJobName"),
+JOB_CALLS = {
+    "training": JobCalls(
+        "Training job",
+        "TrainingJobName",
+        "TrainingJobStatus",
+        create="create_training_job",
+        describe="describe_training_job",
+        stop="stop_training_job",
+        log_group=TRAINING_LOG_GROUP,
+    ),
+    "processing": JobCalls(
+        "Processing job",
+        "ProcessingJobName",
+        "ProcessingJobStatus",
+        create="create_processing_job",
+        describe="describe_processing_job",
+        stop="stop_processing_job",
+        log_group=PROCESSING_LOG_GROUP,
+    ),
+    "transform": JobCalls(
+        "Transform job",
+        "TransformJobName",
+        "TransformJobStatus",
+        create="create_transform_job",
+        describe="describe_transform_job",
+        stop="stop_transform_job",
+        log_group=TRANSFORM_LOG_GROUP,
+    ),
 }
 
 
@@ -190,20 +222,21 @@ class SageMakerFleetHook(SageMakerHook):
     # -- jobs (training, processing, transform) ------------------------------------------------------------
     def stop_job(self, job_type: str, name: str) -> None:
         """Ask SageMaker to stop the ``job_type`` job ``name``; a job that already finished is left alone."""
-        kind = _JOB_TYPES[job_type]
+        calls = JOB_CALLS[job_type]
         try:
-            getattr(self.get_conn(), f"stop_{job_type}_job")(**{kind.name_key: name})
+            getattr(self.get_conn(), calls.stop)(**{calls.name_key: name})
         except ClientError as error:
             message = error.response.get("Error", {}).get("Message", "")
             if error.response.get("Error", {}).get("Code") == "ValidationException" and "status" in message.lower():
-                self.log.info("%s job %s is not running, nothing to stop: %s", kind.title, name, message)
+                self.log.info("%s %s is not running, nothing to stop: %s", calls.title, name, message)
                 return
             raise
 
     def describe_job_or_none(self, job_type: str, name: str) -> dict | None:
         """The ``job_type`` job ``name``'s description, or None when there is no such job."""
+        calls = JOB_CALLS[job_type]
         try:
-            return getattr(self.get_conn(), f"describe_{job_type}_job")(**{_JOB_TYPES[job_type].name_key: name})
+            return getattr(self.get_conn(), calls.describe)(**{calls.name_key: name})
         except ClientError as error:
             if is_not_found(error):
                 return None

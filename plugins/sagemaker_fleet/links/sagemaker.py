@@ -30,6 +30,7 @@ __all__ = [
     "SageMakerEndpointLink",
     "SageMakerProcessingJobLink",
     "SageMakerTrainingJobLink",
+    "SageMakerTransformJobLink",
 ]
 
 _SAGEMAKER_CONSOLE = BASE_AWS_CONSOLE_LINK + "/sagemaker/home?region={region_name}#/{section}/{name}"
@@ -108,6 +109,16 @@ class SageMakerProcessingJobLink(_SageMakerResourceLink):
     key = "sagemaker_fleet_processing_job"
     kind = "processing-job"
     section = "processing-jobs"
+
+
+class SageMakerTransformJobLink(_SageMakerResourceLink):
+    """Link to the batch transform job a task started or re-attached to (the provider's link of the same name
+    lacks the emulator form)."""
+
+    name = "SageMaker Transform Job"
+    key = "sagemaker_fleet_transform_job"
+    kind = "transform-job"
+    section = "transform-jobs"
 
 
 class SageMakerEndpointLink(_SageMakerResourceLink):

@@ -32,7 +32,7 @@ from airflow.exceptions import AirflowException
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 
-from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook
+from sagemaker_fleet.hooks.sagemaker import JOB_CALLS, SageMakerFleetHook
 from sagemaker_fleet.utils.config import default_deferrable
 from sagemaker_fleet.utils.tags import merge_tags, run_tags
 
@@ -122,7 +122,7 @@ class SageMakerRetrySafeJobOperator(AwsBaseOperator[SageMakerFleetHook]):
     @property
     def title(self) -> str:
         """``Training job``, as messages name the kind."""
-        return f"{self.job_type.capitalize()} job"
+        return JOB_CALLS[self.job_type].title
 
     def prepare_config(self, config: Any) -> dict:
         """A checked copy of the rendered request; ValueError (before any call) when it is unusable."""
@@ -149,7 +149,9 @@ class SageMakerRetrySafeJobOperator(AwsBaseOperator[SageMakerFleetHook]):
         return getattr(self.hook, f"describe_{self.job_type}_job_or_none")(job_name)
 
     def describe(self, job_name: str) -> dict:
-        return getattr(self.hook, f"describe_{self.job_type}_job")(job_name)
+        # The provider hook's describe_<kind>_job (a plain describe call; the training one also prints logs
+        # when asked, which the operator does itself at the end).
+        return getattr(self.hook, JOB_CALLS[self.job_type].describe)(job_name)
 
     def log_lines(self, job_name: str) -> Any:
         return getattr(self.hook, f"{self.job_type}_log_lines")(job_name)
@@ -219,7 +221,7 @@ class SageMakerRetrySafeJobOperator(AwsBaseOperator[SageMakerFleetHook]):
         self.log.info("Creating %s %s", self.title.lower(), job_name)
         client = self.hook.get_conn()
         try:
-            getattr(client, f"create_{self.job_type}_job")(**{**config, self.name_key: job_name})
+            getattr(client, JOB_CALLS[self.job_type].create)(**{**config, self.name_key: job_name})
         except client.exceptions.ResourceInUse:
             # Another try of this task (a zombie, a concurrent clear) created it a moment ago: attach to it.
             self.log.warning("%s %s was created concurrently; attaching to it", self.title, job_name)

@@ -25,7 +25,7 @@ from airflow.providers.amazon.aws.exceptions import WaiterMaxAttemptsError
 from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
 from airflow.triggers.base import TriggerEvent
 
-from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook
+from sagemaker_fleet.hooks.sagemaker import JOB_CALLS, SageMakerFleetHook
 from sagemaker_fleet.triggers.base import FIRST_POLL_DELAY_SECONDS, WaitWindow
 
 __all__ = ["DEFAULT_TIMEOUT_SECONDS", "ProcessingJobTrigger", "SageMakerJobTrigger", "TransformJobTrigger"]
@@ -77,7 +77,7 @@ class SageMakerJobTrigger(WaitWindow, SageMakerTrigger):
 
     @property
     def title(self) -> str:
-        return f"{self.job_type.capitalize()} job"
+        return JOB_CALLS[self.job_type].title
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -111,10 +111,10 @@ class SageMakerJobTrigger(WaitWindow, SageMakerTrigger):
         from botocore.exceptions import ClientError
 
         hook = self.hook()
-        name_key = self._get_waiter_arg_name(self.job_type)
+        calls = JOB_CALLS[self.job_type]
         async with await hook.get_async_conn() as client:
             try:
-                await getattr(client, f"stop_{self.job_type}_job")(**{name_key: self.job_name})
+                await getattr(client, calls.stop)(**{calls.name_key: self.job_name})
             except ClientError as error:
                 # Stopping a job that already ended is a ValidationException; nothing is left to stop.
                 if error.response.get("Error", {}).get("Code") != "ValidationException":
