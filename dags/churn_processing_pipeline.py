@@ -21,7 +21,7 @@ built-in algorithm and your own script in a framework image) run side by side. O
    deferrable, pool `sagemaker_training` (1 slot per instance).
 6. **model_xgboost** / **model_random_forest** -> **transform_xgboost** / **transform_random_forest**: each
    model scores the test set by batch transform (`InputFilter $[1:]`, `JoinSource Input`, `OutputFilter
-   $[0,-1]`: label and score side by side).
+   $[0,-1]`: label and score side by side). Retry-safe, deferrable.
 7. **report**: accuracy, AUC and the confusion matrix of each model, JSON and a PNG (ROC curves and both
    confusion matrices) in S3; the winner (higher AUC, then accuracy); a summary in the task log.
 8. **endpoint_spec** -> **deploy_best** -> **smoke_test** (when `deploy_best`): the winner behind an endpoint
@@ -50,7 +50,6 @@ import logging
 import os
 from typing import Any
 
-from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTransformOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
 from include.churn.pipeline import (
@@ -68,6 +67,7 @@ from sagemaker_fleet.operators.deploy import SageMakerDeployEndpointOperator
 from sagemaker_fleet.operators.processing import SageMakerRetrySafeProcessingOperator
 from sagemaker_fleet.operators.teardown import SageMakerTeardownOperator
 from sagemaker_fleet.operators.training import SageMakerRetrySafeTrainingOperator
+from sagemaker_fleet.operators.transform import SageMakerRetrySafeTransformOperator
 from sagemaker_fleet.run_settings import environment_setting
 from sagemaker_fleet.run_settings import run_date as run_date_of
 
@@ -292,7 +292,7 @@ def churn_processing_pipeline() -> None:
         for key, result in (("xgboost", xgboost_transform), ("random_forest", random_forest_transform)):
             scored = read_transform_scores(s3, plan, key)
             evaluations[key] = evaluate_scores(scored["labels"], scored["scores"])
-            transforms[key] = {"job_name": _transform_job_name(result), "objects": scored["objects"]}
+            transforms[key] = {"job_name": result["TransformJobName"], "objects": scored["objects"]}
         result = build_report(
             plan, data=data, processing=processing, trainings={"xgboost": xgboost_training,
             "random_forest": random_forest_training}, transforms=transforms, evaluations=evaluations,
@@ -365,15 +365,12 @@ def churn_processing_pipeline() -> None:
         )
         preprocess >> trained[key]
         registered[key] = register_model.override(task_id=f"model_{key}")(plan, key, trained[key].output)
-        # Until the retry-safe transform operator lands, the provider's: a retry after a failed job starts a
-        # timestamped new job writing the same output prefix (harmless: the output is replaced, not added to).
-        transformed[key] = SageMakerTransformOperator(
+        transformed[key] = SageMakerRetrySafeTransformOperator(
             task_id=f"transform_{key}",
             config=inputs[f"{key}_transform_config"],
+            tags={"model": key},
             check_interval=CHECK_INTERVAL,
-            max_attempts=MAX_WAIT_SECONDS // CHECK_INTERVAL,
-            max_ingestion_time=MAX_WAIT_SECONDS,
-            check_if_model_exists=False,
+            max_wait_seconds=MAX_WAIT_SECONDS,
         )
         registered[key] >> transformed[key]
     reported = report(
@@ -407,14 +404,6 @@ def churn_processing_pipeline() -> None:
     # A teardown of the setup that names the resources: it runs (all_done) once that setup succeeded, whatever
     # failed in between; the run's state comes from the work tasks.
     teardown.as_teardown(setups=resources)
-
-
-def _transform_job_name(result: Any) -> str | None:
-    """The job name from either transform operator's XCom: the provider's {"Transform": {...}} or a describe."""
-    if not isinstance(result, dict):
-        return None
-    description = result.get("Transform", result)
-    return description.get("TransformJobName") if isinstance(description, dict) else None
 
 
 churn_processing_pipeline()

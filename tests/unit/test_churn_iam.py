@@ -13,6 +13,8 @@ def test_the_churn_dags_names_are_granted_and_nothing_beside_them() -> None:
     expected = {
         ("sagemaker:CreateProcessingJob", "processing-job"): [plan["processing_job_name"] + "-r2"],
         ("sagemaker:CreateTrainingJob", "training-job"): [plan["training_job_names"][k] + "-r1" for k in MODELS],
+        ("sagemaker:CreateTransformJob", "transform-job"): [plan["transform_job_names"][k] + "-r1" for k in MODELS],
+        ("sagemaker:StopTransformJob", "transform-job"): list(plan["transform_job_names"].values()),
         ("sagemaker:CreateModel", "model"): list(plan["model_names"].values()),
         ("sagemaker:DeleteModel", "model"): list(plan["model_names"].values()),
         ("sagemaker:CreateEndpointConfig", "endpoint-config"): [plan["endpoint_config_name"]],
