@@ -23,6 +23,7 @@ passes are done), ``scale.mme_p50_ms`` / ``scale.mme_p99_ms``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -51,6 +52,8 @@ BUCKET = "bench-scale"
 _TOWNS = ("Springfield", "Riverside", "Franklin", "Greenville", "Bristol", "Clinton", "Fairview", "Salem",
           "Madison", "Georgetown")  # fmt: skip
 FIRST_DATE = dt.date(2026, 5, 1)
+# How often a run's task-instance states are printed while the bench waits for it.
+PROGRESS_EVERY_S = 120
 
 
 def location_names(count: int) -> list[str]:
@@ -112,11 +115,22 @@ def run_nightly(stack: LocalAirflow, locations: list[str], day: dt.date, houses:
     )
     run_id = run["dag_run_id"]
     quoted = urllib.parse.quote(run_id, safe="")
-    state = stack.wait_until(
-        f"run {run_id} ({len(locations)} locations)",
-        lambda: (s := stack.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{quoted}")["state"]) in ("success", "failed") and s,
-        timeout,
-    )
+    progress = {"next": time.perf_counter() + PROGRESS_EVERY_S}
+
+    def finished() -> str | None:
+        state = stack.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{quoted}")["state"]
+        if time.perf_counter() >= progress["next"]:
+            progress["next"] += PROGRESS_EVERY_S
+            with contextlib.suppress(sqlite3.Error):  # a progress line is not worth failing the run for
+                states = task_outcomes(stack.home / "airflow.db", run_id)["states"]
+                print(f"    {time.perf_counter() - started:.0f} s: task instances {states}", flush=True)
+        return state if state in ("success", "failed") else None
+
+    try:
+        state = stack.wait_until(f"run {run_id} ({len(locations)} locations)", finished, timeout)
+    except RuntimeError:
+        print(f"    gave up after {timeout:.0f} s: {task_outcomes(stack.home / 'airflow.db', run_id)['states']}")
+        raise
     wall = time.perf_counter() - started
     return {
         "run_id": run_id,

@@ -15,15 +15,11 @@ from typing import Any
 
 from .control_plane import Handler, RequestContext, check_tags, now
 from .errors import validation_error
+from .framework_images import sklearn_image_version, sklearn_versions
 from .job_operations import JobOperations
 from .processing import PROCESSING, local_relative
 from .validation import check_name, check_role, require, split_s3_uri
 
-SKLEARN_VERSIONS = ("0.20.0", "0.23-1", "1.0-1", "1.2-1", "1.4-2", "1.4-2-py312", "1.9-0")
-SKLEARN_IMAGE = re.compile(
-    r"(^|/)sagemaker-scikit-learn:(?P<version>" + "|".join(re.escape(v) for v in SKLEARN_VERSIONS) + r")"
-    r"(-arm64)?(-cpu-py3)?$"
-)
 PYTHON_IMAGE = re.compile(r"(^|/)python(:[A-Za-z0-9_.\-]+)?$")
 
 PROCESSING_JOBS = JobOperations(
@@ -54,14 +50,14 @@ PROCESSING_JOBS = JobOperations(
 
 def image_kind(image: str) -> str:
     """ "sklearn-<version>" or "python" for the images processing jobs run; ValidationException otherwise."""
-    match = SKLEARN_IMAGE.search(image)
-    if match:
-        return f"sklearn-{match.group('version')}"
+    version = sklearn_image_version(image)
+    if version:
+        return f"sklearn-{version}"
     if PYTHON_IMAGE.search(image):
         return "python"
     raise validation_error(
         f"Requested image {image} not found. The local emulator runs processing jobs in the scikit-learn images "
-        f"(sagemaker-scikit-learn:{{{', '.join(SKLEARN_VERSIONS)}}}[-cpu-py3]) or a plain Python image "
+        f"(sagemaker-scikit-learn:{{{', '.join(sklearn_versions())}}}[-cpu-py3]) or a plain Python image "
         "(repository named python, e.g. python:3.11)."
     )
 

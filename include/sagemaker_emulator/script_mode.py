@@ -37,12 +37,12 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+from .framework_images import sklearn_image_version
 from .jobs import Failed
 
 SCRIPT = "script"  # the ``_algorithm`` of a script-mode training job
 CONTAINER_ROOT = "/opt/ml"
 # Used when sagemaker-core (whose image config lists the versions) is not installed: its 2.27.0 list.
-_SKLEARN_VERSIONS_FALLBACK = ("0.20.0", "0.23-1", "1.0-1", "1.2-1", "1.4-2", "1.4-2-py312", "1.9-0")
 _XGBOOST_IMAGE = re.compile(r"(^|/)sagemaker-xgboost:(?P<version>\d+\.\d+-\d+)(-.*)?$")
 # What SM_FRAMEWORK_MODULE says in each image (its SAGEMAKER_TRAINING_MODULE).
 FRAMEWORK_MODULES = {
@@ -73,28 +73,11 @@ def decode_hyperparameters(raw: dict[str, str]) -> dict[str, Any]:
     return decoded
 
 
-@functools.lru_cache(maxsize=1)
-def sklearn_versions() -> tuple[str, ...]:
-    """Every scikit-learn training image version in sagemaker-core's image config."""
-    try:
-        from include.sagemaker_images import framework_versions
-
-        return tuple(framework_versions("sklearn", "training"))
-    except (ModuleNotFoundError, OSError, ValueError):
-        return _SKLEARN_VERSIONS_FALLBACK
-
-
-@functools.lru_cache(maxsize=1)
-def _sklearn_image() -> re.Pattern[str]:
-    versions = "|".join(re.escape(v) for v in sorted(sklearn_versions(), key=len, reverse=True))
-    return re.compile(r"(^|/)sagemaker-scikit-learn:(?P<version>" + versions + r")(-arm64)?(-cpu-py3)?$")
-
-
 def framework_for(image: str, hyperparameters: dict[str, str]) -> tuple[str, str] | None:
     """("sklearn" | "xgboost", image version) when the job runs a user's script, else None."""
-    match = _sklearn_image().search(image or "")
-    if match:
-        return "sklearn", match.group("version")
+    version = sklearn_image_version(image)
+    if version:
+        return "sklearn", version
     match = _XGBOOST_IMAGE.search(image or "")
     if match and "sagemaker_program" in hyperparameters:
         return "xgboost", match.group("version")

@@ -10,6 +10,7 @@ from . import script_mode
 from .aws import MissingObject
 from .control_plane import Handler, RequestContext, check_tags, now
 from .errors import constraint_error, not_found, validation_error
+from .framework_images import sklearn_versions
 from .job_operations import JobOperations
 from .training import STATUS_MESSAGES, TRAINING
 from .validation import check_name, check_role, require, split_s3_uri
@@ -111,7 +112,7 @@ def create_training_job(ctx: RequestContext, body: dict[str, Any]) -> dict[str, 
         except UnsupportedImageError as exc:
             raise validation_error(
                 f"Requested image {image} not found. {exc} Script mode: sagemaker-scikit-learn:<"
-                f"{'|'.join(script_mode.sklearn_versions())}>[-cpu-py3], or sagemaker-xgboost with the "
+                f"{'|'.join(sklearn_versions())}>[-cpu-py3], or sagemaker-xgboost with the "
                 "hyperparameter sagemaker_program."
             ) from exc
     input_mode = require(spec, "TrainingInputMode")

@@ -13,8 +13,8 @@ from botocore.exceptions import WaiterError
 
 from tests.emulator.helpers import ROLE_ARN
 
-SCRIPTS = Path(__file__).parent / "processing_scripts"
-CHURN_SCRIPT = SCRIPTS / "churn_preprocessing.py"
+# The notebook's preprocessing.py as the churn DAG ships it (one copy, in include/churn/scripts).
+CHURN_SCRIPT = Path(__file__).resolve().parents[2] / "include" / "churn" / "scripts" / "preprocessing.py"
 SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:{version}-cpu-py3"
 STATES = ["KS", "OH", "NJ", "OK", "AL", "MA", "MO", "LA", "WV", "IN", "RI", "IA", "MT", "NY", "ID", "VT"]
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from include.sagemaker_emulator import script_mode
+from include.sagemaker_emulator.framework_images import sklearn_versions
 from include.sagemaker_emulator.jobs import Failed
 
 
@@ -41,10 +42,10 @@ def test_command_uses_the_emulators_interpreter(program: str, expected: list[str
 def test_framework_for_knows_every_sklearn_version_and_xgboost_framework_mode() -> None:
     from include.sagemaker_images import image_uri
 
-    for version in script_mode.sklearn_versions():
+    for version in sklearn_versions():
         uri = image_uri("sklearn", "us-east-1", version, py_version="py3")
         assert script_mode.framework_for(uri, {}) == ("sklearn", version)
-    assert "0.20.0" in script_mode.sklearn_versions() and "1.9-0" in script_mode.sklearn_versions()
+    assert "0.20.0" in sklearn_versions() and "1.9-0" in sklearn_versions()
     xgb = image_uri("xgboost", "eu-west-1", "1.7-1")
     assert script_mode.framework_for(xgb, {"sagemaker_program": '"t.py"'}) == ("xgboost", "1.7-1")
     assert script_mode.framework_for(xgb, {"num_round": "5"}) is None  # algorithm mode

@@ -35,7 +35,7 @@ from typing import Any
 
 from ..algorithms import ModelInvocationError, Predictor
 from ..errors import validation_error
-from ..processing_operations import SKLEARN_IMAGE
+from ..framework_images import sklearn_image_version
 from ..validation import split_s3_uri
 from .runtime import extract_archive
 from .script_worker import recv_message, send_message
@@ -59,7 +59,7 @@ _LIVE: weakref.WeakSet[ScriptModePredictor] = weakref.WeakSet()
 
 
 def is_script_image(image: str | None) -> bool:
-    return bool(image) and SKLEARN_IMAGE.search(image or "") is not None
+    return sklearn_image_version(image) is not None
 
 
 @dataclass(frozen=True)

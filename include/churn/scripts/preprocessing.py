@@ -1,7 +1,11 @@
 """The seed overview notebook's preprocessing.py, modernised for scikit-learn >= 1.2 (the three calls the
 notebook's 0.20 API spelled differently: make_column_transformer takes (transformer, columns), OneHotEncoder's
-``sparse`` became ``sparse_output``, ``get_feature_names`` became ``get_feature_names_out``). The paths stay
-hard-coded, as in the notebook."""
+``sparse`` became ``sparse_output``, ``get_feature_names`` became ``get_feature_names_out``) and pandas 2/3 (the
+labels are inserted by value, not by index). The paths stay hard-coded, as in the notebook.
+
+One addition: ``--no-header`` writes train.csv and test.csv without their header row. The notebook writes the
+header, but SageMaker's built-in XGBoost and the notebook's own sklearn_rf.py (``header=None``) read label-first
+CSV without one, so the churn DAG passes it."""
 
 import argparse
 import os
@@ -17,6 +21,7 @@ from sklearn.preprocessing import LabelBinarizer, OneHotEncoder
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--train-test-split-ratio", type=float, default=0.3)
+    parser.add_argument("--no-header", action="store_true", help="write the CSVs without their header row")
     args, _ = parser.parse_known_args()
 
     print(f"Received arguments {args}")
@@ -85,7 +90,7 @@ if __name__ == "__main__":
     test_output_path = os.path.join("/opt/ml/processing/test", "test.csv")
 
     print(f"Saving training features to {train_output_path}")
-    train_df.to_csv(train_output_path, header=True, index=False)
+    train_df.to_csv(train_output_path, header=not args.no_header, index=False)
 
     print(f"Saving test features to {test_output_path}")
-    test_df.to_csv(test_output_path, header=True, index=False)
+    test_df.to_csv(test_output_path, header=not args.no_header, index=False)
