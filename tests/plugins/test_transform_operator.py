@@ -204,7 +204,7 @@ def migrated_home(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 def test_provider_transform_operator_sync_model_path_deferrable_sensor_and_ours(
     emulator, sm, s3, xgb_model, migrated_home, tmp_path
 ) -> None:
-    names = {kind: unique(f"prov-tr-{kind}") for kind in ("sync", "with_model", "sensed", "ours")}
+    names = {kind: unique(f"prov-tr-{kind.replace('_', '-')}") for kind in ("sync", "with_model", "sensed", "ours")}
     # Enough rows that the deferrable tasks find their jobs running and really defer.
     rows = {
         kind: upload_rows(s3, name, rows=20000 if kind in ("with_model", "ours") else 50)
