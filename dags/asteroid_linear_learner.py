@@ -46,12 +46,12 @@ from airflow.sdk import Param, dag, get_current_context, task
 
 from include.asteroids.pipeline import (
     DEFAULTS,
-    INSTANCE_TYPE_PATTERN,
     MAX_ROWS,
     MIN_ROWS,
     PREDICTOR_TYPES,
     TRAINING_INSTANCE_COUNT,
 )
+from include.project_settings import INSTANCE_TYPE_PATTERN
 from sagemaker_fleet.operators.deploy import SageMakerDeployEndpointOperator
 from sagemaker_fleet.operators.teardown import SageMakerTeardownOperator
 from sagemaker_fleet.operators.training import SageMakerRetrySafeTrainingOperator

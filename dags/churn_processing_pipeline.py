@@ -54,7 +54,6 @@ from airflow.sdk import Param, dag, get_current_context, task
 
 from include.churn.pipeline import (
     DEFAULTS,
-    INSTANCE_TYPE_PATTERN,
     MAX_ROWS,
     MAX_SPLIT,
     MAX_TREES,
@@ -63,6 +62,7 @@ from include.churn.pipeline import (
     MIN_TREES,
     TRAINING_INSTANCE_COUNT,
 )
+from include.project_settings import INSTANCE_TYPE_PATTERN
 from sagemaker_fleet.operators.deploy import SageMakerDeployEndpointOperator
 from sagemaker_fleet.operators.processing import SageMakerRetrySafeProcessingOperator
 from sagemaker_fleet.operators.teardown import SageMakerTeardownOperator

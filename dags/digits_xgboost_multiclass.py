@@ -50,7 +50,8 @@ from typing import Any
 
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
-from include.digits.pipeline import DEFAULTS, IMAGE_VERSIONS, INSTANCE_COUNTS, INSTANCE_TYPE_PATTERN, LIMITS
+from include.digits.pipeline import DEFAULTS, IMAGE_VERSIONS, INSTANCE_COUNTS, LIMITS
+from include.project_settings import INSTANCE_TYPE_PATTERN
 from sagemaker_fleet.operators.deploy import SageMakerDeployEndpointOperator
 from sagemaker_fleet.operators.teardown import SageMakerTeardownOperator
 from sagemaker_fleet.operators.training import SageMakerRetrySafeTrainingOperator

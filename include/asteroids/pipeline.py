@@ -18,13 +18,17 @@ collide. S3 layout (all under the bucket)::
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import io
 import json
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from include.project_settings import (
+    dated_run_prefix,
+    instance_type_problems,
+    read_settings,
+    settings_problems,
+)
 from sagemaker_fleet.utils.naming import coerce_run_date, is_valid_sagemaker_name, sagemaker_name
 from sagemaker_fleet.utils.s3 import parse_s3_uri, s3_uri
 
@@ -74,16 +78,6 @@ DEFAULTS: dict[str, Any] = {
 # Scoring sends the test rows as CSV in requests of at most this many rows (InvokeEndpoint takes <= 6 MB; a
 # row of 32 features is < 500 bytes), so the notebook's single request stays a single request at its size.
 ROWS_PER_REQUEST = 5000
-INSTANCE_TYPE_PATTERN = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
-
-# setting -> (Airflow Variable, environment variable, default): the project's bucket and execution role,
-# shared with the housing DAGs (one account, one bucket, one role; see iam/).
-ENVIRONMENT_SETTINGS: dict[str, tuple[str, str, str]] = {
-    "bucket": ("housing_bucket", "HOUSING_BUCKET", "sagemaker-fleet-local"),
-    "role_arn": ("housing_role_arn", "HOUSING_ROLE_ARN", "arn:aws:iam::123456789012:role/SageMakerExecution"),
-}
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 
 
 class InvalidParamsError(ValueError):
@@ -110,10 +104,7 @@ def validate_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
         value = merged[name]
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             problems.append(f"{name} must be an integer from {low} to {high}, got {value!r}")
-    for name in ("training_instance_type", "endpoint_instance_type"):
-        value = merged[name]
-        if not isinstance(value, str) or not INSTANCE_TYPE_PATTERN.match(value):
-            problems.append(f"{name} must be a SageMaker instance type such as ml.m5.large, got {value!r}")
+    problems += instance_type_problems(merged, ("training_instance_type", "endpoint_instance_type"))
     if problems:
         raise InvalidParamsError(problems)
     return merged
@@ -121,15 +112,8 @@ def validate_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def environment_settings(lookup: Callable[[str, str, str], str | None]) -> dict[str, str]:
     """Bucket and execution role ARN, each from ``lookup(variable, env_var, default)``; checked."""
-    values = {name: (lookup(*spec) or spec[2]).strip() for name, spec in ENVIRONMENT_SETTINGS.items()}
-    problems = []
-    if not _BUCKET.match(values["bucket"]):
-        problems.append(f"bucket {values['bucket']!r} (housing_bucket / HOUSING_BUCKET) is not a valid S3 bucket name")
-    if not _ROLE_ARN.match(values["role_arn"]):
-        problems.append(
-            f"role_arn {values['role_arn']!r} (housing_role_arn / HOUSING_ROLE_ARN) is not an IAM role ARN "
-            "(arn:aws:iam::<account>:role/<name>)"
-        )
+    values = read_settings(lookup)
+    problems = settings_problems(values)
     if problems:
         raise InvalidParamsError(problems)
     return values
@@ -137,10 +121,7 @@ def environment_settings(lookup: Callable[[str, str, str], str | None]) -> dict[
 
 def run_prefix(run_id: str, run_date: dt.date | str) -> str:
     """``asteroid-ll-20261123-1a2b3c``: the DAG's name prefix, the run's date, 6 hex digits of the run id."""
-    if not run_id:
-        raise ValueError("run_id must not be empty")
-    digest = hashlib.sha1(run_id.encode("utf-8")).hexdigest()[:6]
-    return sagemaker_name(NAME_PREFIX, coerce_run_date(run_date).strftime("%Y%m%d"), digest)
+    return dated_run_prefix(NAME_PREFIX, run_id, run_date)
 
 
 def build_plan(

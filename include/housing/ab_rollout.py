@@ -19,7 +19,6 @@ collide. S3 layout (all under the bucket)::
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -35,6 +34,7 @@ from include.housing.params import (
 )
 from include.housing.prepare import prepare_listings
 from include.housing.training import csv_training_request
+from include.project_settings import dated_run_prefix
 from sagemaker_fleet.utils.endpoint_probe import EndpointProbe, probe_loop
 from sagemaker_fleet.utils.s3 import parse_s3_uri as split_s3_uri
 from sagemaker_fleet.utils.s3 import s3_uri
@@ -111,10 +111,7 @@ def _get_text(s3: Any, uri: str) -> str:
 
 def run_prefix(dag_id: str, run_id: str, run_date: dt.date | str) -> str:
     """``har-20261123-1a2b3c``: the DAG's initials, the run's date and 6 hex digits of the run id."""
-    if not run_id:
-        raise ValueError("run_id must not be empty")
-    digest = hashlib.sha1(run_id.encode("utf-8")).hexdigest()[:6]
-    return sagemaker_name(dag_prefix(dag_id), coerce_run_date(run_date).strftime("%Y%m%d"), digest)
+    return dated_run_prefix(dag_prefix(dag_id), run_id, run_date)
 
 
 def build_plan(

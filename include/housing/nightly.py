@@ -48,6 +48,13 @@ from include.housing.naming import (
 from include.housing.params import InvalidParamsError, hyperparameters_for_sagemaker, validate_nightly_params
 from include.housing.prepare import channel_prefix, prepare_listings
 from include.housing.training import csv_training_request
+from include.project_settings import (
+    DEFAULT_BUCKET,
+    DEFAULT_ROLE_ARN,
+    PROJECT_SETTINGS,
+    read_settings,
+    settings_problems,
+)
 from sagemaker_fleet.utils.s3 import ensure_bucket, s3_uri
 from sagemaker_fleet.utils.s3 import parse_s3_uri as split_s3_uri
 
@@ -91,15 +98,12 @@ __all__ = [
 ]
 
 SYNTHETIC_SOURCE = "synthetic"
-DEFAULT_BUCKET = "sagemaker-fleet-local"
-DEFAULT_ROLE_ARN = "arn:aws:iam::123456789012:role/SageMakerExecution"
 DEFAULT_RAW_SOURCE = SYNTHETIC_SOURCE
 
 # setting -> (Airflow Variable name, environment variable, default). Environment-level values, not
 # Params: a person triggering a run does not choose the bucket or the role.
 ENVIRONMENT_SETTINGS: dict[str, tuple[str, str, str]] = {
-    "bucket": ("housing_bucket", "HOUSING_BUCKET", DEFAULT_BUCKET),
-    "role_arn": ("housing_role_arn", "HOUSING_ROLE_ARN", DEFAULT_ROLE_ARN),
+    **PROJECT_SETTINGS,
     "raw_source": ("housing_raw_source", "HOUSING_RAW_SOURCE", DEFAULT_RAW_SOURCE),
 }
 
@@ -109,9 +113,6 @@ XGBOOST_VERSION = "1.7-1"
 # Endpoint and local predictions come from the same artifact and xgboost; only float32 rounding differs.
 SMOKE_RELATIVE_TOLERANCE = 1e-5
 SMOKE_ABSOLUTE_TOLERANCE = 1e-2
-
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 
 
 class InvalidEnvironmentError(ValueError):
@@ -158,12 +159,8 @@ def environment_settings(lookup: Callable[[str, str, str], str | None]) -> dict[
     The DAG passes a lookup that tries the Airflow Variable, then the environment, then the default
     (``sagemaker-fleet-local``, the emulator's role, the synthetic feed).
     """
-    values = {name: (lookup(*spec) or spec[2]).strip() for name, spec in ENVIRONMENT_SETTINGS.items()}
-    problems = []
-    if not _BUCKET.match(values["bucket"]):
-        problems.append(f"bucket {values['bucket']!r} is not a valid S3 bucket name")
-    if not _ROLE_ARN.match(values["role_arn"]):
-        problems.append(f"role_arn {values['role_arn']!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
+    values = read_settings(lookup, ENVIRONMENT_SETTINGS)
+    problems = settings_problems(values)
     raw = values["raw_source"]
     if raw != SYNTHETIC_SOURCE:
         try:

@@ -11,12 +11,12 @@ from __future__ import annotations
 import copy
 import json
 import math
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from include.housing.locations import SEED_LOCATIONS, InvalidLocationError, validate_location, validate_locations
 from include.housing.naming import NAME_PATTERN
+from include.project_settings import INSTANCE_TYPE_PATTERN
 
 __all__ = [
     "AB_DEFAULTS",
@@ -119,7 +119,6 @@ ALGORITHM_DEFAULTS: dict[str, dict[str, Any]] = {
     "xgboost": _XGBOOST_DEFAULTS,
     "linear-learner": _LINEAR_LEARNER_DEFAULTS,
 }
-INSTANCE_TYPE_PATTERN = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 INSTANCE_TYPE_EXAMPLES = ("ml.m5.large", "ml.m5.xlarge", "ml.m5.2xlarge", "ml.c5.xlarge", "ml.c5.2xlarge")
 # The trigger forms' sections.
 SECTION_CORE, SECTION_ADVANCED, SECTION_TESTING = "Core", "Advanced", "Testing only"
