@@ -120,14 +120,18 @@ class SageMakerRetrySafeTransformOperator(SageMakerRetrySafeJobOperator):
         score = SageMakerRetrySafeTransformOperator(
             task_id="batch_score",
             config={
-                "TransformJobName": "digits-score-{{ ds_nodash }}",
-                "ModelName": "digits-{{ ds_nodash }}",
+                # A manual run may have no logical date: fall back to run_after, as the DAGs do.
+                "TransformJobName": "digits-score-{{ (logical_date or dag_run.run_after) | ds_nodash }}",
+                "ModelName": "digits-{{ (logical_date or dag_run.run_after) | ds_nodash }}",
                 "TransformInput": {
                     "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://bucket/test/"}},
                     "ContentType": "text/csv",
                     "SplitType": "Line",
                 },
-                "TransformOutput": {"S3OutputPath": "s3://bucket/scored/{{ ds }}/", "AssembleWith": "Line"},
+                "TransformOutput": {
+                    "S3OutputPath": "s3://bucket/scored/{{ (logical_date or dag_run.run_after) | ds }}/",
+                    "AssembleWith": "Line",
+                },
                 "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
             },
         )
