@@ -378,6 +378,9 @@ def housing_mme_nightly() -> None:
             pool=TRAINING_POOL,
             deferrable=True,
             check_interval=2,
+            # A location's job is small: on a warm pool (or the emulator) it ends within seconds, sooner
+            # than a deferral round trip, which would hold the training pool slot meanwhile.
+            inline_wait_seconds=15,
             map_index_template="{{ task.config['Tags'][0]['Value'] }}",
         )
         evaluation = evaluate(plan, location=location, data=prepared["data"], trained=trained.output)

@@ -214,6 +214,36 @@ def test_a_job_that_ends_before_the_deferral_returns_without_deferring(transform
     assert result["TransformJobStatus"] == "Completed"
 
 
+def test_inline_wait_returns_a_job_that_ends_within_the_window_without_deferring(transforms):
+    """``inline_wait_seconds``: a short job is watched on the worker (describes a second apart) until it ends."""
+    op = transform_operator(deferrable=True, inline_wait_seconds=5)
+
+    def create_slowish(**request: Any) -> dict:
+        transforms.created.append(request)
+        transforms.add(request["TransformJobName"], "InProgress", "InProgress", "Completed")
+        return {}
+
+    transforms.client.create_transform_job = create_slowish
+    with mock.patch.object(op, "defer") as defer, mock.patch("time.sleep") as sleep:
+        result = run(op, transforms)
+    defer.assert_not_called()
+    assert result["TransformJobStatus"] == "Completed"
+    assert [call.args[0] for call in sleep.call_args_list] == [1.0, 1.0], "one describe a second until it ended"
+
+
+def test_inline_wait_defers_a_job_still_running_at_the_end_of_the_window(transforms):
+    op = transform_operator(deferrable=True, inline_wait_seconds=0.05)
+    transforms.client.create_transform_job = lambda **request: transforms.add(request["TransformJobName"], "InProgress")
+    with pytest.raises(TaskDeferred) as deferred:
+        run(op, transforms)
+    assert isinstance(deferred.value.trigger, TransformJobTrigger)
+
+
+def test_inline_wait_must_not_be_negative():
+    with pytest.raises(ValueError, match="inline_wait_seconds must be >= 0"):
+        transform_operator(inline_wait_seconds=-1)
+
+
 def test_polling_on_the_worker_waits_until_the_job_ends(transforms):
     transforms.add("digits-score-20261123", "InProgress", "InProgress", "InProgress", "Completed")
     result = run(transform_operator(deferrable=False), transforms)

@@ -83,6 +83,8 @@ class SageMakerRetrySafeJobOperator(AwsBaseOperator[SageMakerFleetHook]):
     :param print_log: log the job's CloudWatch lines once it has ended
     :param tags: tags for the job besides the request's own ``Tags`` and the automatic ``airflow:dag_id`` and
         ``airflow:run_id`` (e.g. ``{"location": "Chicago_IL"}``)
+    :param inline_wait_seconds: deferrable only: watch the job on the worker this long before deferring
+        (0, the default, looks once); for short jobs, which end before a deferral round trip would
     """
 
     job_type: ClassVar[str]  # "training", "processing", "transform"
@@ -103,11 +105,14 @@ class SageMakerRetrySafeJobOperator(AwsBaseOperator[SageMakerFleetHook]):
         max_wait_seconds: int = 6 * 3600,
         print_log: bool = True,
         tags: dict[str, str] | None = None,
+        inline_wait_seconds: float = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if float(check_interval) <= 0:
             raise ValueError(f"check_interval must be > 0, got {check_interval}")
+        if float(inline_wait_seconds) < 0:
+            raise ValueError(f"inline_wait_seconds must be >= 0, got {inline_wait_seconds}")
         if int(max_wait_seconds) <= 0:
             raise ValueError(f"max_wait_seconds must be > 0, got {max_wait_seconds}")
         self.config = config
@@ -116,6 +121,10 @@ class SageMakerRetrySafeJobOperator(AwsBaseOperator[SageMakerFleetHook]):
         self.check_interval = float(check_interval)
         self.max_wait_seconds = int(max_wait_seconds)
         self.print_log = print_log
+        # Deferrable: how long to watch the job on the worker before deferring. A deferral costs a trip through
+        # the triggerer and the scheduler (seconds to tens of seconds on a busy scheduler) during which the
+        # task keeps its pool slot; a job that ends sooner (a warm pool, a small job) is cheaper to wait for here.
+        self.inline_wait_seconds = float(inline_wait_seconds)
         self._job_name: str | None = None
 
     # -- what a kind supplies ----------------------------------------------------------------------------
@@ -204,10 +213,10 @@ class SageMakerRetrySafeJobOperator(AwsBaseOperator[SageMakerFleetHook]):
         if status == "Completed":
             return self._finish(job_name)
         if self.deferrable:
-            # Look once more before deferring: a job that already ended returns here, without a trigger that
-            # could fire before the scheduler has recorded the deferral (apache/airflow#71580).
-            latest = self.describe_or_none(job_name)
-            if latest is not None and latest[self.status_key] not in NON_TERMINAL:
+            # Look once more before deferring (or watch for ``inline_wait_seconds``): a job that already ended
+            # returns here, without a trigger that could fire before the scheduler has recorded the deferral
+            # (apache/airflow#71580).
+            if self._ended_within(job_name, self.inline_wait_seconds):
                 return self._finish(job_name)
             self.defer(
                 trigger=self.trigger(job_name),
@@ -216,6 +225,18 @@ class SageMakerRetrySafeJobOperator(AwsBaseOperator[SageMakerFleetHook]):
                 timeout=dt.timedelta(seconds=self.max_wait_seconds + 5 * self.check_interval + 60),
             )
         return self._wait(job_name)
+
+    def _ended_within(self, job_name: str, seconds: float) -> bool:
+        """Whether the job is in a terminal state now or becomes so within ``seconds`` (polled every second)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            latest = self.describe_or_none(job_name)
+            if latest is not None and latest[self.status_key] not in NON_TERMINAL:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(1.0, left))
 
     def _create(self, config: dict, job_name: str) -> str:
         self.log.info("Creating %s %s", self.title.lower(), job_name)
