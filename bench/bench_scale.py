@@ -27,6 +27,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import signal
 import sqlite3
 import statistics
 import sys
@@ -290,6 +291,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _exit_on_sigterm(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds the with-blocks: the stack and the emulator are stopped
+
+
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     sys.exit(main())
