@@ -96,4 +96,4 @@ def _serving_plane(emulator: Emulator) -> Any:
         from .serving import ServingPlane
     except ImportError:
         return None
-    return ServingPlane(emulator)
+    return ServingPlane(config=emulator.config, store=emulator.store, faults=emulator.faults, moto=emulator.moto)

@@ -20,7 +20,10 @@ from .runtime import Route, Variant, extract_archive, instance_id, load_archive
 from .telemetry import Telemetry
 
 if TYPE_CHECKING:
-    from ..emulator import Emulator
+    from ..aws import MotoFacade
+    from ..config import EmulatorConfig
+    from ..faults import FaultRegistry
+    from ..store import Store
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +66,15 @@ def _warm_imports() -> None:
 
 
 class Deployments:
-    def __init__(self, emulator: Emulator):
-        self.emulator = emulator
-        self.config = emulator.config
-        self.store = emulator.store
-        self.faults = emulator.faults
-        self.telemetry = Telemetry(emulator.moto)
+    """Endpoint lifecycles. Receives what it needs (settings, resource store, faults, S3/CloudWatch facade),
+    not the whole emulator."""
+
+    def __init__(self, *, config: EmulatorConfig, store: Store, faults: FaultRegistry, moto: MotoFacade):
+        self.config = config
+        self.store = store
+        self.faults = faults
+        self.moto = moto
+        self.telemetry = Telemetry(moto)
         # endpoint name (lower case) -> routing table; replaced whole, never mutated.
         self.routes: dict[str, Route] = {}
         # endpoint name (lower case) -> the variants of the configuration it serves (the "blue" fleet).
@@ -313,7 +319,7 @@ class Deployments:
                 "name": variant_name,
                 "model_name": spec["ModelName"],
                 "algorithm": algorithm,
-                "moto": self.emulator.moto,
+                "moto": self.moto,
             }
             if container.get("Mode") == "MultiModel":
                 setting = (container.get("MultiModelConfig") or {}).get("ModelCacheSetting", "Enabled")
@@ -424,7 +430,7 @@ class Deployments:
     def _download_code(self, url: str, log_line: Any, variant_name: str) -> bytes:
         bucket, key = split_s3_uri(url, "SAGEMAKER_SUBMIT_DIRECTORY")
         try:
-            return self.emulator.moto.s3_get(bucket, key)
+            return self.moto.s3_get(bucket, key)
         except MissingObject:
             message = f"Failed to download the source directory {url} (SAGEMAKER_SUBMIT_DIRECTORY): no such object."
             log_line(message)
@@ -441,7 +447,7 @@ class Deployments:
         except AwsError:
             raise download_error from None
         try:
-            return self.emulator.moto.s3_get(bucket, key)
+            return self.moto.s3_get(bucket, key)
         except MissingObject:
             raise download_error from None
 
@@ -657,7 +663,7 @@ class Deployments:
         deadline = time.monotonic() + self.config.scaled(nominal)
         while True:
             if alarms:
-                states = self.emulator.moto.alarm_states(region, alarms)
+                states = self.moto.alarm_states(region, alarms)
                 fired = [a for a in alarms if states.get(a) == "ALARM"]
                 if fired:
                     return fired

@@ -8,14 +8,17 @@ from .deployments import Deployments
 from .invoke import Invoker
 
 if TYPE_CHECKING:
-    from ..emulator import Emulator
+    from ..aws import MotoFacade
+    from ..config import EmulatorConfig
+    from ..faults import FaultRegistry
+    from ..store import Store
 
 
 class ServingPlane(Deployments):
     """What the emulator holds as ``emulator.serving``: the deployments, and the invoker reading their routes."""
 
-    def __init__(self, emulator: Emulator):
-        super().__init__(emulator)
+    def __init__(self, *, config: EmulatorConfig, store: Store, faults: FaultRegistry, moto: MotoFacade):
+        super().__init__(config=config, store=store, faults=faults, moto=moto)
         self.invoker = Invoker(self.routes, self.faults, self.telemetry)
 
     async def invoke(
