@@ -123,10 +123,12 @@ def _parse_plain(data: bytes) -> tuple | None:
     is_pair = ~is_label
     if np.count_nonzero(np.frombuffer(data, dtype=np.uint8) == ord(":")) != keys.size - tokens.size:
         return None
-    indices = keys[is_pair]
-    if indices.size and (indices.min() < 0 or indices.max() >= 2**31 or not np.all(indices == np.floor(indices))):
+    as_read = keys[is_pair]
+    if as_read.size and not (as_read.min() >= 0 and as_read.max() < 2**31):  # also False for NaN
         return None
-    indices = indices.astype(np.int32)
+    indices = as_read.astype(np.int32)
+    if not np.array_equal(indices, as_read):  # "1.5:2"
+        return None
     indptr = np.zeros(tokens.size + 1, dtype=np.int64)
     np.cumsum(tokens - 1, out=indptr[1:])
     n_cols = int(indices.max()) + 1 if indices.size else 0
