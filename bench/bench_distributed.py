@@ -5,8 +5,8 @@ parts), once on one instance and once on two with ShardedByS3Key on both channel
 Keys: ``distributed.two_host_ratio`` = two-host wall time / single-host wall time (CreateTrainingJob ->
 Completed; target <= 1.5) and ``distributed.accuracy_delta_points`` = |single - two-host| test accuracy in
 points (target <= 1), both models scored locally on the same held-out rows. The jobs run interleaved
-(one host, two hosts, one host, two hosts, ... ``BENCH_DISTRIBUTED_PAIRS`` pairs, default 2) so a shared
-machine's load falls on both alike; the ratio is of the medians, the accuracy delta the largest of any pair,
+(one host, two hosts, one host, two hosts, ... ``BENCH_DISTRIBUTED_PAIRS`` pairs, default 3) so a shared
+machine's load falls on both alike; the ratio is the median of the pairs' ratios, the accuracy delta the largest of any pair,
 and ``distributed.load_average`` the highest 1-minute load average seen. ``BENCH_DISTRIBUTED_ROWS``
 (default 50,000, the issue's shape) scales the training rows down when the machine is too loaded.
 
@@ -27,7 +27,7 @@ from tests.emulator.helpers import ROLE_ARN
 BUCKET = "bench-distributed"
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
 ROWS = int(os.environ.get("BENCH_DISTRIBUTED_ROWS", "50000"))
-PAIRS = int(os.environ.get("BENCH_DISTRIBUTED_PAIRS", "2"))
+PAIRS = int(os.environ.get("BENCH_DISTRIBUTED_PAIRS", "3"))
 FEATURES = 784
 TRAIN_PARTS, VALIDATION_PARTS = 10, 5
 HYPERPARAMETERS = {"max_depth": "5", "eta": "0.2", "gamma": "4", "min_child_weight": "6", "objective": "multi:softmax",
@@ -140,7 +140,9 @@ def run() -> dict[str, float]:
                 loads.append(os.getloadavg()[0])
     single_s = statistics.median(r[0] for r in single)
     two_s = statistics.median(r[0] for r in two)
-    ratio = two_s / single_s
+    # Each pair ran back to back under about the same load: the median of the pairs' ratios.
+    pair_ratios = [b[0] / a[0] for a, b in zip(single, two, strict=True)]
+    ratio = statistics.median(pair_ratios)
     delta = max(abs(a[1] - b[1]) for a, b in zip(single, two, strict=True))
     runs_text = lambda runs: ", ".join(f"{r[0]:.1f}" for r in runs)  # noqa: E731
     print_table(
@@ -149,7 +151,11 @@ def run() -> dict[str, float]:
         [
             ("one instance", f"{single_s:.1f} s", f"runs {runs_text(single)} s; accuracy {single[0][1]:.2f} %"),
             ("two instances, ShardedByS3Key", f"{two_s:.1f} s", f"runs {runs_text(two)} s; accuracy {two[0][1]:.2f} %"),
-            ("wall-time ratio (medians)", f"{ratio:.2f}", "target <= 1.5"),
+            (
+                "wall-time ratio (median of pairs)",
+                f"{ratio:.2f}",
+                f"pairs {', '.join(f'{r:.2f}' for r in pair_ratios)}; target <= 1.5",
+            ),
             ("accuracy delta (largest)", f"{delta:.2f} points", "target <= 1"),
         ],
     )
