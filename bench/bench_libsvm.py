@@ -17,7 +17,7 @@ from bench.common import median, print_table
 
 ROWS = 20_000
 FEATURES = 784
-REPEATS = 5
+REPEATS = 7
 TARGET = 0.5
 
 
