@@ -68,3 +68,41 @@ def test_bad_libsvm_names_file_and_line(tmp_path: pathlib.Path, text: str, messa
     with pytest.raises(AlgorithmClientError, match="channel 'train', file 'part-1'") as info:
         _data.load_libsvm([_write(tmp_path, "part-1", text)], "train", tmp_path)
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "3 1:2 4:0.5\n7 0:1e-3 5:+2\n",
+        "3\t1:2\r\n4  2:3 \n",  # tabs, CRLF, runs of spaces, a trailing space: counted line by line
+        " 3 1:2\n\n\n4 0:1",  # a leading space, blank lines, no final newline
+        "3\n4 1:1\n",  # a row with no features
+    ],
+)
+def test_fast_parse_accepts_what_the_line_reader_accepts(tmp_path: pathlib.Path, text: str) -> None:
+    assert libsvm._parse_plain(text.encode()) is not None
+    path = _write(tmp_path, "f", text)
+    fast = _data.load_libsvm([path], "train", tmp_path)
+    slow = _data._load_libsvm_line_by_line([path], "train", tmp_path)
+    np.testing.assert_array_equal(fast.labels, slow.labels)
+    np.testing.assert_array_equal(fast.features.toarray(), slow.features.toarray())
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "3 1:2:3 4\n",  # a token with two colons (the same colon and token counts as "3 1:2 3:4")
+        "3: 1:2\n",  # an empty label weight
+        "3 1:\n",  # an empty value
+        "3 :1\n",  # an empty index
+        "3 1:2\n4 1,5\n",  # a comma instead of a colon
+        "NA 1:2\n",
+        "3 1:NA\n",  # pandas' NA words are not numbers here
+        "0 1:1 7\n2:1 3:4\n",  # a token without colon and a label with one, on different lines
+        "3 1.5:2\n",
+    ],
+)
+def test_fast_parse_refuses_malformed_tokens(tmp_path: pathlib.Path, text: str) -> None:
+    assert libsvm._parse_plain(text.encode()) is None
+    with pytest.raises(AlgorithmClientError, match="channel 'train', file 'f'"):
+        _data.load_libsvm([_write(tmp_path, "f", text)], "train", tmp_path)
