@@ -72,4 +72,11 @@ def test_boston_notebook_preset(emulator, run_dag) -> None:
     png_key = f"ab-rollout/{ENDPOINT}/{prefix}/reports/rollout.png"
     png = client(emulator, "s3").get_object(Bucket=BUCKET, Key=png_key)["Body"].read()
     assert png.startswith(b"\x89PNG")
+    # Leave nothing behind for the other A/B tests of the session (they count the har-* configs and models).
+    serving = sm.describe_endpoint_config(
+        EndpointConfigName=sm.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"]
+    )
     sm.delete_endpoint(EndpointName=ENDPOINT)
+    sm.delete_endpoint_config(EndpointConfigName=serving["EndpointConfigName"])
+    for variant in serving["ProductionVariants"]:
+        sm.delete_model(ModelName=variant["ModelName"])
