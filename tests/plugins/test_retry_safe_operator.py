@@ -215,7 +215,7 @@ def test_a_job_that_ends_before_the_deferral_returns_without_deferring(transform
 
 
 def test_inline_wait_returns_a_job_that_ends_within_the_window_without_deferring(transforms):
-    """``inline_wait_seconds``: a short job is watched on the worker (describes a second apart) until it ends."""
+    """``inline_wait_seconds``: a short job is watched on the worker (describes ever further apart) until it ends."""
     op = transform_operator(deferrable=True, inline_wait_seconds=5)
 
     def create_slowish(**request: Any) -> dict:
@@ -228,7 +228,7 @@ def test_inline_wait_returns_a_job_that_ends_within_the_window_without_deferring
         result = run(op, transforms)
     defer.assert_not_called()
     assert result["TransformJobStatus"] == "Completed"
-    assert [call.args[0] for call in sleep.call_args_list] == [1.0, 1.0], "one describe a second until it ended"
+    assert [call.args[0] for call in sleep.call_args_list] == [0.1, 0.2], "describes 0.1 s, then 0.2 s apart"
 
 
 def test_inline_wait_defers_a_job_still_running_at_the_end_of_the_window(transforms):
