@@ -47,6 +47,14 @@ def settings_problems(values: Mapping[str, str]) -> list[str]:
     return problems
 
 
+def checked_settings(lookup: Lookup, error: Callable[[list[str]], Exception]) -> dict[str, str]:
+    """The bucket and role ARN from ``lookup``; ``error(problems)`` is raised when either is unusable."""
+    values = read_settings(lookup)
+    if problems := settings_problems(values):
+        raise error(problems)
+    return values
+
+
 def instance_type_problems(params: Mapping[str, object], names: tuple[str, ...] | list[str]) -> list[str]:
     """One line per Param in ``names`` that is not a SageMaker instance type."""
     return [

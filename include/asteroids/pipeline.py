@@ -24,10 +24,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from include.project_settings import (
+    checked_settings,
     dated_run_prefix,
     instance_type_problems,
-    read_settings,
-    settings_problems,
 )
 from sagemaker_fleet.utils.naming import coerce_run_date, is_valid_sagemaker_name, sagemaker_name
 from sagemaker_fleet.utils.s3 import parse_s3_uri, s3_uri
@@ -112,11 +111,7 @@ def validate_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def environment_settings(lookup: Callable[[str, str, str], str | None]) -> dict[str, str]:
     """Bucket and execution role ARN, each from ``lookup(variable, env_var, default)``; checked."""
-    values = read_settings(lookup)
-    problems = settings_problems(values)
-    if problems:
-        raise InvalidParamsError(problems)
-    return values
+    return checked_settings(lookup, InvalidParamsError)
 
 
 def run_prefix(run_id: str, run_date: dt.date | str) -> str:
