@@ -51,7 +51,7 @@ from include.asteroids.pipeline import (
     PREDICTOR_TYPES,
     TRAINING_INSTANCE_COUNT,
 )
-from include.project_settings import INSTANCE_TYPE_PATTERN
+from include.project_settings import instance_type_param
 from sagemaker_fleet.operators.deploy import SageMakerDeployEndpointOperator
 from sagemaker_fleet.operators.teardown import SageMakerTeardownOperator
 from sagemaker_fleet.operators.training import SageMakerRetrySafeTrainingOperator
@@ -119,21 +119,15 @@ def _hook():
             description="Seeds the data set and the split: the same seed gives the same figures.",
             section="Data",
         ),
-        "training_instance_type": Param(
+        "training_instance_type": instance_type_param(
             DEFAULTS["training_instance_type"],
-            type="string",
-            pattern=INSTANCE_TYPE_PATTERN.pattern,
-            title="Training instance type",
-            description="One instance, as in the notebook (ml.c4.2xlarge).",
-            section="Instances",
+            "Training instance type",
+            "One instance, as in the notebook (ml.c4.2xlarge).",
         ),
-        "endpoint_instance_type": Param(
+        "endpoint_instance_type": instance_type_param(
             DEFAULTS["endpoint_instance_type"],
-            type="string",
-            pattern=INSTANCE_TYPE_PATTERN.pattern,
-            title="Endpoint instance type",
-            description="The AllTraffic variant's instance type (the notebook's ml.m4.xlarge).",
-            section="Instances",
+            "Endpoint instance type",
+            "The AllTraffic variant's instance type (the notebook's ml.m4.xlarge).",
         ),
     },
 )

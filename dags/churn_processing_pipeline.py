@@ -62,7 +62,7 @@ from include.churn.pipeline import (
     MIN_TREES,
     TRAINING_INSTANCE_COUNT,
 )
-from include.project_settings import INSTANCE_TYPE_PATTERN
+from include.project_settings import instance_type_param
 from sagemaker_fleet.operators.deploy import SageMakerDeployEndpointOperator
 from sagemaker_fleet.operators.processing import SageMakerRetrySafeProcessingOperator
 from sagemaker_fleet.operators.teardown import SageMakerTeardownOperator
@@ -85,11 +85,6 @@ def _hook():
     from sagemaker_fleet.hooks.sagemaker import SageMakerFleetHook
 
     return SageMakerFleetHook(aws_conn_id=AWS_CONN_ID)
-
-
-def _instance_param(name: str, title: str, description: str) -> Param:
-    return Param(DEFAULTS[name], type="string", pattern=INSTANCE_TYPE_PATTERN.pattern, title=title,
-                 description=description, section="Instances")  # fmt: skip
 
 
 @dag(
@@ -160,20 +155,22 @@ def _instance_param(name: str, title: str, description: str) -> Param:
             "teardown deletes it.",
             section="Serving",
         ),
-        "processing_instance_type": _instance_param(
-            "processing_instance_type", "Processing instance type", "The notebook's SKLearnProcessor: ml.m4.xlarge."
+        "processing_instance_type": instance_type_param(
+            DEFAULTS["processing_instance_type"],
+            "Processing instance type",
+            "The notebook's SKLearnProcessor: ml.m4.xlarge.",
         ),
-        "xgboost_instance_type": _instance_param(
-            "xgboost_instance_type", "XGBoost training instance type", "The notebook's: ml.m4.xlarge."
+        "xgboost_instance_type": instance_type_param(
+            DEFAULTS["xgboost_instance_type"], "XGBoost training instance type", "The notebook's: ml.m4.xlarge."
         ),
-        "sklearn_instance_type": _instance_param(
-            "sklearn_instance_type", "RandomForest training instance type", "The notebook's: ml.c4.xlarge."
+        "sklearn_instance_type": instance_type_param(
+            DEFAULTS["sklearn_instance_type"], "RandomForest training instance type", "The notebook's: ml.c4.xlarge."
         ),
-        "transform_instance_type": _instance_param(
-            "transform_instance_type", "Batch transform instance type", "One instance per transform job."
+        "transform_instance_type": instance_type_param(
+            DEFAULTS["transform_instance_type"], "Batch transform instance type", "One instance per transform job."
         ),
-        "endpoint_instance_type": _instance_param(
-            "endpoint_instance_type", "Endpoint instance type", "The AllTraffic variant's instance type."
+        "endpoint_instance_type": instance_type_param(
+            DEFAULTS["endpoint_instance_type"], "Endpoint instance type", "The AllTraffic variant's instance type."
         ),
     },
 )

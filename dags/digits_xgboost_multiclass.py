@@ -51,7 +51,7 @@ from typing import Any
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
 from include.digits.pipeline import DEFAULTS, IMAGE_VERSIONS, INSTANCE_COUNTS, LIMITS
-from include.project_settings import INSTANCE_TYPE_PATTERN
+from include.project_settings import instance_type_param
 from sagemaker_fleet.operators.deploy import SageMakerDeployEndpointOperator
 from sagemaker_fleet.operators.teardown import SageMakerTeardownOperator
 from sagemaker_fleet.operators.training import SageMakerRetrySafeTrainingOperator
@@ -140,21 +140,15 @@ def _hook():
             description="Seeds the 60/20/20 split of the 1,797 digits: the same seed gives the same figures.",
             section="Data",
         ),
-        "training_instance_type": Param(
+        "training_instance_type": instance_type_param(
             DEFAULTS["training_instance_type"],
-            type="string",
-            pattern=INSTANCE_TYPE_PATTERN.pattern,
-            title="Training instance type",
-            description="Both jobs' instance type (the notebook's ml.m4.10xlarge); the distributed job uses two.",
-            section="Instances",
+            "Training instance type",
+            "Both jobs' instance type (the notebook's ml.m4.10xlarge); the distributed job uses two.",
         ),
-        "endpoint_instance_type": Param(
+        "endpoint_instance_type": instance_type_param(
             DEFAULTS["endpoint_instance_type"],
-            type="string",
-            pattern=INSTANCE_TYPE_PATTERN.pattern,
-            title="Endpoint instance type",
-            description="The AllTraffic variant's instance type (the notebook's ml.m4.xlarge).",
-            section="Instances",
+            "Endpoint instance type",
+            "The AllTraffic variant's instance type (the notebook's ml.m4.xlarge).",
         ),
     },
 )

@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import re
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from sagemaker_fleet.utils.naming import coerce_run_date, sagemaker_name
 
@@ -62,6 +63,17 @@ def instance_type_problems(params: Mapping[str, object], names: tuple[str, ...] 
         for name in names
         if not isinstance(params[name], str) or not INSTANCE_TYPE_PATTERN.match(params[name])
     ]
+
+
+def instance_type_param(default: str, title: str, description: str) -> Any:
+    """A DAG's instance-type Param: a string the form checks against :data:`INSTANCE_TYPE_PATTERN`, in the
+    form's Instances section."""
+    from airflow.sdk import Param  # the DAG files that call this have Airflow loaded already
+
+    return Param(
+        default, type="string", pattern=INSTANCE_TYPE_PATTERN.pattern, title=title, description=description,
+        section="Instances",
+    )  # fmt: skip
 
 
 def dated_run_prefix(name_prefix: str, run_id: str, run_date: dt.date | str) -> str:
