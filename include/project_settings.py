@@ -56,6 +56,21 @@ def checked_settings(lookup: Lookup, error: Callable[[list[str]], Exception]) ->
     return values
 
 
+def unknown_param_problems(merged: Mapping[str, object], defaults: Mapping[str, object]) -> list[str]:
+    """One line naming the Params a DAG does not know (a typo in a triggered run's conf), if any."""
+    unknown = sorted(set(merged) - set(defaults))
+    return [f"unknown parameter(s) {unknown}; known: {sorted(defaults)}"] if unknown else []
+
+
+def integer_problems(merged: Mapping[str, object], limits: Mapping[str, tuple[int, int]]) -> list[str]:
+    """One line per Param of ``limits`` (name -> (low, high)) that is not an integer in that range (bools are not)."""
+    return [
+        f"{name} must be an integer from {low} to {high}, got {merged[name]!r}"
+        for name, (low, high) in limits.items()
+        if isinstance(merged[name], bool) or not isinstance(merged[name], int) or not low <= merged[name] <= high
+    ]
+
+
 def instance_type_problems(params: Mapping[str, object], names: tuple[str, ...] | list[str]) -> list[str]:
     """One line per Param in ``names`` that is not a SageMaker instance type."""
     return [

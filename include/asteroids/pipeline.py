@@ -27,6 +27,8 @@ from include.project_settings import (
     checked_settings,
     dated_run_prefix,
     instance_type_problems,
+    integer_problems,
+    unknown_param_problems,
 )
 from sagemaker_fleet.utils.naming import coerce_run_date, is_valid_sagemaker_name, sagemaker_name
 from sagemaker_fleet.utils.s3 import parse_s3_uri, s3_uri
@@ -93,16 +95,10 @@ class InvalidParamsError(ValueError):
 def validate_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
     """The Params merged over :data:`DEFAULTS` and checked; InvalidParamsError names every bad one."""
     merged = {**DEFAULTS, **dict(params or {})}
-    problems = []
-    unknown = sorted(set(merged) - set(DEFAULTS))
-    if unknown:
-        problems.append(f"unknown parameter(s) {unknown}; known: {sorted(DEFAULTS)}")
+    problems = unknown_param_problems(merged, DEFAULTS)
     if merged["predictor_type"] not in PREDICTOR_TYPES:
         problems.append(f"predictor_type must be one of {list(PREDICTOR_TYPES)}, got {merged['predictor_type']!r}")
-    for name, low, high in (("rows", MIN_ROWS, MAX_ROWS), ("seed", 0, 2**32 - 1)):
-        value = merged[name]
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            problems.append(f"{name} must be an integer from {low} to {high}, got {value!r}")
+    problems += integer_problems(merged, {"rows": (MIN_ROWS, MAX_ROWS), "seed": (0, 2**32 - 1)})
     problems += instance_type_problems(merged, ("training_instance_type", "endpoint_instance_type"))
     if problems:
         raise InvalidParamsError(problems)

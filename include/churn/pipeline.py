@@ -32,6 +32,8 @@ from include.project_settings import (
     checked_settings,
     dated_run_prefix,
     instance_type_problems,
+    integer_problems,
+    unknown_param_problems,
 )
 from sagemaker_fleet.utils.naming import coerce_run_date, is_valid_sagemaker_name, sagemaker_name
 from sagemaker_fleet.utils.s3 import parse_s3_uri, s3_uri
@@ -121,22 +123,12 @@ class InvalidParamsError(ValueError):
 # --- plan ----------------------------------------------------------------------------------------------
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def validate_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
     """The Params merged over :data:`DEFAULTS` and checked; InvalidParamsError names every bad one."""
     merged = {**DEFAULTS, **dict(params or {})}
-    problems = []
-    unknown = sorted(set(merged) - set(DEFAULTS))
-    if unknown:
-        problems.append(f"unknown parameter(s) {unknown}; known: {sorted(DEFAULTS)}")
-    for name, low, high in (("rows", MIN_ROWS, MAX_ROWS), ("seed", 0, 2**32 - 1), ("n_estimators", MIN_TREES,
-                                                                                  MAX_TREES)):  # fmt: skip
-        value = merged[name]
-        if not _is_int(value) or not low <= value <= high:
-            problems.append(f"{name} must be an integer from {low} to {high}, got {value!r}")
+    problems = unknown_param_problems(merged, DEFAULTS)
+    limits = {"rows": (MIN_ROWS, MAX_ROWS), "seed": (0, 2**32 - 1), "n_estimators": (MIN_TREES, MAX_TREES)}
+    problems += integer_problems(merged, limits)
     ratio = merged["train_test_split_ratio"]
     if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not MIN_SPLIT <= ratio <= MAX_SPLIT:
         problems.append(f"train_test_split_ratio must be a number from {MIN_SPLIT} to {MAX_SPLIT}, got {ratio!r}")

@@ -28,6 +28,8 @@ from include.project_settings import (
     checked_settings,
     dated_run_prefix,
     instance_type_problems,
+    integer_problems,
+    unknown_param_problems,
 )
 from sagemaker_fleet.utils.naming import coerce_run_date, is_valid_sagemaker_name, sagemaker_name
 from sagemaker_fleet.utils.s3 import parse_s3_uri, s3_uri
@@ -80,19 +82,13 @@ class InvalidParamsError(ValueError):
 def validate_params(params: Mapping[str, Any] | None, image_versions: tuple[str, ...] = IMAGE_VERSIONS) -> dict:
     """The Params merged over :data:`DEFAULTS` and checked; InvalidParamsError names every bad one."""
     merged = {**DEFAULTS, **{k: v for k, v in dict(params or {}).items() if v is not None}}
-    problems = []
-    unknown = sorted(set(merged) - set(DEFAULTS))
-    if unknown:
-        problems.append(f"unknown parameter(s) {unknown}; known: {sorted(DEFAULTS)}")
+    problems = unknown_param_problems(merged, DEFAULTS)
     if merged["image_version"] not in image_versions:
         problems.append(
             f"image_version must be one of {list(image_versions)} (images that take the notebook's 'silent' and "
             f"answer comma-joined, as the notebook parses), got {merged['image_version']!r}"
         )
-    for name, (low, high) in LIMITS.items():
-        value = merged[name]
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            problems.append(f"{name} must be an integer from {low} to {high}, got {value!r}")
+    problems += integer_problems(merged, LIMITS)
     problems += instance_type_problems(merged, ("training_instance_type", "endpoint_instance_type"))
     if not isinstance(merged["batch_transform"], bool):
         problems.append(f"batch_transform must be true or false, got {merged['batch_transform']!r}")
