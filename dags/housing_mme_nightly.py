@@ -9,7 +9,7 @@ without a logical date uses the time it was queued for):
 2. **setup**: the bucket, the MME model (`Mode=MultiModel`, `ModelDataUrl` = the MME prefix), its
    endpoint config and the endpoint exist: created once, reused (an update only when the spec changes).
 3. **location** (mapped over the locations; the grid shows each location's name), per location:
-   `ingest` -> `prepare` (quarantine bad rows, 60/30/10 channels under `date=/location=`) ->
+   `prepare` (land the raw listings, quarantine bad rows, 60/30/10 channels under `date=/location=`) ->
    `train` (retry-safe, deferrable, pool `sagemaker_training`) -> `evaluate` (new vs the version live
    for the run's date, RMSE/MAE on the test split; accepted if at least as good within the tolerance,
    or if the location has no earlier version) -> `register` (a new versioned artifact in the MME
@@ -210,8 +210,9 @@ def housing_mme_nightly() -> None:
             # The SDK's image config read directly: importing sagemaker.core cost every run seconds.
             from include.sagemaker_images import image_uri as image_uri_of
 
-            region = _hook().conn_region_name or "us-east-1"
-            image_uri = image_uri_of("xgboost", region=region, version="1.7-1")
+            # The region of the S3 client the rerun check needs anyway (not a sagemaker client built for it).
+            s3 = _hook().s3_client
+            image_uri = image_uri_of("xgboost", region=s3.meta.region_name or "us-east-1", version="1.7-1")
             plan = build_plan(
                 context["params"],
                 settings,
@@ -221,7 +222,7 @@ def housing_mme_nightly() -> None:
                 image_uri=image_uri,
             )
             # A rerun of the date with other Params would rewrite the earlier build: refuse before anything.
-            if conflicts := rerun_conflicts(_hook().s3_client, plan):
+            if conflicts := rerun_conflicts(s3, plan):
                 raise InvalidParamsError(conflicts)
         except (InvalidParamsError, ValueError) as error:
             # Bad input does not get better on retry.
@@ -272,40 +273,41 @@ def housing_mme_nightly() -> None:
         # show once the task has finished). ``location`` is passed by keyword below, so it is in op_kwargs.
         location_label = "{{ task.op_kwargs.get('location', '') }}"
 
-        @task(map_index_template=location_label)
-        def ingest(plan: dict[str, Any], location: str) -> dict[str, Any]:
-            """Put the day's raw listings in S3 (synthetic feed) or check they are there (S3 source)."""
-            from airflow.sdk.exceptions import AirflowFailException
-
-            from include.housing.nightly import BuildConflictError, ingest_listings
-
-            try:
-                return ingest_listings(_hook().s3_client, plan, location)
-            except BuildConflictError as error:
-                raise AirflowFailException(str(error)) from None  # another run's build: a retry cannot help
-
+        # Landing the raw listings and preparing them are one task: a task instance costs more in Airflow
+        # (start, state, rendered fields, XComs) than the ingest itself, and both are idempotent per build.
         @task(multiple_outputs=True, map_index_template=location_label)
-        def prepare(plan: dict[str, Any], location: str, ingested: dict[str, Any]) -> dict[str, Any]:
-            """Validate, quarantine bad rows, write the channels; build the training request."""
+        def prepare(plan: dict[str, Any], location: str) -> dict[str, Any]:
+            """Land the day's raw listings (or check the S3 source has them), quarantine bad rows, write the
+            channels and build the training request."""
             from airflow.sdk.exceptions import AirflowFailException
 
-            from include.housing.nightly import build_training_config, prepare_location
+            from include.housing.nightly import (
+                BuildConflictError,
+                build_training_config,
+                ingest_listings,
+                prepare_location,
+            )
             from include.housing.prepare import DataValidationError
 
+            s3 = _hook().s3_client
             try:
-                data = prepare_location(_hook().s3_client, plan, location, ingested["raw_uri"])
-            except DataValidationError as error:
-                raise AirflowFailException(str(error)) from None  # the same data fails the same way
+                ingested = ingest_listings(s3, plan, location)
+                data = prepare_location(s3, plan, location, ingested["raw_uri"])
+            except (BuildConflictError, DataValidationError) as error:
+                # Another run's build, or data that fails the same way every time: a retry cannot help.
+                raise AirflowFailException(str(error)) from None
             log.info(
-                f"{location}: {data['rows_good']} good, {data['rows_bad']} quarantined "
-                f"({data['quarantine_uri'] or 'none'}); channels under {data['channels']['train'].rsplit('/', 2)[0]}"
+                f"{location}: {ingested['bytes']:,} bytes of raw listings ({ingested['source']}); "
+                f"{data['rows_good']} good, {data['rows_bad']} quarantined ({data['quarantine_uri'] or 'none'}); "
+                f"channels under {data['channels']['train'].rsplit('/', 2)[0]}"
             )
             return {"data": data, "training_config": build_training_config(plan, location, data["channels"])}
 
         # Evaluation decides; register, smoke_test and promote each check its decision and skip with its
         # reason. No short-circuit: in a mapped task group Airflow 3.3's scheduler ignores its skip list
         # (apache/airflow#67265), so the model would be registered and promoted anyway.
-        @task(map_index_template=location_label)
+        # One XCom per result (multiple_outputs would also push each key): every XCom is an API round trip.
+        @task(multiple_outputs=False, map_index_template=location_label)
         def evaluate(
             plan: dict[str, Any], location: str, data: dict[str, Any], trained: dict[str, Any]
         ) -> dict[str, Any]:
@@ -335,12 +337,9 @@ def housing_mme_nightly() -> None:
                 revision=plan["revision"],
             )
             log.info(f"{location} {result['version']}: {result['reason']}")
-            ti = get_current_context()["ti"]
-            for key in ("model_artifact", "version", "metrics"):
-                ti.xcom_push(key=key, value=result[key])
             return result
 
-        @task(map_index_template=location_label)
+        @task(multiple_outputs=False, map_index_template=location_label)
         def smoke_test(
             plan: dict[str, Any],
             location: str,
@@ -370,8 +369,7 @@ def housing_mme_nightly() -> None:
             log.info(f"{location}: endpoint and local predictions agree on {result['rows']} rows")
             return result
 
-        ingested = ingest(plan, location=location)
-        prepared = prepare(plan, location=location, ingested=ingested)
+        prepared = prepare(plan, location=location)
         trained = SageMakerRetrySafeTrainingOperator(
             task_id="train",
             config=prepared["training_config"],
@@ -384,14 +382,12 @@ def housing_mme_nightly() -> None:
             map_index_template="{{ task.config['Tags'][0]['Value'] }}",
         )
         evaluation = evaluate(plan, location=location, data=prepared["data"], trained=trained.output)
+        # The artifact, version and metrics come from the evaluation (its decision): one XCom, not four.
         registered = MMERegisterModelOperator(
             task_id="register",
-            model_artifact=evaluation["model_artifact"],
             mme_prefix=plan["mme_prefix"],
             registry_prefix=plan["registry_prefix"],
             location=location,
-            version=evaluation["version"],
-            metrics=evaluation["metrics"],
             decision=evaluation,
             map_index_template="{{ task.location }}",
         )
@@ -408,7 +404,6 @@ def housing_mme_nightly() -> None:
             mme_prefix=plan["mme_prefix"],
             registry_prefix=plan["registry_prefix"],
             location=location,
-            version=evaluation["version"],
             decision=evaluation,
             # A promotion emits an Asset event for the location's record through this alias.
             outlets=[LIVE_MODELS],
@@ -418,7 +413,7 @@ def housing_mme_nightly() -> None:
 
     locations = per_location.partial(plan=plan, endpoint=endpoint.output).expand(location=locations_of(plan))
     # Every location writes to the bucket: none may start before it exists (on several Celery workers the
-    # first ingests otherwise race ensure_bucket, fail with NoSuchBucket and spend their retries).
+    # first prepares otherwise race ensure_bucket, fail with NoSuchBucket and spend their retries).
     bucket >> locations
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
@@ -469,6 +464,6 @@ def housing_mme_nightly() -> None:
     locations >> summarised
 
 
-_TASK_ORDER = ("ingest", "prepare", "train", "evaluate", "register", "smoke_test", "promote")
+_TASK_ORDER = ("prepare", "train", "evaluate", "register", "smoke_test", "promote")
 
 housing_mme_nightly()

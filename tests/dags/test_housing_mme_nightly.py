@@ -25,7 +25,7 @@ LATER_NIGHT = dt.datetime(2026, 11, 24, 2, tzinfo=dt.UTC)
 CONF = {"locations": LOCATIONS, "houses_per_location": 300, "endpoint_name": ENDPOINT}
 ENV = {"AIRFLOW_VAR_HOUSING_BUCKET": BUCKET, "HOUSING_RETRY_DELAY_SECONDS": "1"}
 MME_PREFIX = f"mme/{ENDPOINT}/"
-LOCATION_TASKS = ("ingest", "prepare", "train", "evaluate", "register", "smoke_test", "promote")
+LOCATION_TASKS = ("prepare", "train", "evaluate", "register", "smoke_test", "promote")
 
 pytestmark = pytest.mark.usefixtures("emulator")
 
@@ -139,7 +139,7 @@ def test_later_night_bad_data_and_training_failure_fail_only_their_location(
 
     assert later.state == "failed", "the summary fails the run when a location failed"
     chicago, houston = later.states_for("Chicago_IL"), later.states_for("Houston_TX")
-    assert chicago["location.ingest"] == "success" and chicago["location.prepare"] == "failed"
+    assert chicago["location.prepare"] == "failed"
     assert chicago["location.train"] == "upstream_failed"
     assert houston["location.prepare"] == "success" and houston["location.train"] == "failed"
     assert houston["location.register"] == "upstream_failed"

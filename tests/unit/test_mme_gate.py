@@ -77,3 +77,44 @@ def test_the_mme_operators_skip_a_rejected_model_before_touching_s3(operator: st
         task = MMEPromoteModelOperator(task_id="promote", **common)
     with pytest.raises(AirflowSkipException, match="Chicago_IL 20261103 not accepted.*107,991"):
         task.execute({})
+
+
+def _gated(operator: str, decision: dict, **fields):
+    from sagemaker_fleet.operators.mme import MMEPromoteModelOperator, MMERegisterModelOperator
+
+    cls = MMERegisterModelOperator if operator == "register" else MMEPromoteModelOperator
+    # Nothing answers at aws_conn_id=None: any S3 call would fail with a connection error.
+    return cls(
+        task_id=operator,
+        mme_prefix="s3://b/mme/",
+        registry_prefix="s3://b/registry/",
+        location="Chicago_IL",
+        decision=decision,
+        aws_conn_id=None,
+        region_name="us-east-1",
+        **fields,
+    )
+
+
+@pytest.mark.parametrize("operator", ["register", "promote"])
+def test_the_version_of_a_rejected_model_comes_from_the_decision(operator: str) -> None:
+    rejected = {"promote": False, "reason": "RMSE 107,991 exceeds the limit", "version": "20261104"}
+    with pytest.raises(AirflowSkipException, match="Chicago_IL 20261104 not accepted.*107,991"):
+        _gated(operator, rejected).execute({})
+
+
+@pytest.mark.parametrize("operator", ["register", "promote"])
+def test_an_accepted_decision_without_what_the_task_needs_fails_before_s3(operator: str) -> None:
+    accepted = {"promote": True, "reason": "first version", "metrics": {"rmse": 1.0}}
+    missing = "model_artifact, version" if operator == "register" else "version"
+    with pytest.raises(ValueError, match=f"^{operator}: {missing} missing: pass it, or a decision that carries it"):
+        _gated(operator, accepted).execute({})
+
+
+def test_fields_passed_explicitly_win_over_the_decision() -> None:
+    decision = {"promote": True, "version": "20261104", "model_artifact": "s3://b/a.tar.gz", "metrics": {"rmse": 2}}
+    task = _gated("register", decision, version="20261105", model_artifact="s3://b/b.tar.gz")
+    from sagemaker_fleet.operators.mme import fill_from_decision
+
+    fill_from_decision(task, "model_artifact", "version", "metrics")
+    assert (task.version, task.model_artifact, task.metrics) == ("20261105", "s3://b/b.tar.gz", {"rmse": 2})

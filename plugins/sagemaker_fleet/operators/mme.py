@@ -169,6 +169,23 @@ def check_decision(decision: Any, what: str) -> dict | None:
     return decision
 
 
+def fill_from_decision(operator: Any, *names: str) -> None:
+    """Set each of ``names`` left None on ``operator`` from the same key of its ``decision``.
+
+    A DAG then passes the evaluation's result once (one XCom) instead of each value in it as its own XCom.
+    """
+    decision = operator.decision if isinstance(operator.decision, dict) else {}
+    for name in names:
+        if getattr(operator, name) is None:
+            setattr(operator, name, decision.get(name))
+
+
+def require(operator: Any, *names: str) -> None:
+    """ValueError naming the task and each of ``names`` that is still empty (neither passed nor decided)."""
+    if missing := [name for name in names if getattr(operator, name) in (None, "")]:
+        raise ValueError(f"{operator.task_id}: {', '.join(missing)} missing: pass it, or a decision that carries it")
+
+
 def record_key(registry_prefix: str, location: str) -> tuple[str, str]:
     bucket, prefix = _prefix(registry_prefix, "registry_prefix")
     return bucket, f"{prefix}{location}.json"
@@ -375,11 +392,11 @@ class MMERegisterModelOperator(AwsBaseOperator[SageMakerFleetHook]):
     def __init__(
         self,
         *,
-        model_artifact: str,
+        model_artifact: str | None = None,
         mme_prefix: str,
         registry_prefix: str,
         location: str,
-        version: str,
+        version: str | None = None,
         metrics: dict | None = None,
         decision: dict | None = None,
         **kwargs: Any,
@@ -397,7 +414,9 @@ class MMERegisterModelOperator(AwsBaseOperator[SageMakerFleetHook]):
         from sagemaker_fleet.utils.naming import mme_artifact_key
 
         # Every check happens before anything is written (templated values are only known here).
+        fill_from_decision(self, "model_artifact", "version", "metrics")
         decision = check_decision(self.decision, f"{self.location} {self.version}")
+        require(self, "model_artifact", "version")
         target_model = mme_artifact_key(self.location, self.version)
         source_bucket, source_key = parse_s3_uri(self.model_artifact)
         mme_bucket, mme_key_prefix = _prefix(self.mme_prefix, "mme_prefix")
@@ -521,7 +540,8 @@ class MMEPromoteModelOperator(AwsBaseOperator[SageMakerFleetHook]):
     A version older than the live one is not made live unless ``allow_older`` (a backfill must not move
     live backwards); that is a success with ``promoted`` False and the reason, and the version is still
     marked released (it is what was live for its date, see :func:`live_version_on`). With ``decision``,
-    it skips unless the evaluation accepted the model (:func:`check_decision`).
+    it skips unless the evaluation accepted the model (:func:`check_decision`), and ``version`` left unset
+    is read from it.
 
     With ``outlets=[AssetAlias(...)]``, a promotion also emits an Asset event for the location's registry
     record (``s3://<registry>/<location>.json``) through each alias.
@@ -543,7 +563,7 @@ class MMEPromoteModelOperator(AwsBaseOperator[SageMakerFleetHook]):
         mme_prefix: str,
         registry_prefix: str,
         location: str,
-        version: str,
+        version: str | None = None,
         allow_older: bool = False,
         decision: dict | None = None,
         **kwargs: Any,
@@ -559,7 +579,9 @@ class MMEPromoteModelOperator(AwsBaseOperator[SageMakerFleetHook]):
     def execute(self, context: Context) -> dict:
         from sagemaker_fleet.utils.naming import mme_artifact_key
 
+        fill_from_decision(self, "version")
         check_decision(self.decision, f"{self.location} {self.version}")
+        require(self, "version")
         target_model = mme_artifact_key(self.location, self.version)
         new_key = _version_key(self.version)
         allow_older = self.allow_older
