@@ -421,27 +421,35 @@ def housing_mme_nightly() -> None:
         """One row per location in the log and in a JSON report in S3; fails the run if a location failed."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.housing.nightly import SUMMARY_COLUMNS, summary_report, summary_row, write_report
+        from include.housing.nightly import (
+            SUMMARY_COLUMNS,
+            failed_tasks_by_index,
+            results_by_location,
+            summary_report,
+            summary_row,
+            write_report,
+        )
         from sagemaker_fleet.utils.reports import summary_table
         from sagemaker_fleet.utils.s3 import parse_s3_uri as split_s3_uri
 
         context = get_current_context()
         ti = context["ti"]
-        rows = []
-        for index, location in enumerate(plan["locations"]):
-            states = ti.get_task_states(
-                dag_id=plan["dag_id"], map_index=index, task_group_id=GROUP, run_ids=[plan["run_id"]]
-            ).get(plan["run_id"], {})
-            failed = {key.rsplit("_", 1)[0] for key, state in states.items() if state == "failed"}
-            first_failed = next((t for t in _TASK_ORDER if f"{GROUP}.{t}" in failed), None)
-            rows.append(
-                summary_row(
-                    location,
-                    evaluation=ti.xcom_pull(task_ids=f"{GROUP}.evaluate", map_indexes=index),
-                    promotion=ti.xcom_pull(task_ids=f"{GROUP}.promote", map_indexes=index),
-                    failed_task=first_failed,
-                )
+        run_id = plan["run_id"]
+        # Three requests for the whole fleet, not three per location: every state in the group, and every
+        # evaluation and promotion (each names its location; a failed or skipped one returned nothing).
+        states = ti.get_task_states(dag_id=plan["dag_id"], task_group_id=GROUP, run_ids=[run_id]).get(run_id, {})
+        failed = failed_tasks_by_index(states, GROUP)
+        evaluations = results_by_location(ti.xcom_pull(task_ids=[f"{GROUP}.evaluate"]))
+        promotions = results_by_location(ti.xcom_pull(task_ids=[f"{GROUP}.promote"]))
+        rows = [
+            summary_row(
+                location,
+                evaluation=evaluations.get(location),
+                promotion=promotions.get(location),
+                failed_task=next((t for t in _TASK_ORDER if t in failed.get(index, ())), None),
             )
+            for index, location in enumerate(plan["locations"])
+        ]
         log.info(
             "Summary of %s (%d location(s)):\n%s", plan["run_date"], len(rows), summary_table(rows, SUMMARY_COLUMNS)
         )

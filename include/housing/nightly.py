@@ -667,6 +667,23 @@ SUMMARY_COLUMNS = (
 )
 
 
+def failed_tasks_by_index(states: Mapping[str, str | None], group: str) -> dict[int, set[str]]:
+    """{map index: the group's task ids that failed there}, from one ``get_task_states`` of the whole group
+    (its keys are ``<group>.<task>_<map index>``): one request for the fleet instead of one per location."""
+    failed: dict[int, set[str]] = {}
+    for key, state in states.items():
+        task_id, _, index = key.rpartition("_")
+        if state == "failed" and task_id.startswith(f"{group}.") and index.isdigit():
+            failed.setdefault(int(index), set()).add(task_id.removeprefix(f"{group}."))
+    return failed
+
+
+def results_by_location(results: Any) -> dict[str, Mapping[str, Any]]:
+    """{location: result} from every map index's return value of one task (each carries its location);
+    a location whose task did not return has no entry."""
+    return {result["location"]: result for result in results or () if isinstance(result, Mapping)}
+
+
 def summary_row(
     location: str,
     *,

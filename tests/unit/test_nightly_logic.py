@@ -214,3 +214,25 @@ def test_summary_rows_cover_every_outcome() -> None:
     assert failed["status"] == "failed" and failed["reason"] == "failed at prepare"
     report = nightly.summary_report(_plan(), [live, failed])
     assert report["failed"] == ["Chicago_IL"] and report["promoted"] == 1
+
+
+def test_failed_tasks_by_index_reads_one_states_answer_for_the_whole_group() -> None:
+    states = {
+        "location.prepare_0": "success",
+        "location.smoke_test_0": "failed",
+        "location.prepare_1": "failed",
+        "location.train_1": "upstream_failed",
+        "location.promote_12": "failed",
+        "summary": "failed",  # not in the group
+        "other.prepare_0": "failed",  # another group
+    }
+    assert nightly.failed_tasks_by_index(states, "location") == {0: {"smoke_test"}, 1: {"prepare"}, 12: {"promote"}}
+
+
+def test_results_by_location_keys_each_return_value_by_its_location() -> None:
+    results = [{"location": "Chicago_IL", "version": "20261123"}, None, {"location": "Dallas_TX", "version": "x"}]
+    assert nightly.results_by_location(results) == {
+        "Chicago_IL": {"location": "Chicago_IL", "version": "20261123"},
+        "Dallas_TX": {"location": "Dallas_TX", "version": "x"},
+    }
+    assert nightly.results_by_location(None) == {} and nightly.results_by_location([None]) == {}
