@@ -61,6 +61,7 @@ __all__ = [
     "MMEPromoteModelOperator",
     "MMERegisterModelOperator",
     "check_decision",
+    "fill_from_decision",
     "archive_reader",
     "list_live_models",
     "list_locations",
@@ -180,7 +181,7 @@ def fill_from_decision(operator: Any, *names: str) -> None:
             setattr(operator, name, decision.get(name))
 
 
-def require(operator: Any, *names: str) -> None:
+def _require(operator: Any, *names: str) -> None:
     """ValueError naming the task and each of ``names`` that is still empty (neither passed nor decided)."""
     if missing := [name for name in names if getattr(operator, name) in (None, "")]:
         raise ValueError(f"{operator.task_id}: {', '.join(missing)} missing: pass it, or a decision that carries it")
@@ -416,7 +417,7 @@ class MMERegisterModelOperator(AwsBaseOperator[SageMakerFleetHook]):
         # Every check happens before anything is written (templated values are only known here).
         fill_from_decision(self, "model_artifact", "version", "metrics")
         decision = check_decision(self.decision, f"{self.location} {self.version}")
-        require(self, "model_artifact", "version")
+        _require(self, "model_artifact", "version")
         target_model = mme_artifact_key(self.location, self.version)
         source_bucket, source_key = parse_s3_uri(self.model_artifact)
         mme_bucket, mme_key_prefix = _prefix(self.mme_prefix, "mme_prefix")
@@ -581,7 +582,7 @@ class MMEPromoteModelOperator(AwsBaseOperator[SageMakerFleetHook]):
 
         fill_from_decision(self, "version")
         check_decision(self.decision, f"{self.location} {self.version}")
-        require(self, "version")
+        _require(self, "version")
         target_model = mme_artifact_key(self.location, self.version)
         new_key = _version_key(self.version)
         allow_older = self.allow_older
