@@ -74,9 +74,10 @@ def test_restart_right_after_a_kill_binds_the_same_port(tmp_path):
         assert connection.getresponse().read()
     finally:
         emu.kill()
-    with pytest.raises((ConnectionError, http.client.HTTPException)):
-        connection.request("GET", "/_emulator/health")
-        connection.getresponse().read()
+    # The client reads the end of the stream (the server's end closed at the kill), then closes its own
+    # end without sending anything: the server's side then passes through TIME_WAIT. A request sent now
+    # would be answered with a reset instead, which leaves no TIME_WAIT (and made this test flaky).
+    assert connection.sock.recv(1) == b""
     connection.close()
     # The reproduction: a bind without SO_REUSEADDR is refused now (what the old port check did).
     with socket.socket() as probe, pytest.raises(OSError) as refused:
