@@ -21,7 +21,6 @@ import contextlib
 import json
 import os
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +31,6 @@ if __package__ in (None, ""):
 
 from bench.common import client, emulator, print_table
 from include import launcher
-from include.sagemaker_emulator.process import free_port
 
 JOBS = 20
 POOL = "sagemaker_training"
@@ -123,20 +121,27 @@ def _phase(api: launcher.Api, stack: launcher.Stack, db: Path, dag_id: str, read
 
 
 def run() -> dict[str, float]:
+    from include.local_stack import LocalAirflow
     from tests.emulator.helpers import training_request, upload_housing_channels
 
     budget_end = time.monotonic() + TOTAL_BUDGET_S
-    saved_logs = launcher.LOGS
-    stack = launcher.Stack()
     with (
         tempfile.TemporaryDirectory(prefix="bench-deferral-") as tmp,
         emulator("--max-training-jobs", str(2 * JOBS), "--log-level", "WARNING", time_scale=3.0) as emu,
     ):
         root = Path(tmp)
-        home, dags = root / "airflow", root / "dags"
-        home.mkdir()
+        dags = root / "dags"
         dags.mkdir()
-        launcher.LOGS = root / "logs"  # the Stack writes each process's log here instead of .local/logs
+        # make run's stack, private (temp home, free ports), with the bench's DAGs and room for 40 tasks.
+        airflow = LocalAirflow(
+            root,
+            emu.url,
+            settings={
+                "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+                "AIRFLOW__CORE__PARALLELISM": "64",
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            },
+        )
         try:
             s3, sm = client(emu, "s3"), client(emu, "sagemaker")
             channels = upload_housing_channels(s3, BUCKET, "data", houses=300)
@@ -147,48 +152,23 @@ def run() -> dict[str, float]:
             (dags / "bench_deferral_dags.py").write_text(
                 _DAGS.format(configs=repr(configs), poke_jobs=repr(poke_jobs), pool=POOL)
             )
-            port = free_port()
-            env = launcher.airflow_env(emu.url, port)
-            env.update(
-                AIRFLOW_HOME=str(home),
-                AIRFLOW__CORE__DAGS_FOLDER=str(dags),
-                AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
-                AIRFLOW__LOGGING__BASE_LOG_FOLDER=str(home / "logs"),
-                AIRFLOW__CORE__PARALLELISM="64",
-                AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
-            )
-            airflow = str(Path(sys.executable).with_name("airflow"))
-            subprocess.run([airflow, "db", "migrate"], env=env, cwd=launcher.ROOT, check=True, capture_output=True)
-            subprocess.run(
-                [airflow, "pools", "set", POOL, str(4 * JOBS), "bench", "--include-deferred"],
-                env=env,
-                cwd=launcher.ROOT,
-                check=True,
-                capture_output=True,
-            )
-            for name in ("api-server", "scheduler", "dag-processor", "triggerer"):
-                stack.start(name, [airflow, name] + (["--port", str(port)] if name == "api-server" else []), env)
-            api = launcher.Api(f"http://localhost:{port}")
-            launcher.wait_until("the API server", lambda: api.login() or True, 150, stack)
-            for dag_id in ("bench_deferral_operator", "bench_deferral_poke"):
-                launcher.wait_until(f"{dag_id} parsed", lambda d=dag_id: api.get(f"/api/v2/dags/{d}"), 120, stack)
+            airflow.start(["bench_deferral_operator", "bench_deferral_poke"], pools={POOL: 4 * JOBS}, timeout=150)
             setup_s = TOTAL_BUDGET_S - (budget_end - time.monotonic())
-            db = home / "airflow.db"
-            deferrable = _phase(api, stack, db, "bench_deferral_operator", "deferred", budget_end)
+            db = airflow.home / "airflow.db"
+            deferrable = _phase(airflow.api, airflow.processes, db, "bench_deferral_operator", "deferred", budget_end)
             for name in poke_jobs:
                 sm.create_training_job(**{**request, "TrainingJobName": name})
-            poke = _phase(api, stack, db, "bench_deferral_poke", "running", budget_end)
+            poke = _phase(airflow.api, airflow.processes, db, "bench_deferral_poke", "running", budget_end)
             jobs_in_progress = sum(
                 sm.describe_training_job(TrainingJobName=name)["TrainingJobStatus"] == "InProgress"
                 for name in [c["TrainingJobName"] for c in configs] + poke_jobs
             )
         except Exception:
-            for log in sorted((root / "logs").glob("*.log")):
+            for log in sorted(airflow.logs.glob("*.log")):
                 print(f"--- {log.name} (tail)\n{log.read_text(errors='replace')[-1500:]}")
             raise
         finally:
-            stack.stop()
-            launcher.LOGS = saved_logs
+            airflow.stop()
     held, poked = deferrable["steady_max_running"], poke["steady_max_running"]
     figures: dict[str, float] = {
         "deferral.worker_slots_held": held if held is not None else -1,

@@ -59,7 +59,7 @@ def _airflow(env: dict[str, str], *args: str, timeout: float = 180) -> subproces
 
 def bench_env(home: Path, emulator_url: str) -> dict[str, str]:
     """The launcher's Airflow environment, pointed at a temp home and the bench's emulator."""
-    env = airflow_env(emulator_url, "127.0.0.1", 8080)
+    env = airflow_env(emulator_url, "127.0.0.1", 8080, airflow_home=home)
     env.update(
         AIRFLOW_HOME=str(home),
         AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
